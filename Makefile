@@ -1,0 +1,36 @@
+# `make setup` then `make test` set up and check ginv on a fresh machine.
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTHON ?= python3
+
+# The canonical data files live beside the project; use them when present.
+ifneq ($(wildcard ../shared/data),)
+export GINV_DATA_DIR ?= $(abspath ../shared/data)
+endif
+
+.PHONY: setup test lint format bench clean
+
+setup:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+
+lint:
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+format:
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+bench:
+	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/saliency_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

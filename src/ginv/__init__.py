@@ -1,0 +1,18 @@
+"""ginv: measure and learn genuine group invariance in PyTorch classifiers."""
+
+from ginv.errors import GinvError
+from ginv.groups import D4, R4, T3, FlipH, FlipV, PermutationGroup, Tn, get_group
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "D4",
+    "R4",
+    "T3",
+    "FlipH",
+    "FlipV",
+    "GinvError",
+    "PermutationGroup",
+    "Tn",
+    "get_group",
+]

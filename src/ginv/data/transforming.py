@@ -1,0 +1,202 @@
+"""Transforming-MNIST and Transforming-FMNIST (SPEC §2).
+
+MNIST (or Fashion-MNIST) train and test pooled, class 9 dropped, disjoint splits
+of 10,000 train / 50,000 test / 2,000 validation drawn with a fixed split seed,
+zero-padded from 28×28 to 36×36, normalised with the training split's scalar
+mean and standard deviation. Built splits are cached on disk as uint8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ginv.data.idx import KNOWN_SHA256, DataFileError, parse_idx
+from ginv.data.sources import default_cache_dir, find_file
+
+ALIASES = {"mnist": "mnist", "fmnist": "fashion-mnist", "fashion-mnist": "fashion-mnist"}
+
+
+def source_name(dataset: str) -> str:
+    """The source dataset ('mnist' or 'fashion-mnist') behind a dataset name or alias."""
+    try:
+        return ALIASES[dataset.lower()]
+    except KeyError:
+        raise DataFileError(
+            f"unknown dataset {dataset!r} (known: {', '.join(sorted(ALIASES))})"
+        ) from None
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How a Transforming dataset is built; defaults are the study's."""
+
+    dataset: str = "mnist"
+    n_train: int = 10_000
+    n_test: int = 50_000
+    n_val: int = 2_000
+    split_seed: int = 0
+    pad: int = 4
+    drop_class: int = 9
+
+    def key(self) -> str:
+        """A short hash of everything that determines the splits."""
+        content = {**asdict(self), "dataset": source_name(self.dataset)}
+        content["sha256"] = KNOWN_SHA256[content["dataset"]]
+        text = json.dumps(content, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Split:
+    """Images ``(N, 1, H, W)`` float (normalised) and labels ``(N,)`` long."""
+
+    images: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.images.to(device), self.labels.to(device))
+
+    def head(self, n: int | None) -> Split:
+        """The first ``n`` samples (splits are already in random order)."""
+        return self if n is None else Split(self.images[:n], self.labels[:n])
+
+
+@dataclass
+class TransformingDataset:
+    """The three splits of a Transforming dataset plus its normalisation."""
+
+    config: DataConfig
+    train: Split
+    test: Split
+    val: Split
+    mean: float
+    std: float
+    num_classes: int
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> TransformingDataset:
+        return replace(
+            self, train=self.train.to(device), test=self.test.to(device), val=self.val.to(device)
+        )
+
+    def to_pixels(self, images: Tensor) -> Tensor:
+        """Undo the normalisation: images back in [0, 1] pixel space."""
+        return images * self.std + self.mean
+
+    def normalise(self, pixels: Tensor) -> Tensor:
+        return (pixels - self.mean) / self.std
+
+
+def load_pooled(
+    dataset: str, data_dir: Path | str | None = None, cache_dir: Path | str | None = None
+) -> tuple[Tensor, Tensor, dict[str, str]]:
+    """Official train and test pooled: uint8 images ``(70000, 28, 28)``, labels, sources."""
+    src = source_name(dataset)
+    images: list[Tensor] = []
+    labels: list[Tensor] = []
+    sources: dict[str, str] = {}
+    for part in ("train", "t10k"):
+        for kind, out in (("images-idx3", images), ("labels-idx1", labels)):
+            name = f"{part}-{kind}-ubyte"
+            found = find_file(src, name, data_dir, cache_dir)
+            out.append(parse_idx(found.data, str(found.path)))
+            sources[name] = f"{found.origin}: {found.path}"
+    return torch.cat(images), torch.cat(labels).long(), sources
+
+
+def _draw_splits(
+    cfg: DataConfig, images: Tensor, labels: Tensor
+) -> dict[str, tuple[Tensor, Tensor]]:
+    keep = labels != cfg.drop_class
+    images, labels = images[keep], labels[keep]
+    needed = cfg.n_train + cfg.n_test + cfg.n_val
+    if needed > len(labels):
+        raise DataFileError(f"{cfg.dataset}: {needed} samples requested, {len(labels)} available")
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(cfg.split_seed))
+    bounds = {
+        "train": (0, cfg.n_train),
+        "test": (cfg.n_train, cfg.n_train + cfg.n_test),
+        "val": (cfg.n_train + cfg.n_test, needed),
+    }
+    return {k: (images[order[a:b]], labels[order[a:b]]) for k, (a, b) in bounds.items()}
+
+
+def _cache_path(cfg: DataConfig, cache_dir: Path) -> Path:
+    return cache_dir / "splits" / f"transforming-{source_name(cfg.dataset)}-{cfg.key()}.pt"
+
+
+def load_transforming(
+    config: DataConfig | str = "mnist",
+    data_dir: Path | str | None = None,
+    cache_dir: Path | str | None = None,
+    device: torch.device | str = "cpu",
+    use_cache: bool = True,
+) -> TransformingDataset:
+    """Transforming-MNIST (``'mnist'``) or Transforming-FMNIST (``'fmnist'``), built once
+    from the verified IDX files and then loaded from the split cache."""
+    cfg = DataConfig(dataset=config) if isinstance(config, str) else config
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = _cache_path(cfg, cache_dir)
+    raw = None
+    if use_cache and path.is_file():
+        try:
+            raw = torch.load(path, weights_only=True)
+        except Exception:  # an unreadable cache entry is rebuilt, never trusted
+            raw = None
+    if raw is None:
+        images, labels, sources = load_pooled(cfg.dataset, data_dir, cache_dir)
+        splits = _draw_splits(cfg, images, labels)
+        raw = {k: {"images": x, "labels": y} for k, (x, y) in splits.items()}
+        raw["sources"] = sources
+        if use_cache:
+            _atomic_save(raw, path)
+    mean, std = _padded_stats(raw["train"]["images"], cfg.pad)
+    splits_out = {
+        k: Split(_pad_normalise(raw[k]["images"], cfg.pad, mean, std), raw[k]["labels"])
+        for k in ("train", "test", "val")
+    }
+    num_classes = int(raw["train"]["labels"].max()) + 1
+    ds = TransformingDataset(
+        cfg, splits_out["train"], splits_out["test"], splits_out["val"],
+        mean, std, num_classes, dict(raw.get("sources", {})),
+    )  # fmt: skip
+    return ds.to(device)
+
+
+def _padded_stats(images: Tensor, pad: int) -> tuple[float, float]:
+    """Mean and standard deviation of the [0, 1] pixels after zero-padding by ``pad``."""
+    n, h, w = images.shape
+    count = n * (h + 2 * pad) * (w + 2 * pad)
+    pixels = images.double() / 255.0
+    mean = float(pixels.sum()) / count
+    var = (float((pixels * pixels).sum()) - count * mean * mean) / (count - 1)
+    return mean, var**0.5
+
+
+def _pad_normalise(images: Tensor, pad: int, mean: float, std: float) -> Tensor:
+    """uint8 ``(N, H, W)`` → normalised float ``(N, 1, H + 2·pad, W + 2·pad)``, zero-padded
+    in pixel space (so the padding holds ``-mean/std``)."""
+    n, h, w = images.shape
+    out = torch.full((n, 1, h + 2 * pad, w + 2 * pad), -mean / std)
+    out[:, 0, pad : pad + h, pad : pad + w] = images.float() * (1.0 / (255.0 * std)) - mean / std
+    return out
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

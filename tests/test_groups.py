@@ -1,0 +1,109 @@
+"""Group axioms and the exactness of the pixel-permutation action."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from ginv.errors import GinvError
+from ginv.groups import D4, GROUPS, R4, T3, PermutationGroup, Tn, get_group
+
+ALL = [*GROUPS, "T4", "T3y", "T6"]
+
+
+def images(b: int = 5, c: int = 2, h: int = 12, w: int = 12) -> torch.Tensor:
+    return torch.randn(b, c, h, w, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_group_axioms_on_random_images(name: str) -> None:
+    group = get_group(name)
+    x = images()
+    e = group.elements[0]
+    assert torch.equal(group.act(e, x), x), "element 0 is the identity"
+    for g in group.elements:
+        assert torch.equal(group.act(group.inverse(g), group.act(g, x)), x)
+        assert torch.equal(group.act_inverse(g, group.act(g, x)), x)
+        assert group.compose(g, group.inverse(g)) == e
+    for g, h in itertools.product(group.elements, repeat=2):
+        gh = group.compose(g, h)
+        assert gh in group.elements  # closure
+        assert torch.equal(group.act(gh, x), group.act(g, group.act(h, x)))
+    for g, h, k in itertools.product(group.elements, repeat=3):
+        assert group.compose(group.compose(g, h), k) == group.compose(g, group.compose(h, k))
+    # every element acts differently (faithful) and as a permutation of pixel values
+    outs = [group.act(g, x) for g in group.elements]
+    assert len({o.flatten().tolist().__repr__() for o in outs}) == len(group)
+    for o in outs:
+        assert torch.equal(o.flatten(-2).sort(-1).values, x.flatten(-2).sort(-1).values)
+
+
+def test_r4_is_rot90_and_t3_shifts_by_a_third() -> None:
+    x = images(h=36, w=36)
+    r4, t3 = R4(), T3()
+    for k in range(4):
+        assert torch.equal(r4.act(k, x), torch.rot90(x, k, dims=(-2, -1)))
+    for k in range(3):
+        assert torch.equal(t3.act(k, x), torch.roll(x, 12 * k, dims=-1))
+    assert len(D4()) == 8 and len(Tn(5, "y")) == 5
+
+
+def test_orbit_order_and_shape() -> None:
+    x = images(b=3, h=36, w=36)
+    for group in (R4(), T3(), D4()):
+        orbit = group.orbit(x)
+        assert orbit.shape == (len(group) * 3, 2, 36, 36)
+        for g in group.elements:
+            assert torch.equal(orbit[g * 3 : (g + 1) * 3], group.act(g, x))
+
+
+def test_per_image_elements_match_single_element_action() -> None:
+    group = D4()
+    x = images(b=8)
+    g = torch.randint(len(group), (8,))
+    out = group.act(g, x)
+    for i in range(8):
+        assert torch.equal(out[i], group.act(int(g[i]), x[i : i + 1])[0])
+    # leading dimensions beyond the batch (several models at once)
+    x2 = torch.randn(3, 4, 1, 12, 12)
+    g2 = torch.randint(len(group), (3, 4))
+    out2 = group.act(g2, x2)
+    assert torch.equal(out2[2, 1], group.act(int(g2[2, 1]), x2[2, 1:2])[0])
+    assert torch.equal(group.act_inverse(g2, out2), x2)
+
+
+def test_orbit_is_a_group_invariant_set() -> None:
+    """The orbit of g·x is the orbit of x, re-ordered by left multiplication."""
+    group, x = R4(), images(b=2)
+    for g in group.elements:
+        moved = group.orbit(group.act(g, x)).view(len(group), 2, 2, 12, 12)
+        base = group.orbit(x).view(len(group), 2, 2, 12, 12)
+        for h in group.elements:
+            assert torch.equal(moved[h], base[group.compose(h, g)])
+
+
+def test_bad_shapes_are_clear_errors() -> None:
+    with pytest.raises(GinvError, match="square"):
+        R4().act(1, torch.zeros(1, 1, 36, 30))
+    with pytest.raises(GinvError, match="divisible by 3"):
+        T3().orbit(torch.zeros(1, 1, 35, 35))
+    with pytest.raises(GinvError, match="unknown group"):
+        get_group("Q7")
+    with pytest.raises(GinvError, match="shape"):
+        R4().act(torch.zeros(3, dtype=torch.long), torch.zeros(2, 1, 4, 4))
+
+
+def test_constant_images_are_fixed() -> None:
+    assert R4().is_fixed(torch.full((1, 1, 8, 8), 0.3))
+    assert not T3().is_fixed(torch.arange(36.0).view(1, 1, 6, 6))
+
+
+def test_groups_can_be_built_from_new_generators() -> None:
+    transpose = lambda h, w: torch.arange(h * w).view(h, w).T.flatten()  # noqa: E731
+    group = PermutationGroup("Transpose", [transpose], 2)
+    x = images()
+    assert torch.equal(group.act(1, x), x.transpose(-2, -1))
+    with pytest.raises(GinvError, match="distinct elements"):
+        PermutationGroup("Wrong", [transpose], 3)
