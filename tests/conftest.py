@@ -44,3 +44,21 @@ def real_data_dir() -> Path:
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+def synthetic_dataset(
+    n_train: int = 256, n_val: int = 64, size: int = 12, classes: int = 3, seed: int = 0
+):
+    """A learnable toy dataset: each class is a fixed random pattern plus noise."""
+    from ginv.data import DataConfig, Split, TransformingDataset
+
+    g = torch.Generator().manual_seed(seed)
+    patterns = torch.randn(classes, 1, size, size, generator=g)
+
+    def split(n: int) -> Split:
+        labels = torch.arange(n) % classes
+        images = patterns[labels] + 0.5 * torch.randn(n, 1, size, size, generator=g)
+        return Split(images, labels)
+
+    train, val = split(n_train), split(n_val)
+    return TransformingDataset(DataConfig(), train, val, val, 0.0, 1.0, classes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,7 +40,71 @@ def _data_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def writable_dir(path: Path) -> Path:
+    """Create ``path`` if needed and check that files can be written there."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".ginv-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise GinvError(f"cannot write to {path}: {e.strerror or e}") from None
+    return path
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ginv.data import DataConfig, load_transforming
+    from ginv.training import TrainConfig, Trainer
+
+    base = TrainConfig(
+        dataset=args.dataset, group=args.group, model=args.model, pool=args.pool,
+        depth=args.depth, width=args.width, reg=args.reg, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, n_train=args.n_train, n_val=args.n_val,
+        split_seed=args.split_seed,
+    )  # fmt: skip
+    nus = args.nu if args.reg != "none" else [0.0]
+    configs = [
+        TrainConfig(**{**base.to_dict(), "seed": s, "nu": nu}).validate()
+        for nu in nus
+        for s in args.seeds
+    ]
+    out = writable_dir(args.out)
+    data = load_transforming(
+        DataConfig(args.dataset, split_seed=args.split_seed), args.data_dir, device="cpu"
+    )
+    start = time.perf_counter()
+    trainer = Trainer(configs, data, out, device=args.device, progress=not args.quiet)
+    results = trainer.fit(resume=args.resume)
+    for i, run in enumerate(results):
+        print(
+            f"{run['name']}: best val acc {run['best_val_acc']:.4f} at epoch "
+            f"{run['selected_epoch']}/{run['epochs_trained']} → {trainer.member_dir(i)}"
+        )
+    print(f"trained {len(results)} run(s) in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from ginv.training import REGULARIZERS
+
     parser = argparse.ArgumentParser(
         prog="ginv", description="Measure and learn genuine group invariance."
     )
@@ -51,6 +116,39 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
     check.add_argument("--cache-dir", type=Path, help="cache folder ($GINV_CACHE_DIR)")
     check.set_defaults(func=_data_check)
+
+    train = sub.add_parser("train", help="train DA, WT or IR models (several seeds at once)")
+    train.add_argument("--dataset", default="mnist", help="mnist or fmnist (Transforming-)")
+    train.add_argument("--group", default="R4", help="R4, T3, D4, FlipH, FlipV, Tn, Tny")
+    train.add_argument("--model", default="mlp", help="mlp (DA / IR) or wt (weight-tied)")
+    train.add_argument("--pool", default="mean", help="WT pooling over the group: mean or max")
+    train.add_argument(
+        "--reg", default="none", help=f"invariance regularizer: {', '.join(REGULARIZERS)}"
+    )
+    train.add_argument(
+        "--nu", type=_float_list, default=[1.0], help="weight ν (comma list trains each)"
+    )
+    train.add_argument("--epochs", type=int, default=300)
+    train.add_argument("--batch-size", type=int, default=512)
+    train.add_argument("--lr", type=float, default=8e-4)
+    train.add_argument("--depth", type=int, default=5, help="hidden layers")
+    train.add_argument("--width", type=int, default=128, help="hidden units")
+    train.add_argument(
+        "--seeds", type=_int_list, default=[0], help="e.g. 0,1,2,3 (trained together)"
+    )
+    train.add_argument(
+        "--n-train", type=int, default=10_000, help="use the first N training samples"
+    )
+    train.add_argument(
+        "--n-val", type=int, default=2_000, help="use the first N validation samples"
+    )
+    train.add_argument("--split-seed", type=int, default=0)
+    train.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    train.add_argument("--out", type=Path, default=Path("runs"), help="output folder")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=_train)
     return parser
 
 

@@ -1,0 +1,56 @@
+"""Several members of one architecture as one batched model (stacked weights, ``torch.func``).
+
+Member ``m`` holds its own weights; a forward call maps inputs ``(M, B, ...)``, or a
+batch ``(B, ...)`` shared by every member, to outputs ``(M, B, ...)``. The gradient of a
+sum of per-member losses reaches each member's weights alone, and Adam is elementwise,
+so Adam on the stacked tensors is Adam on each member.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+
+
+class Ensemble(nn.Module):
+    """``M`` copies of one architecture with stacked parameters ``(M, *shape)``."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        params, buffers = stack_module_state(list(members))
+        if buffers:
+            raise ValueError("members with buffers are not supported")
+        # A weightless template (kept out of the module tree): the weights live in `stacked`.
+        self._template = [copy.deepcopy(members[0]).to("meta")]
+        self.names = list(params)
+        self.stacked = nn.ParameterList(nn.Parameter(params[k].detach()) for k in self.names)
+
+    @property
+    def size(self) -> int:
+        return self.stacked[0].shape[0]
+
+    def weights(self) -> dict[str, Tensor]:
+        """Stacked weights by the member's parameter names."""
+        return dict(zip(self.names, self.stacked, strict=True))
+
+    def forward(self, x: Tensor, shared_input: bool = False) -> Tensor:
+        """Logits ``(M, B, K)`` of inputs ``(M, B, ...)``, or of one batch ``(B, ...)`` for all."""
+        template = self._template[0]
+
+        def one(params: dict[str, Tensor], inp: Tensor) -> Tensor:
+            return functional_call(template, params, (inp,))
+
+        return vmap(one, in_dims=(0, None if shared_input else 0))(self.weights(), x)
+
+    def member_state(self, i: int) -> dict[str, Tensor]:
+        """Member ``i``'s ``state_dict``."""
+        return {k: v[i].detach().clone() for k, v in self.weights().items()}
+
+    def load_member_state(self, i: int, state: dict[str, Tensor]) -> None:
+        for k, v in self.weights().items():
+            v.data[i].copy_(state[k])

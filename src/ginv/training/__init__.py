@@ -1,0 +1,20 @@
+"""Training: typed run configurations and the batched, resumable trainer."""
+
+from ginv.training.config import REGULARIZERS, TrainConfig
+from ginv.training.trainer import (
+    Trainer,
+    TrainingDiverged,
+    load_run,
+    orbit_accuracy,
+    resolve_device,
+)
+
+__all__ = [
+    "REGULARIZERS",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "load_run",
+    "orbit_accuracy",
+    "resolve_device",
+]

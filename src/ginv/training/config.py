@@ -1,0 +1,96 @@
+"""The typed configuration of one training run; defaults are the study's (SPEC §4)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from ginv.errors import GinvError
+from ginv.groups import get_group
+from ginv.losses import INVARIANCE_ERRORS
+from ginv.models import MODEL_KINDS
+
+REGULARIZERS = ("none", *INVARIANCE_ERRORS)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One run: data, group, model, optional invariance regularizer ``ν·I(f)``, optimisation."""
+
+    dataset: str = "mnist"
+    group: str = "R4"
+    model: str = "mlp"
+    pool: str = "mean"
+    depth: int = 5
+    width: int = 128
+    reg: str = "none"
+    nu: float = 0.0
+    epochs: int = 300
+    batch_size: int = 512
+    lr: float = 8e-4
+    seed: int = 0
+    n_train: int = 10_000
+    n_val: int = 2_000
+    split_seed: int = 0
+
+    def validate(self) -> TrainConfig:
+        """Raise a :class:`GinvError` naming the first bad setting; return ``self``."""
+        get_group(self.group)
+        from ginv.data import source_name
+
+        source_name(self.dataset)
+        checks = [
+            (
+                self.model in MODEL_KINDS,
+                f"unknown model {self.model!r} (known: {', '.join(MODEL_KINDS)})",
+            ),
+            (
+                self.reg in REGULARIZERS,
+                f"unknown regularizer {self.reg!r} (known: {', '.join(REGULARIZERS)})",
+            ),
+            (self.pool in ("mean", "max"), f"pool must be 'mean' or 'max', got {self.pool!r}"),
+            (self.nu >= 0, f"ν must be ≥ 0, got {self.nu}"),
+            (self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch size must be ≥ 1, got {self.batch_size}"),
+            (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
+            (self.depth >= 1 and self.width >= 1, "depth and width must be ≥ 1"),
+            (self.n_train >= 1 and self.n_val >= 1, "n_train and n_val must be ≥ 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise GinvError(message)
+        return self
+
+    @property
+    def family(self) -> str:
+        """The run name without seed and ν: what members trained together share."""
+        reg = "" if self.reg == "none" else f"-{self.reg}"
+        return f"{self.dataset}-{self.group}-{self.model}{reg}"
+
+    @property
+    def name(self) -> str:
+        """A readable run name, e.g. ``mnist-R4-mlp-logit-nu1-seed0``."""
+        reg = "" if self.reg == "none" else f"-{self.reg}-nu{self.nu:g}"
+        return f"{self.dataset}-{self.group}-{self.model}{reg}-seed{self.seed}"
+
+    def key(self) -> str:
+        """A hash of every setting: equal keys mean the same run."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise GinvError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def batchable_with(self, other: TrainConfig) -> bool:
+        """Whether two runs can train as members of one batched model (same all but seed, ν)."""
+        return replace(self, seed=0, nu=0.0) == replace(other, seed=0, nu=0.0)

@@ -1,0 +1,328 @@
+"""Training DA, WT and IR models, several members at once (SPEC §4).
+
+Every member draws, each epoch, its own sample order and one group element per sample
+from its own seeded generator, so a member trained with others follows exactly the
+trajectory it follows alone. The whole split lives on the device; the group action is
+one gather per batch. State is checkpointed atomically after every epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ginv.data import Split, TransformingDataset
+from ginv.errors import GinvError
+from ginv.groups import PermutationGroup, get_group
+from ginv.losses import invariance_penalty
+from ginv.models import Ensemble, build_model
+from ginv.models.mlp import Pool
+from ginv.training.checkpoint import atomic_torch_save, atomic_write_json
+from ginv.training.config import TrainConfig
+
+
+class TrainingDiverged(GinvError):
+    """A non-finite loss; the last good checkpoint is kept."""
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``'auto'``/None → CUDA when present, else CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def model_for(config: TrainConfig, in_features: int = 36 * 36, num_classes: int = 9) -> nn.Module:
+    """A freshly initialised model for ``config`` (initialisation drawn from ``config.seed``)."""
+    torch.manual_seed(config.seed)
+    group = get_group(config.group)
+    pool: Pool = "max" if config.pool == "max" else "mean"
+    return build_model(
+        config.model, group, in_features, config.width, config.depth, num_classes, pool
+    )
+
+
+@torch.no_grad()
+def orbit_accuracy(
+    forward: Any, split: Split, group: PermutationGroup, chunk: int = 2048
+) -> Tensor:
+    """Accuracy on the whole orbit of ``split`` of a model returning ``(..., B, K)`` logits."""
+    correct: Tensor | float = 0.0
+    for start in range(0, len(split), chunk):
+        x, y = split.images[start : start + chunk], split.labels[start : start + chunk]
+        logits = forward(group.orbit(x))
+        correct = correct + (logits.argmax(-1) == y.repeat(len(group))).sum(-1)
+    return torch.as_tensor(correct).double() / (len(split) * len(group))
+
+
+@dataclass
+class MemberState:
+    """Per-member bookkeeping that survives a resume."""
+
+    config: TrainConfig
+    generator: torch.Generator
+    best_val_acc: float = -1.0
+    best_epoch: int = -1
+    best_state: dict[str, Tensor] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains ``configs`` (identical but for seed and ν) together as one batched model.
+
+    The training orbit is precomputed when it fits ``orbit_budget_bytes`` (2 GiB default).
+    """
+
+    def __init__(
+        self,
+        configs: Sequence[TrainConfig],
+        data: TransformingDataset,
+        out_dir: Path | str,
+        device: str | torch.device | None = None,
+        progress: bool = True,
+        orbit_budget_bytes: int = 2 << 30,
+    ) -> None:
+        if not configs:
+            raise GinvError("nothing to train: no configurations")
+        for c in configs:
+            c.validate()
+            if not c.batchable_with(configs[0]):
+                raise GinvError("members trained together must differ only in seed and ν")
+        self.configs = list(configs)
+        self.base = configs[0]
+        self.device = resolve_device(device)
+        self.group = get_group(self.base.group)
+        self.train_split = data.train.head(self.base.n_train).to(self.device)
+        self.val_split = data.val.head(self.base.n_val).to(self.device)
+        self.out_dir = Path(out_dir)
+        self.progress = progress
+        in_features = int(self.train_split.images[0].numel())
+        self.num_classes = data.num_classes
+        models = [model_for(c, in_features, data.num_classes) for c in self.configs]
+        self.template = models[0]
+        self.model = Ensemble(models).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.base.lr, fused=True)
+        self.nus = torch.tensor([c.nu for c in self.configs], device=self.device)
+        self.members = [MemberState(c, torch.Generator().manual_seed(c.seed)) for c in self.configs]
+        self.epoch = 0
+        self.train_orbit = self._orbit_table(orbit_budget_bytes)
+
+    def _orbit_table(self, budget: int) -> Tensor | None:
+        """The whole training orbit, rows ``g·N + i = g·x_i``, when it fits the budget: then every
+        augmented batch (and the orbit of one, for IR) is a row gather, with no pixel shuffling."""
+        images = self.train_split.images
+        if images.numel() * images.element_size() * len(self.group) > budget:
+            return None
+        return self.group.orbit(images)
+
+    def _batch(self, idx: Tensor, elements: Tensor, with_orbit: bool) -> Tensor:
+        """Augmented images ``g·x`` for samples ``idx``, elements ``elements`` (both ``(M, B)``);
+        with ``with_orbit``, all ``h·g·x`` as ``(M, |G|·B, ...)``, ``h`` major, identity first."""
+        m, b = idx.shape
+        shape = self.train_split.images.shape[1:]
+        if self.train_orbit is not None:
+            n = len(self.train_split)
+            if with_orbit:
+                table = self.group.action(*shape[-2:]).table.to(idx.device)
+                elements = table[:, elements].transpose(0, 1)  # (M, |G|, B): h∘g
+                idx = idx.unsqueeze(1).expand_as(elements)
+            rows = (elements * n + idx).flatten()
+            return self.train_orbit.index_select(0, rows).view(m, -1, *shape)
+        x = self.group.act(
+            elements, self.train_split.images.index_select(0, idx.flatten()).view(m, b, *shape)
+        )
+        if not with_orbit:
+            return x
+        orbit = self.group.orbit(x.flatten(0, 1)).view(len(self.group), m, b, *shape)
+        return orbit.transpose(0, 1).flatten(1, 2)
+
+    # --- one epoch -------------------------------------------------------
+    def _draws(self) -> tuple[Tensor, Tensor]:
+        """Each member's sample order and group elements for this epoch, ``(M, N)`` each."""
+        n, order = len(self.train_split), len(self.group)
+        orders, elements = [], []
+        for m in self.members:
+            orders.append(torch.randperm(n, generator=m.generator))
+            elements.append(torch.randint(order, (n,), generator=m.generator))
+        return torch.stack(orders).to(self.device), torch.stack(elements).to(self.device)
+
+    def _loss(self, idx: Tensor, elements: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-member cross-entropy on ``x̃ = g·x`` and invariance penalty between ``f(x̃)`` and
+        every ``f(h·x̃)``, for samples ``idx`` drawn with elements ``elements`` (both ``(M, B)``)."""
+        m, b = idx.shape
+        y = self.train_split.labels[idx]
+        if self.base.reg == "none":
+            logits = self.model(self._batch(idx, elements, with_orbit=False))
+            inv = torch.zeros(m, device=idx.device)
+        else:
+            orbit_logits = self.model(self._batch(idx, elements, with_orbit=True))
+            orbit_logits = orbit_logits.view(m, len(self.group), b, -1)
+            logits = orbit_logits[:, 0]
+            inv = invariance_penalty(self.base.reg, orbit_logits)
+        ce = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(m, b).mean(1)
+        return ce, inv
+
+    def train_epoch(self) -> dict[str, Tensor]:
+        orders, elements = self._draws()
+        n, bs = len(self.train_split), self.base.batch_size
+        totals = torch.zeros(3, len(self.members), device=self.device)
+        steps = math.ceil(n / bs)
+        for s in range(steps):
+            batch = slice(s * bs, (s + 1) * bs)
+            ce, inv = self._loss(orders[:, batch], elements[:, batch])
+            loss = ce + self.nus * inv
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            self.optimizer.step()
+            totals += torch.stack([loss, ce, inv]).detach()
+        totals /= steps
+        return {"loss": totals[0], "ce": totals[1], "inv": totals[2]}
+
+    # --- checkpoints -----------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        """One checkpoint per set of members, so several trainings can share ``out_dir``."""
+        key = hashlib.sha256("".join(c.key() for c in self.configs).encode()).hexdigest()[:12]
+        return self.out_dir / f"checkpoint-{key}.pt"
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "configs": [c.to_dict() for c in self.configs],
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "members": [
+                {
+                    "generator": m.generator.get_state(),
+                    "best_val_acc": m.best_val_acc,
+                    "best_epoch": m.best_epoch,
+                    "best_state": m.best_state,
+                    "history": m.history,
+                }
+                for m in self.members
+            ],
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state["configs"] != [c.to_dict() for c in self.configs]:
+            raise GinvError(f"{self.checkpoint_path}: checkpoint belongs to other settings")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = state["epoch"]
+        for m, s in zip(self.members, state["members"], strict=True):
+            m.generator.set_state(s["generator"])
+            m.best_val_acc, m.best_epoch = s["best_val_acc"], s["best_epoch"]
+            m.best_state, m.history = s["best_state"], s["history"]
+
+    def resume(self) -> bool:
+        """Load the checkpoint in ``out_dir`` if there is one; return whether it did."""
+        if not self.checkpoint_path.is_file():
+            return False
+        try:
+            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        except Exception as e:
+            raise GinvError(f"{self.checkpoint_path}: unreadable checkpoint ({e})") from None
+        self.load_state(state)
+        return True
+
+    # --- the loop --------------------------------------------------------
+    def fit(self, resume: bool = True) -> list[dict[str, Any]]:
+        """Train to ``epochs``, keep each member's best-validation epoch, write results."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.resume()
+        total = self.base.epochs
+        bar = tqdm(
+            total=total, initial=self.epoch, disable=not self.progress, unit="epoch",
+            desc=f"{self.base.family} ×{len(self.members)}",
+        )  # fmt: skip
+        forward = lambda x: self.model(x, shared_input=True)  # noqa: E731
+        while self.epoch < total:
+            start = time.perf_counter()
+            self.model.train()
+            losses = self.train_epoch()
+            self.model.eval()
+            val_acc = orbit_accuracy(forward, self.val_split, self.group)
+            bad = [i for i in range(len(self.members)) if not torch.isfinite(losses["loss"][i])]
+            if bad:
+                names = ", ".join(self.members[i].config.name for i in bad)
+                raise TrainingDiverged(
+                    f"non-finite loss at epoch {self.epoch + 1} ({names}); "
+                    f"the last good checkpoint is {self.checkpoint_path}"
+                )
+            self.epoch += 1
+            seconds = time.perf_counter() - start
+            for i, m in enumerate(self.members):
+                acc = float(val_acc[i])
+                m.history.append(
+                    {
+                        "epoch": self.epoch,
+                        "loss": float(losses["loss"][i]),
+                        "ce": float(losses["ce"][i]),
+                        "inv": float(losses["inv"][i]),
+                        "val_acc": acc,
+                        "seconds": seconds,
+                    }
+                )
+                if acc > m.best_val_acc:
+                    m.best_val_acc, m.best_epoch = acc, self.epoch
+                    m.best_state = self.model.member_state(i)
+            atomic_torch_save(self.state(), self.checkpoint_path)
+            bar.set_postfix(
+                loss=f"{float(losses['loss'].mean()):.3f}", val_acc=f"{float(val_acc.mean()):.4f}"
+            )
+            bar.update(1)
+        bar.close()
+        return self.write_results()
+
+    def member_dir(self, i: int) -> Path:
+        return self.out_dir / self.configs[i].name
+
+    def write_results(self) -> list[dict[str, Any]]:
+        """Per member: ``model.pt`` (best-validation weights) and ``run.json``."""
+        results = []
+        for i, m in enumerate(self.members):
+            folder = self.member_dir(i)
+            atomic_torch_save(m.best_state, folder / "model.pt")
+            run = {
+                "config": m.config.to_dict(),
+                "name": m.config.name,
+                "selected_epoch": m.best_epoch,
+                "best_val_acc": m.best_val_acc,
+                "epochs_trained": self.epoch,
+                "history": m.history,
+                "device": str(self.device),
+                "torch": torch.__version__,
+            }
+            atomic_write_json(run, folder / "run.json")
+            results.append(run)
+        return results
+
+
+def load_run(
+    folder: Path | str, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The selected model of a finished run folder (``run.json`` + ``model.pt``) and its record."""
+    folder = Path(folder)
+    try:
+        run = json.loads((folder / "run.json").read_text())
+        state = torch.load(folder / "model.pt", map_location=device, weights_only=True)
+    except (OSError, ValueError) as e:
+        raise GinvError(f"{folder}: not a finished run ({e})") from None
+    config = TrainConfig.from_dict(run["config"])
+    in_features = int(state["first.weight"].shape[1])
+    num_classes = int(state["head.weight"].shape[0])
+    model = model_for(config, in_features, num_classes)
+    model.load_state_dict(state)
+    return model.to(device).eval(), run

@@ -1,0 +1,95 @@
+"""The MLP and WT models, their exact invariance, ensembles, and the invariance losses."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ginv.groups import D4, R4, T3, get_group
+from ginv.losses import (
+    INVARIANCE_ERRORS,
+    distribution_invariance,
+    invariance_penalty,
+    jensen_shannon_invariance,
+    logit_invariance,
+    normalised_logit_invariance,
+)
+from ginv.models import MLP, Ensemble, WeightTiedMLP, build_model, check_invariance
+
+
+def test_default_mlp_has_the_studys_parameter_count() -> None:
+    assert sum(p.numel() for p in MLP().parameters()) == 233_225
+    assert sum(p.numel() for p in WeightTiedMLP(R4()).parameters()) == 233_225
+    assert len([m for m in MLP().modules() if isinstance(m, torch.nn.Linear)]) == 6
+    model = MLP(in_features=64, width=16, depth=2, num_classes=4)
+    x = torch.randn(3, 1, 8, 8)
+    assert model.features(x).shape == (3, 16) and model(x).shape == (3, 4)
+
+
+@pytest.mark.parametrize("group", [R4(), T3(), D4()], ids=str)
+@pytest.mark.parametrize("pool", ["mean", "max"])
+def test_weight_tied_model_is_exactly_invariant(group, pool) -> None:
+    model = WeightTiedMLP(group, pool=pool).double()
+    x = torch.randn(16, 1, 36, 36, dtype=torch.float64)
+    errors = check_invariance(model, group, x)
+    assert errors.shape == (len(group),)
+    assert float(errors.max()) <= 1e-10
+    features = model.features(x)
+    for g in group.elements:
+        assert torch.allclose(model.features(group.act(g, x)), features, atol=1e-10, rtol=0)
+    mlp_errors = check_invariance(MLP().double(), group, x)
+    assert float(mlp_errors[0]) == 0.0 and float(mlp_errors[1:].min()) > 1e-3
+
+
+def test_ensemble_members_match_the_plain_models() -> None:
+    group = get_group("T3")
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build_model("wt", group, in_features=144, width=8, depth=2, num_classes=3))
+    ensemble = Ensemble(models)
+    x = torch.randn(3, 5, 1, 12, 12)
+    out = ensemble(x)
+    shared = ensemble(x[0], shared_input=True)
+    for i, model in enumerate(models):
+        assert torch.allclose(out[i], model(x[i]), atol=1e-6)
+        assert torch.allclose(shared[i], model(x[0]), atol=1e-6)
+        restored = build_model("wt", group, in_features=144, width=8, depth=2, num_classes=3)
+        restored.load_state_dict(ensemble.member_state(i))
+        assert torch.allclose(restored(x[i]), model(x[i]), atol=1e-6)
+
+
+def test_pairwise_invariance_errors_by_hand() -> None:
+    a = torch.tensor([math.log(3.0), 0.0])
+    b = torch.tensor([0.0, 0.0])
+    # p = (3/4, 1/4), q = (1/2, 1/2)
+    kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    m = (0.625, 0.375)
+    js = 0.5 * (
+        0.75 * math.log(0.75 / m[0]) + 0.25 * math.log(0.25 / m[1])
+        + 0.5 * math.log(0.5 / m[0]) + 0.5 * math.log(0.5 / m[1])
+    )  # fmt: skip
+    assert float(distribution_invariance(a, b)) == pytest.approx(kl, abs=1e-6)
+    assert float(jensen_shannon_invariance(a, b)) == pytest.approx(js, abs=1e-6)
+    c, d = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0])
+    assert float(logit_invariance(c, d)) == pytest.approx(0.5 * (1 + 4))
+    assert float(normalised_logit_invariance(c, d)) == pytest.approx(5 / 5)
+    for f in INVARIANCE_ERRORS.values():
+        assert float(f(c, c)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_invariance_penalty_averages_over_batch_and_non_identity_elements() -> None:
+    # |G| = 3, B = 2, K = 2; the identity row is the reference
+    orbit = torch.tensor(
+        [
+            [[0.0, 0.0], [1.0, 1.0]],
+            [[1.0, 0.0], [1.0, 3.0]],
+            [[0.0, 2.0], [1.0, 1.0]],
+        ]
+    )
+    # ½‖·‖² per (h, b): h=1: 0.5, 2.0; h=2: 2.0, 0.0 → mean 1.125
+    assert float(invariance_penalty("logit", orbit)) == pytest.approx(1.125)
+    stacked = torch.stack([orbit, 2 * orbit])  # leading member dimension
+    assert invariance_penalty("logit", stacked).tolist() == pytest.approx([1.125, 4.5])

@@ -1,0 +1,132 @@
+"""The trainer: batched members equal lone runs, resume after SIGKILL is exact, divergence stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import synthetic_dataset
+
+from ginv.cli import main
+from ginv.training import TrainConfig, Trainer, TrainingDiverged, load_run
+
+TOY = dict(epochs=3, batch_size=32, depth=2, width=16, n_train=256, n_val=64)
+
+
+@pytest.mark.parametrize(("model", "reg"), [("mlp", "logit"), ("mlp", "none"), ("wt", "none")])
+def test_members_trained_together_equal_members_trained_alone(tmp_path: Path, model, reg) -> None:
+    data = synthetic_dataset()
+    configs = [
+        TrainConfig(
+            model=model, reg=reg, group="R4", nu=nu if reg != "none" else 0.0, seed=s, **TOY
+        )
+        for s, nu in ((0, 0.1), (1, 3.0), (2, 1.0))
+    ]
+    together = Trainer(configs, data, tmp_path / "together", device="cpu", progress=False)
+    runs = together.fit()
+    for i, config in enumerate(configs):
+        alone = Trainer([config], data, tmp_path / f"alone{i}", device="cpu", progress=False)
+        alone_run = alone.fit()[0]
+        for k, v in alone.model.member_state(0).items():
+            assert torch.allclose(together.model.member_state(i)[k], v, atol=1e-5), k
+        assert [h["val_acc"] for h in runs[i]["history"]] == pytest.approx(
+            [h["val_acc"] for h in alone_run["history"]], abs=1e-3
+        )
+    # the selected model is the best-validation epoch and loads back as a plain model
+    model_0, run = load_run(together.member_dir(0))
+    assert run["selected_epoch"] == 1 + max(
+        range(3), key=lambda e: (run["history"][e]["val_acc"], -e)
+    )
+    assert isinstance(model_0, torch.nn.Module)
+
+
+def test_training_learns_the_toy_task(tmp_path: Path) -> None:
+    config = TrainConfig(group="T3", seed=0, **{**TOY, "epochs": 8})
+    run = Trainer([config], synthetic_dataset(), tmp_path, "cpu", progress=False).fit()[0]
+    assert run["best_val_acc"] > 0.9
+
+
+def _run_toy(out: Path, epochs: int, *flags: str) -> subprocess.Popen:
+    script = Path(__file__).parent / "_train_toy.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(script), str(out), str(epochs), *flags], env=env)
+
+
+def _results(out: Path) -> tuple[list[dict], list[dict]]:
+    states, histories = [], []
+    for folder in sorted(p for p in out.iterdir() if p.is_dir()):
+        states.append(torch.load(folder / "model.pt", weights_only=True))
+        run = json.loads((folder / "run.json").read_text())
+        histories.append([{k: v for k, v in h.items() if k != "seconds"} for h in run["history"]])
+    return states, histories
+
+
+def test_resume_after_sigkill_gives_identical_results(tmp_path: Path) -> None:
+    epochs = 60
+    assert _run_toy(tmp_path / "whole", epochs).wait(timeout=300) == 0
+    proc = _run_toy(tmp_path / "killed", epochs)
+    deadline = time.time() + 120
+    while not list((tmp_path / "killed").glob("checkpoint-*.pt")) and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    checkpoint = next((tmp_path / "killed").glob("checkpoint-*.pt"))
+    killed_at = torch.load(checkpoint, weights_only=False)["epoch"]
+    assert 1 <= killed_at < epochs, "the run must be killed mid-way"
+    assert _run_toy(tmp_path / "killed", epochs, "--resume").wait(timeout=300) == 0
+    whole, killed = _results(tmp_path / "whole"), _results(tmp_path / "killed")
+    assert killed[1] == whole[1]
+    for a, b in zip(killed[0], whole[0], strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    trainer = Trainer([TrainConfig(**TOY)], synthetic_dataset(), tmp_path, "cpu", progress=False)
+    original, calls = trainer.train_epoch, []
+
+    def poisoned() -> dict:
+        calls.append(1)
+        if len(calls) == 2:
+            trainer.train_split.images[:] = float("nan")
+            if trainer.train_orbit is not None:
+                trainer.train_orbit[:] = float("nan")
+        return original()
+
+    trainer.train_epoch = poisoned  # type: ignore[method-assign]
+    with pytest.raises(TrainingDiverged, match="non-finite loss at epoch 2"):
+        trainer.fit()
+    state = torch.load(trainer.checkpoint_path, weights_only=False)
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--group", "Q3"], "unknown group"),
+        (["--reg", "logit", "--nu", "-1"], "ν must be ≥ 0"),
+        (["--dataset", "cifar10"], "unknown dataset"),
+        (["--model", "cnn"], "unknown model"),
+        (["--out", "/proc/forbidden"], "cannot write to"),
+    ],
+)
+def test_bad_training_arguments_are_one_line_errors(argv, message, capsys, tmp_path) -> None:
+    argv = [
+        "train",
+        "--epochs",
+        "1",
+        *(["--out", str(tmp_path)] if "--out" not in argv else []),
+        *argv,
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and err.startswith("ginv: error:")
