@@ -2,6 +2,7 @@
 
 from ginv.errors import GinvError
 from ginv.groups import D4, R4, T3, FlipH, FlipV, PermutationGroup, Tn, get_group
+from ginv.measures import MeasureReport, SaliencyConfig, measure
 
 __version__ = "0.1.0"
 
@@ -12,7 +13,10 @@ __all__ = [
     "FlipH",
     "FlipV",
     "GinvError",
+    "MeasureReport",
     "PermutationGroup",
+    "SaliencyConfig",
     "Tn",
     "get_group",
+    "measure",
 ]

@@ -102,6 +102,50 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _measure(args: argparse.Namespace) -> int:
+    from ginv.data import DataConfig, load_transforming
+    from ginv.groups import get_group
+    from ginv.measures import METRICS, SaliencyConfig, measure
+    from ginv.training import load_run, resolve_device
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = set(metrics) - set(METRICS)
+    if unknown:
+        raise GinvError(
+            f"unknown measures: {', '.join(sorted(unknown))} (known: {', '.join(METRICS)})"
+        )
+    if args.out is not None:
+        writable_dir(args.out.parent)
+    device = resolve_device(args.device)
+    model, run = load_run(args.checkpoint, device)
+    config = run["config"]
+    dataset = args.dataset or config["dataset"]
+    group = get_group(args.group or config["group"])
+    data = load_transforming(
+        DataConfig(dataset, split_seed=config.get("split_seed", 0)), args.data_dir, device=device
+    )
+    split = getattr(data, args.split).head(args.subset)
+    baseline = 0.0 if args.baseline == "zero" else -data.mean / data.std
+    saliency = SaliencyConfig(
+        steps=args.steps, rule=args.rule, baseline=baseline, target=args.target
+    ).validate()
+    report = measure(
+        model, split.images, split.labels, group, metrics, saliency,
+        si_subset=args.si_subset, sensitivity_subset=args.sensitivity_subset,
+        progress=not args.quiet,
+    )  # fmt: skip
+    report.settings.update(
+        checkpoint=str(args.checkpoint), dataset=dataset, split=args.split,
+        baseline=args.baseline, device=str(device),
+    )  # fmt: skip
+    print(f"{run['name']} on {dataset} {args.split} orbit under {group.name}")
+    print(report.table())
+    if args.out is not None:
+        report.write_json(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ginv.training import REGULARIZERS
 
@@ -149,6 +193,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
+
+    meas = sub.add_parser("measure", help="accuracy, DI, LI, SI and σmax(J) of a trained run")
+    meas.add_argument(
+        "--checkpoint", type=Path, required=True, help="a run folder (run.json, model.pt)"
+    )
+    meas.add_argument("--dataset", help="mnist or fmnist (default: the run's)")
+    meas.add_argument("--group", help="group of the orbit (default: the run's)")
+    meas.add_argument("--split", default="test", choices=("test", "val", "train"))
+    meas.add_argument("--subset", type=int, help="use the first N samples")
+    meas.add_argument("--si-subset", type=int, help="SI on the first N samples")
+    meas.add_argument("--sensitivity-subset", type=int, help="σmax(J) on the first N samples")
+    meas.add_argument("--metrics", default="accuracy,di,li,si,sensitivity")
+    meas.add_argument("--steps", type=int, default=50, help="integration steps")
+    meas.add_argument("--rule", default="gausslegendre", help="gausslegendre or riemann_*")
+    meas.add_argument("--baseline", default="zero", choices=("zero", "black"))
+    meas.add_argument("--target", default="label", choices=("label", "predicted"))
+    meas.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
+    meas.add_argument("--device", default="auto")
+    meas.add_argument("--out", type=Path, help="write the report as JSON")
+    meas.add_argument("--quiet", action="store_true", help="no progress bar")
+    meas.set_defaults(func=_measure)
     return parser
 
 
