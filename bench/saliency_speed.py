@@ -12,6 +12,7 @@ between the maps, and each side's peak memory (resident set growth).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -26,34 +27,26 @@ from ginv.measures.saliency import blur, threshold_map
 from ginv.training import TrainConfig, Trainer
 
 
-def peak_rss_mb() -> float:
+def rss_mb(field: str) -> float:
+    """A memory field of /proc/self/status in MiB: VmRSS (now) or VmHWM (peak)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def current_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
 def reset_peak() -> None:
     """Reset the kernel's peak-RSS mark (Linux: write 5 to clear_refs)."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def measured(fn):
     reset_peak()
-    before = current_rss_mb()
+    before = rss_mb("VmRSS")
     start = time.perf_counter()
     result = fn()
-    return result, time.perf_counter() - start, peak_rss_mb() - before
+    return result, time.perf_counter() - start, rss_mb("VmHWM") - before
 
 
 def captum_maps(model, images, labels, group, config, batch: int) -> torch.Tensor:
@@ -64,7 +57,11 @@ def captum_maps(model, images, labels, group, config, batch: int) -> torch.Tenso
         x, y = images[i : i + batch], labels[i : i + batch]
         orbit = group.orbit(x)
         attributions = ig.attribute(
-            orbit, baselines=0.0, target=y.repeat(len(group)), n_steps=config.steps, method=config.rule
+            orbit,
+            baselines=0.0,
+            target=y.repeat(len(group)),
+            n_steps=config.steps,
+            method=config.rule,
         )
         elements = torch.arange(len(group)).repeat_interleave(len(x))
         realigned = group.act_inverse(elements, threshold_map(attributions, config.threshold))
@@ -87,7 +84,9 @@ def main() -> None:
         model.load_state_dict(trainer.members[0].best_state)
     model.eval()
     x, y = data.test.images[: args.samples], data.test.labels[: args.samples]
-    print(f"SI over {len(x)} samples × |R4| = {4 * len(x)} maps, {config.steps} {config.rule} steps")
+    print(
+        f"SI over {len(x)} samples × |R4| = {4 * len(x)} maps, {config.steps} {config.rule} steps"
+    )
     print(f"ginv memory budget: {config.memory_budget_mb} MiB of working memory")
     ours, t_ours, mem_ours = measured(lambda: aligned_orbit_maps(model, x, y, group, config))
     ref, t_ref, mem_ref = measured(
