@@ -146,6 +146,56 @@ def _measure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study_config(args: argparse.Namespace):
+    from ginv.experiments import profile
+
+    return profile(args.profile, args.set)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from ginv.experiments.reproduce import EXPERIMENTS, reproduce
+
+    names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    config = _study_config(args)
+    out = writable_dir(args.out)
+    start = time.perf_counter()
+    timings = reproduce(names, config, out, args.data_dir, args.device, progress=not args.quiet)
+    print(f"reproduce {args.experiment} ({config.profile} profile) → {out}")
+    for name, seconds in timings.items():
+        print(f"  {name:<10}{seconds:8.1f}s")
+    print(f"  {'total':<10}{time.perf_counter() - start:8.1f}s; report: {out / 'report.html'}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from ginv.experiments.calibration import calibration_results
+    from ginv.experiments.study import Study
+
+    config = _study_config(args)
+    out = writable_dir(args.out)
+    study = Study(config, out, args.data_dir, args.device, progress=not args.quiet)
+    for group in args.group.split(","):
+        for loss in args.loss.split(","):
+            cal = study.calibrate(group.strip(), loss.strip())
+            curve = ", ".join(
+                f"ν={p['nu']:g}: SI {p['si']:.3f}, acc {p['val_acc']:.3f}" for p in cal["curve"]
+            )
+            verdict = (
+                "" if cal["reached"] else f" (no ν reached SI ≥ {config.si_target}: highest SI)"
+            )
+            print(f"{group} / {loss}: ν = {cal['chosen_nu']:g}{verdict}\n  {curve}")
+    calibration_results(study).write(out / "calibration", config.to_dict(), 0.0)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ginv.reports import write_report
+
+    md, page = write_report(args.dir)
+    print(f"wrote {md} and {page}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ginv.training import REGULARIZERS
 
@@ -214,6 +264,32 @@ def build_parser() -> argparse.ArgumentParser:
     meas.add_argument("--out", type=Path, help="write the report as JSON")
     meas.add_argument("--quiet", action="store_true", help="no progress bar")
     meas.set_defaults(func=_measure)
+
+    def study_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--profile", default="quick", help="smoke, quick or paper")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a study setting (repeatable), e.g. --set epochs=10")  # fmt: skip
+        p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
+        p.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
+        p.add_argument("--device", default="auto")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    from ginv.experiments.reproduce import EXPERIMENTS
+
+    repro = sub.add_parser("reproduce", help="the study's table and figures, then the report")
+    repro.add_argument("experiment", choices=[*EXPERIMENTS, "all"])
+    study_options(repro)
+    repro.set_defaults(func=_reproduce)
+
+    cal = sub.add_parser("calibrate", help="calibrate ν so that validation SI reaches the target")
+    cal.add_argument("--group", default="R4", help="group(s), comma-separated")
+    cal.add_argument("--loss", default="logit", help="invariance loss(es): logit, kl, nlogit, jsd")
+    study_options(cal)
+    cal.set_defaults(func=_calibrate)
+
+    rep = sub.add_parser("report", help="write report.md and report.html for a results folder")
+    rep.add_argument("dir", type=Path)
+    rep.set_defaults(func=_report)
     return parser
 
 

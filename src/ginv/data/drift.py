@@ -36,15 +36,17 @@ def drift_split(
     mode: DriftMode = "blend",
     split: str = "test",
     seed: int = 0,
+    samples: int | None = None,
 ) -> Split:
     """Samples of ``D(β)`` with D1's labels, normalised with D1's training statistics.
 
     ``blend``: pixel-wise ``(1−β)·x1 + β·x2`` of class-paired images, in [0, 1] pixel space.
     ``mixture``: each sample is its D2 partner with probability β (nested as β grows).
+    ``samples`` keeps the first N samples of D1's split.
     """
     if not 0.0 <= beta <= 1.0:
         raise GinvError(f"drift β must lie in [0, 1], got {beta}")
-    s1: Split = getattr(d1, split)
+    s1: Split = getattr(d1, split).head(samples)
     s2: Split = getattr(d2, split)
     x2 = d2.to_pixels(s2.images[pair_by_class(s1.labels, s2.labels, seed)])
     x1 = d1.to_pixels(s1.images)

@@ -82,6 +82,8 @@ class Trainer:
     """Trains ``configs`` (identical but for seed and ν) together as one batched model.
 
     The training orbit is precomputed when it fits ``orbit_budget_bytes`` (2 GiB default).
+    The checkpoint lives in ``out_dir``; each member's results in ``member_dirs[i]``
+    (default ``out_dir/<run name>``).
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class Trainer:
         device: str | torch.device | None = None,
         progress: bool = True,
         orbit_budget_bytes: int = 2 << 30,
+        member_dirs: Sequence[Path] | None = None,
     ) -> None:
         if not configs:
             raise GinvError("nothing to train: no configurations")
@@ -106,6 +109,7 @@ class Trainer:
         self.train_split = data.train.head(self.base.n_train).to(self.device)
         self.val_split = data.val.head(self.base.n_val).to(self.device)
         self.out_dir = Path(out_dir)
+        self.member_dirs = list(member_dirs) if member_dirs is not None else None
         self.progress = progress
         in_features = int(self.train_split.images[0].numel())
         self.num_classes = data.num_classes
@@ -245,7 +249,7 @@ class Trainer:
         total = self.base.epochs
         bar = tqdm(
             total=total, initial=self.epoch, disable=not self.progress, unit="epoch",
-            desc=f"{self.base.family} ×{len(self.members)}",
+            desc=f"{self.base.family} ×{len(self.members)}", leave=False,
         )  # fmt: skip
         forward = lambda x: self.model(x, shared_input=True)  # noqa: E731
         while self.epoch < total:
@@ -287,6 +291,9 @@ class Trainer:
         return self.write_results()
 
     def member_dir(self, i: int) -> Path:
+        """Where member ``i`` writes ``run.json`` and ``model.pt``."""
+        if self.member_dirs is not None:
+            return self.member_dirs[i]
         return self.out_dir / self.configs[i].name
 
     def write_results(self) -> list[dict[str, Any]]:

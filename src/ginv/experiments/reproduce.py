@@ -1,0 +1,83 @@
+"""``ginv reproduce``: run the study's experiments in one process, with one overall progress
+bar, a summary of wall times, and the report at the end."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ginv.experiments import drift, prop31, saliency_grid, spectral, table, tsne
+from ginv.experiments.calibration import calibration_results
+from ginv.experiments.config import StudyConfig
+from ginv.experiments.results import Results
+from ginv.experiments.study import Study
+from ginv.training.checkpoint import atomic_write_json
+
+EXPERIMENTS: dict[str, Callable[[Study, Path], Results]] = {
+    "table": table.run,
+    "saliency": saliency_grid.run,
+    "tsne": tsne.run,
+    "drift": drift.run,
+    "spectral": spectral.run,
+    "prop31": prop31.run,
+}
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    """Software versions and the machine, for the report."""
+    import matplotlib
+    import numpy
+    import sklearn
+
+    import ginv
+
+    return {
+        "ginv": ginv.__version__, "python": sys.version.split()[0], "torch": torch.__version__,
+        "numpy": numpy.__version__, "matplotlib": matplotlib.__version__,
+        "scikit-learn": sklearn.__version__, "platform": platform.platform(),
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        "threads": str(torch.get_num_threads()),
+    }  # fmt: skip
+
+
+def reproduce(
+    names: Sequence[str],
+    config: StudyConfig,
+    out: Path,
+    data_dir: Path | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Run ``names`` (experiment keys) into ``out``; return wall seconds per experiment."""
+    study = Study(config, out, data_dir, device, progress)
+    atomic_write_json(config.to_dict(), out / "config.json")
+    atomic_write_json(environment(study.device), out / "environment.json")
+    timings: dict[str, float] = {}
+    bar = tqdm(total=len(names), desc="reproduce", unit="experiment", disable=not progress)
+    study.status = bar
+    try:
+        for name in names:
+            bar.set_description(f"reproduce: {name}")
+            start = time.perf_counter()
+            results = EXPERIMENTS[name](study, out / name)
+            timings[name] = time.perf_counter() - start
+            results.write(out / name, config.to_dict(), timings[name])
+            bar.update(1)
+    finally:
+        bar.close()
+    if (out / "calibration").is_dir():
+        calibration_results(study).write(out / "calibration", config.to_dict(), 0.0)
+    summary_path = out / "summary.json"
+    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    atomic_write_json({**previous, **timings}, summary_path)
+    from ginv.reports import write_report
+
+    write_report(out)
+    return timings

@@ -1,0 +1,102 @@
+"""How an experiment leaves its results: CSV and JSON numbers, PNG and PDF figures, and a
+``results.json`` that the report reads (title, tables, figures, notes, settings)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from ginv.training.checkpoint import atomic_write_json, atomic_write_text
+
+
+@dataclass
+class Table:
+    caption: str
+    columns: list[str]
+    rows: list[list[Any]]
+    csv: str = ""  # file name, relative to the experiment folder
+
+
+@dataclass
+class Results:
+    """What an experiment reports."""
+
+    experiment: str
+    title: str
+    description: str
+    tables: list[Table] = field(default_factory=list)
+    figures: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    passed: bool | None = None
+
+    def add_csv(self, folder: Path, name: str, columns: list[str], rows: list[list[Any]]) -> None:
+        """A data file that the report links to but does not print."""
+        write_csv(folder / f"{name}.csv", columns, rows)
+        self.files.append(f"{name}.csv")
+
+    def add_table(
+        self, folder: Path, name: str, caption: str, columns: list[str], rows: list[list[Any]]
+    ) -> None:
+        write_csv(folder / f"{name}.csv", columns, rows)
+        self.tables.append(Table(caption, columns, rows, f"{name}.csv"))
+        self.files.append(f"{name}.csv")
+
+    def add_figure(self, folder: Path, name: str, fig: Figure, caption: str) -> None:
+        save_figure(fig, folder / name)
+        self.figures.append({"png": f"{name}.png", "pdf": f"{name}.pdf", "caption": caption})
+
+    def write(self, folder: Path, config: dict[str, Any], seconds: float) -> None:
+        atomic_write_json(
+            {
+                "experiment": self.experiment, "title": self.title,
+                "description": self.description,
+                "tables": [t.__dict__ for t in self.tables], "figures": self.figures,
+                "notes": self.notes, "data": self.data, "files": self.files,
+                "passed": self.passed,
+                "config": config, "seconds": seconds,
+            },
+            folder / "results.json",
+        )  # fmt: skip
+
+
+def write_csv(path: Path, columns: list[str], rows: list[list[Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    writer.writerows(rows)
+    atomic_write_text(buffer.getvalue(), path)
+
+
+def save_figure(fig: Figure, stem: Path) -> None:
+    """``stem.png`` and ``stem.pdf``, each written to a temporary file and renamed."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for ext in ("png", "pdf"):
+        path = stem.with_suffix(f".{ext}")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fig.savefig(tmp, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight")
+        os.replace(tmp, path)
+    plt.close(fig)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and (sample) standard deviation; std 0 for a single value."""
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    return mean, var**0.5
+
+
+def fmt(mean: float, std: float, digits: int = 4) -> str:
+    return f"{mean:.{digits}g} ± {std:.2g}"

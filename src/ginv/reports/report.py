@@ -1,0 +1,141 @@
+"""``report.md`` and a self-contained ``report.html`` from a reproduction folder.
+
+Reads ``config.json``, ``environment.json``, ``summary.json`` and each experiment's
+``results.json``; figures are linked in Markdown and embedded (base64) in HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from ginv.errors import GinvError
+from ginv.training.checkpoint import atomic_write_text
+
+ORDER = ("table", "calibration", "saliency", "tsne", "drift", "spectral", "prop31")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise GinvError(f"{path}: unreadable ({e})") from None
+
+
+def collect(
+    out: Path,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, float], list[dict[str, Any]]]:
+    if not out.is_dir():
+        raise GinvError(f"{out}: no such folder")
+    config = _load(out / "config.json") if (out / "config.json").is_file() else {}
+    env = _load(out / "environment.json") if (out / "environment.json").is_file() else {}
+    summary = _load(out / "summary.json") if (out / "summary.json").is_file() else {}
+    sections = [
+        _load(out / name / "results.json")
+        for name in ORDER
+        if (out / name / "results.json").is_file()
+    ]
+    if not sections:
+        raise GinvError(f"{out}: no experiment results to report (run `ginv reproduce` first)")
+    return config, env, summary, sections
+
+
+def write_report(out: Path | str) -> tuple[Path, Path]:
+    """Write ``out/report.md`` and ``out/report.html``; return their paths."""
+    out = Path(out)
+    config, env, summary, sections = collect(out)
+    md, page = _markdown(config, env, summary, sections), _html(out, config, env, summary, sections)
+    atomic_write_text(md, out / "report.md")
+    atomic_write_text(page, out / "report.html")
+    return out / "report.md", out / "report.html"
+
+
+def _md_table(columns: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _settings_rows(config: dict[str, Any]) -> list[list[Any]]:
+    return [[k, ", ".join(map(str, v)) if isinstance(v, list) else v] for k, v in config.items()]
+
+
+def _markdown(config, env, summary, sections) -> str:
+    parts = [
+        "# ginv — genuine invariance study",
+        f"Profile **{config.get('profile', '?')}**, seeds {config.get('seeds', '?')}.",
+    ]
+    for s in sections:
+        name = s["experiment"]
+        parts.append(f"## {s['title']}")
+        parts.append(s["description"])
+        if s.get("passed") is not None:
+            parts.append(f"**Check: {'passed' if s['passed'] else 'FAILED'}**")
+        for t in s["tables"]:
+            parts.append(f"*{t['caption']}*\n\n" + _md_table(t["columns"], t["rows"]))
+        for f in s["figures"]:
+            parts.append(
+                f"![{f['caption']}]({name}/{f['png']})\n\n*{f['caption']}* ([PDF]({name}/{f['pdf']}))"
+            )
+        parts.extend(f"> {n}" for n in s["notes"])
+        if s.get("files"):
+            parts.append("Data: " + ", ".join(f"[{f}]({name}/{f})" for f in s["files"]))
+    if summary:
+        rows = [[k, f"{v:.1f}"] for k, v in summary.items()]
+        parts.append("## Wall time\n\n" + _md_table(["experiment", "seconds"], rows))
+    parts.append("## Settings\n\n" + _md_table(["setting", "value"], _settings_rows(config)))
+    parts.append("## Software\n\n" + _md_table(["", "version"], [[k, v] for k, v in env.items()]))
+    return "\n\n".join(parts) + "\n"
+
+
+def _html_table(columns: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html(out: Path, config, env, summary, sections) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>ginv report</title><style>",
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}",
+        "table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px}",
+        "th{background:#f3f3f3}img{max-width:100%}figure{margin:1em 0}figcaption{font-size:13px;color:#555}",
+        ".note{border-left:3px solid #c90;padding-left:8px;color:#555}.fail{color:#b00;font-weight:bold}",
+        "</style></head><body>",
+        "<h1>ginv — genuine invariance study</h1>",
+        f"<p>Profile <b>{e(str(config.get('profile', '?')))}</b>, seeds {e(str(config.get('seeds', '?')))}.</p>",
+    ]
+    for s in sections:
+        name = s["experiment"]
+        parts.append(f"<h2>{e(s['title'])}</h2><p>{e(s['description'])}</p>")
+        if s.get("passed") is not None:
+            cls = "" if s["passed"] else " class='fail'"
+            parts.append(f"<p{cls}>Check: {'passed' if s['passed'] else 'FAILED'}</p>")
+        for t in s["tables"]:
+            parts.append(f"<p><i>{e(t['caption'])}</i></p>" + _html_table(t["columns"], t["rows"]))
+        for f in s["figures"]:
+            png = out / name / f["png"]
+            if png.is_file():
+                data = base64.b64encode(png.read_bytes()).decode()
+                parts.append(
+                    f"<figure><img src='data:image/png;base64,{data}' alt='{e(f['caption'])}'>"
+                    f"<figcaption>{e(f['caption'])}</figcaption></figure>"
+                )
+        parts.extend(f"<p class='note'>{e(n)}</p>" for n in s["notes"])
+    if summary:
+        parts.append(
+            "<h2>Wall time</h2>"
+            + _html_table(["experiment", "seconds"], [[k, f"{v:.1f}"] for k, v in summary.items()])
+        )
+    parts.append("<h2>Settings</h2>" + _html_table(["setting", "value"], _settings_rows(config)))
+    parts.append(
+        "<h2>Software</h2>" + _html_table(["", "version"], [[k, v] for k, v in env.items()])
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts)
