@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections.abc import Callable
 
@@ -24,19 +25,18 @@ def bench_data(n_train: int = 10_000) -> TransformingDataset:
     return TransformingDataset(DataConfig(), split(n_train), split(2000), split(2000), 0.0, 1.0, 9)
 
 
-def best_time(fn: Callable[[], object], repeats: int = 3) -> float:
-    """The fastest of ``repeats`` timed calls (after one warm-up call)."""
+def median_time(fn: Callable[[], object], repeats: int = 5) -> float:
+    """Median seconds of ``repeats`` timed calls, after one warm-up call."""
     fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return statistics.median(times)
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+def matmul_gflops(n: int = 2048, repeats: int = 9) -> float:
     """Dense float32 ``n×n`` matmul rate of this machine, in GFLOP/s."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    seconds = best_time(lambda: torch.mm(a, b), repeats)
-    return 2 * n**3 / seconds / 1e9
+    return 2 * n**3 / median_time(lambda: torch.mm(a, b), repeats) / 1e9

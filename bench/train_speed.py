@@ -11,13 +11,10 @@ same number of steps. Prints epochs per second, ratios and achieved GFLOP/s.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 
 import torch
-from common import bench_data, matmul_gflops
+from common import bench_data, matmul_gflops, median_time
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -46,17 +43,6 @@ def naive_mlp() -> nn.Module:
     return nn.Sequential(*layers, nn.Linear(128, 9))
 
 
-def median_epoch(run_epoch: Callable[[], object], epochs: int) -> float:
-    """Median seconds of ``epochs`` timed epochs after one warm-up epoch."""
-    run_epoch()
-    times = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        run_epoch()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def naive_epochs(split: Split, epochs: int) -> float:
     """Seconds per epoch of the naive loop."""
     torch.manual_seed(0)
@@ -71,7 +57,7 @@ def naive_epochs(split: Split, epochs: int) -> float:
             loss.backward()
             opt.step()
 
-    return median_epoch(epoch, epochs)
+    return median_time(epoch, epochs)
 
 
 def ginv_epochs(data, seeds: int, epochs: int) -> float:
@@ -79,7 +65,7 @@ def ginv_epochs(data, seeds: int, epochs: int) -> float:
     configs = [TrainConfig(seed=s, epochs=epochs) for s in range(seeds)]
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(configs, data, tmp, device="cpu", progress=False)
-        return median_epoch(trainer.train_epoch, epochs)
+        return median_time(trainer.train_epoch, epochs)
 
 
 def epoch_flops(n: int) -> float:

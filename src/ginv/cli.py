@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ginv.errors import GinvError
@@ -40,22 +40,18 @@ def _data_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
+def _number_list(kind: type) -> Callable[[str], list]:
+    """An argparse type reading comma-separated numbers of ``kind``."""
 
+    def parse(text: str) -> list:
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated numbers, got {text!r}"
+            ) from None
 
-def _float_list(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}"
-        ) from None
+    return parse
 
 
 def writable_dir(path: Path) -> Path:
@@ -220,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--reg", default="none", help=f"invariance regularizer: {', '.join(REGULARIZERS)}"
     )
     train.add_argument(
-        "--nu", type=_float_list, default=[1.0], help="weight ν (comma list trains each)"
+        "--nu", type=_number_list(float), default=[1.0], help="weight ν (comma list trains each)"
     )
     train.add_argument("--epochs", type=int, default=300)
     train.add_argument("--batch-size", type=int, default=512)
@@ -228,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--depth", type=int, default=5, help="hidden layers")
     train.add_argument("--width", type=int, default=128, help="hidden units")
     train.add_argument(
-        "--seeds", type=_int_list, default=[0], help="e.g. 0,1,2,3 (trained together)"
+        "--seeds", type=_number_list(int), default=[0], help="e.g. 0,1,2,3 (trained together)"
     )
     train.add_argument(
         "--n-train", type=int, default=10_000, help="use the first N training samples"

@@ -93,7 +93,6 @@ def run(study: Study, folder) -> Results:
                 betas, [p[1] for p in curve], [p[2] for p in curve], label=kind, marker="o", ms=3
             )
         axes[0, j].set_title(f"{group_name}: DI against β", fontsize=9)
-        axes[0, j].set_yscale("symlog", linthresh=1e-4)
         axes[1, j].set_title(f"{group_name}: Acc(D(β)) / Acc(D1)", fontsize=9)
         axes[1, j].set_xlabel("β")
         axes[0, j].legend(fontsize=7)

@@ -71,8 +71,6 @@ def _plot(groups, data):
             ax.bar(xs, [s[0] for s in stats], width, yerr=[s[1] for s in stats], label=group_name)
         ax.set_xticks(range(len(kinds)), kinds)
         ax.set_title(name)
-        if key in ("li", "di"):
-            ax.set_yscale("symlog", linthresh=1e-4)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
