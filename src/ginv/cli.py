@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -160,6 +161,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     for name, seconds in timings.items():
         print(f"  {name:<10}{seconds:8.1f}s")
     print(f"  {'total':<10}{time.perf_counter() - start:8.1f}s; report: {out / 'report.html'}")
+    for name in names:
+        results = json.loads((out / name / "results.json").read_text())
+        for note in results["notes"]:
+            print(f"  {name}: {note}")
+        if results.get("passed") is not None:
+            print(f"  {name}: check {'passed' if results['passed'] else 'FAILED'}")
     return 0
 
 

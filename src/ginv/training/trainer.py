@@ -225,7 +225,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = state["epoch"]
         for m, s in zip(self.members, state["members"], strict=True):
-            m.generator.set_state(s["generator"])
+            m.generator.set_state(s["generator"].cpu())  # a CPU generator, wherever it was loaded
             m.best_val_acc, m.best_epoch = s["best_val_acc"], s["best_epoch"]
             m.best_state, m.history = s["best_state"], s["history"]
 
