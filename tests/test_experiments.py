@@ -139,3 +139,12 @@ def test_bad_study_arguments_are_one_line_errors(tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "known key" in bad.stderr
     empty = _run(["report", str(tmp_path)])
     assert empty.returncode == 2 and "no experiment results" in empty.stderr
+
+
+def test_the_nu_search_extends_along_the_log_scale() -> None:
+    from ginv.experiments.calibration import next_log_values
+
+    assert next_log_values(30.0, 4, 3000.0) == [100.0, 300.0, 1000.0, 3000.0]
+    assert next_log_values(0.3, 2, 3000.0) == [1.0, 3.0]
+    assert next_log_values(1000.0, 4, 3000.0) == [3000.0]
+    assert next_log_values(3000.0, 4, 3000.0) == []

@@ -1,12 +1,16 @@
-"""Calibrating ν (SPEC §4): the smallest ν on a log grid whose validation SI reaches the target.
+"""Calibrating ν (SPEC §4): the smallest ν on a log scale whose validation SI reaches the target.
 
-The whole grid trains as one batched model; SI and accuracy are measured on the validation
-orbit. If no ν reaches the target, the results say so and the ν with the highest SI is used.
+The grid trains as one batched model; SI and accuracy are measured on the validation orbit.
+While no ν reaches the target, the search extends the grid upwards (1-3-10 steps, four values
+a round, one batched model each) up to ``nu_max``: the invariance losses live on different
+scales (a KL is far smaller than a squared logit distance). If still no ν reaches the
+target, the results say so and the ν with the highest SI is used.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
@@ -26,12 +30,45 @@ def choose_nu(curve: list[dict[str, float]], target: float) -> tuple[float, bool
     return max(curve, key=lambda p: p["si"])["nu"], False
 
 
+def next_log_values(above: float, count: int, limit: float) -> list[float]:
+    """The next ``count`` values of the 1-3-10 log scale above ``above``, up to ``limit``."""
+    values: list[float] = []
+    decade = 10.0 ** math.floor(math.log10(above))
+    while len(values) < count:
+        for mantissa in (1.0, 3.0):
+            v = float(f"{mantissa * decade:.6g}")
+            if v > above * (1 + 1e-9) and len(values) < count:
+                values.append(v)
+        decade *= 10
+    return [v for v in values if v <= limit * (1 + 1e-9)]
+
+
+def _measure_grid(
+    study: Study, group_name: str, loss: str, nus: list[float]
+) -> list[dict[str, float]]:
+    c = study.config
+    group = study.group(group_name)
+    configs = [
+        study.train_config(group_name, "IR", c.calibration_seed, loss, nu, c.calibration_epochs)
+        for nu in nus
+    ]
+    curve = []
+    for nu, run in zip(nus, study.runs(configs), strict=True):
+        m = study.measure_run(
+            run, group, ("accuracy", "si"), split="val",
+            samples=c.calibration_val_samples, si_samples=c.calibration_val_samples,
+        )  # fmt: skip
+        curve.append({"nu": nu, "val_acc": m["metrics"]["accuracy"], "si": m["metrics"]["si"]})
+    return curve
+
+
 def calibrate(study: Study, group_name: str, loss: str) -> dict[str, Any]:
     c = study.config
     folder = study.out / "calibration"
     path = folder / f"nu-{c.dataset}-{group_name}-{loss}.json"
     settings = {
-        "grid": list(c.nu_grid), "target": c.si_target, "epochs": c.calibration_epochs,
+        "grid": list(c.nu_grid), "nu_max": c.nu_max, "target": c.si_target,
+        "epochs": c.calibration_epochs,
         "seed": c.calibration_seed, "val_samples": c.calibration_val_samples,
         "steps": c.ig_steps, "rule": c.ig_rule,
     }  # fmt: skip
@@ -39,18 +76,12 @@ def calibrate(study: Study, group_name: str, loss: str) -> dict[str, Any]:
         cached = json.loads(path.read_text())
         if cached.get("settings") == settings:
             return cached
-    group = study.group(group_name)
-    configs = [
-        study.train_config(group_name, "IR", c.calibration_seed, loss, nu, c.calibration_epochs)
-        for nu in c.nu_grid
-    ]
-    curve = []
-    for nu, run in zip(c.nu_grid, study.runs(configs), strict=True):
-        m = study.measure_run(
-            run, group, ("accuracy", "si"), split="val",
-            samples=c.calibration_val_samples, si_samples=c.calibration_val_samples,
-        )  # fmt: skip
-        curve.append({"nu": nu, "val_acc": m["metrics"]["accuracy"], "si": m["metrics"]["si"]})
+    curve = _measure_grid(study, group_name, loss, sorted(c.nu_grid))
+    while not choose_nu(curve, c.si_target)[1]:
+        extension = next_log_values(curve[-1]["nu"], 4, c.nu_max)
+        if not extension:
+            break
+        curve += _measure_grid(study, group_name, loss, extension)
     chosen, reached = choose_nu(curve, c.si_target)
     result = {
         "group": group_name, "loss": loss, "curve": curve, "chosen_nu": chosen,

@@ -30,6 +30,7 @@ class StudyConfig:
     # IR and the calibration of ν
     reg: str = "logit"
     nu_grid: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+    nu_max: float = 3000.0  # the search extends the grid upwards to here if needed
     si_target: float = 0.95
     calibration_epochs: int = 20
     calibration_seed: int = 0
@@ -87,7 +88,7 @@ def _parse(kind: Any, text: str, key: str) -> Any:
 PROFILES: dict[str, StudyConfig] = {
     "smoke": StudyConfig(
         profile="smoke", epochs=3, seeds=(0,), n_train=300, n_val=100,
-        nu_grid=(0.1, 1.0, 10.0), calibration_epochs=3, calibration_val_samples=30,
+        nu_grid=(0.1, 1.0, 10.0), nu_max=10.0, calibration_epochs=3, calibration_val_samples=30,
         test_samples=200, si_samples=20, sensitivity_samples=50, ig_steps=16,
         saliency_grid_samples=2, tsne_samples=40, drift_samples=200,
         prop31_dim=16, prop31_samples=20, prop31_time=1.0, prop31_step=1e-3,
