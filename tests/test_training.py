@@ -130,3 +130,16 @@ def test_bad_training_arguments_are_one_line_errors(argv, message, capsys, tmp_p
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and err.startswith("ginv: error:")
+
+
+@pytest.mark.parametrize("reg", ["none", "kl"])
+def test_precomputed_orbit_and_per_batch_action_train_identically(tmp_path: Path, reg: str) -> None:
+    """The orbit table is a speed-up only: without it (no memory budget) nothing changes."""
+    config = TrainConfig(group="D4", reg=reg, nu=1.0 if reg != "none" else 0.0, **TOY)
+    data = synthetic_dataset()
+    fast = Trainer([config], data, tmp_path / "a", "cpu", progress=False)
+    slow = Trainer([config], data, tmp_path / "b", "cpu", progress=False, orbit_budget_bytes=0)
+    assert fast.train_orbit is not None and slow.train_orbit is None
+    fast.fit(), slow.fit()
+    for k, v in fast.model.member_state(0).items():
+        assert torch.equal(v, slow.model.member_state(0)[k]), k

@@ -112,7 +112,6 @@ class Trainer:
         self.member_dirs = list(member_dirs) if member_dirs is not None else None
         self.progress = progress
         in_features = int(self.train_split.images[0].numel())
-        self.num_classes = data.num_classes
         models = [model_for(c, in_features, data.num_classes) for c in self.configs]
         self.template = models[0]
         self.model = Ensemble(models).to(self.device)
