@@ -106,8 +106,8 @@ def integrated_gradients(
     alphas, weights = quadrature(steps, rule)
     alphas = alphas.to(images.device, images.dtype).view(-1, 1, *[1] * (images.dim() - 1))
     weights = weights.to(images.device, images.dtype)
-    # path points, their gradients and the network's activations: about 4 copies of the points
-    per_sample = 4 * steps * images[0].numel() * images.element_size()
+    # path points, their gradients and the network's activations: about 5 copies of the points
+    per_sample = 5 * steps * images[0].numel() * images.element_size()
     chunk = max(1, (memory_budget_mb << 20) // per_sample)
     out = torch.empty_like(images)
     for start in range(0, len(images), chunk):
@@ -188,7 +188,7 @@ def aligned_orbit_maps(
     check_baseline(base, group)
     order, n = len(group), len(images)
     map_bytes = order * images[0].numel() * images.element_size()
-    chunk = max(1, (config.memory_budget_mb << 20) // (map_bytes * (4 * config.steps + 6)))
+    chunk = max(1, (config.memory_budget_mb << 20) // (map_bytes * (5 * config.steps + 6)))
     out = images.new_empty(order, n, *images.shape[1:])
     for start in range(0, n, chunk):
         x, y = images[start : start + chunk], labels[start : start + chunk]
