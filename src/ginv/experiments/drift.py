@@ -95,7 +95,7 @@ def run(study: Study, folder) -> Results:
         axes[0, j].set_title(f"{group_name}: DI against β", fontsize=9)
         axes[1, j].set_title(f"{group_name}: Acc(D(β)) / Acc(D1)", fontsize=9)
         axes[1, j].set_xlabel("β")
-        axes[0, j].legend(fontsize=7)
+        axes[0, j].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     results.add_figure(
         folder, "drift", fig, "DI (top) and accuracy ratio (bottom) against the drift β."

@@ -71,6 +71,7 @@ def _plot(groups, data):
             ax.bar(xs, [s[0] for s in stats], width, yerr=[s[1] for s in stats], label=group_name)
         ax.set_xticks(range(len(kinds)), kinds)
         ax.set_title(name)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(groups), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
