@@ -22,6 +22,7 @@ from ginv.measures import (
     jacobian_spectral_norm,
     measure,
     quadrature,
+    saliency_map,
     saliency_similarity,
     weight_spectral_norms,
 )
@@ -145,6 +146,15 @@ def test_integrated_gradients_agree_with_captum(rule: str) -> None:
     )
     ours = integrated_gradients(model, x, t, torch.zeros(1, 12, 12), steps=50, rule=rule)
     assert torch.allclose(ours, reference, atol=1e-5, rtol=0)
+
+
+def test_saliency_map_is_the_identity_column_of_the_aligned_orbit_maps() -> None:
+    torch.manual_seed(0)
+    model = MLP(144, 16, 2)
+    x, y = torch.randn(3, 1, 12, 12), torch.randint(9, (3,))
+    aligned = aligned_orbit_maps(model, x, y, R4())
+    assert torch.allclose(saliency_map(model, x, y), aligned[0], atol=1e-6)
+    assert float(aligned.min()) >= 0.0
 
 
 def test_a_moved_baseline_is_refused() -> None:

@@ -24,7 +24,6 @@ from ginv.measures import SaliencyConfig, measure
 from ginv.training import TrainConfig, Trainer, load_run, resolve_device
 from ginv.training.checkpoint import atomic_write_json
 
-KINDS = ("DA", "WT", "IR")
 
 
 @dataclass
@@ -66,9 +65,6 @@ class Study:
                 DataConfig(name), self.data_dir, device=self.device
             )
         return self._data[name]
-
-    def test_split(self, samples: int):
-        return self.data().test.head(samples or None)
 
     def saliency(self) -> SaliencyConfig:
         return SaliencyConfig(steps=self.config.ig_steps, rule=self.config.ig_rule)

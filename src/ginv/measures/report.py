@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -182,6 +181,3 @@ def _sensitivity(model, images, batch_size, method, report, bar) -> None:
         report.weight_sigma_max = weight_spectral_norms(model)
     report.seconds["sensitivity"] = time.perf_counter() - start
 
-
-def load_report(path: Path | str) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
