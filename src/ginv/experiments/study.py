@@ -25,7 +25,6 @@ from ginv.training import TrainConfig, Trainer, load_run, resolve_device
 from ginv.training.checkpoint import atomic_write_json
 
 
-
 @dataclass
 class Run:
     """A finished training run: its config, folder and ``run.json`` record."""

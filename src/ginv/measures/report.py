@@ -180,4 +180,3 @@ def _sensitivity(model, images, batch_size, method, report, bar) -> None:
     if isinstance(model, nn.Module):
         report.weight_sigma_max = weight_spectral_norms(model)
     report.seconds["sensitivity"] = time.perf_counter() - start
-
