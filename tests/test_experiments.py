@@ -148,3 +148,25 @@ def test_the_nu_search_extends_along_the_log_scale() -> None:
     assert next_log_values(0.3, 2, 3000.0) == [1.0, 3.0]
     assert next_log_values(1000.0, 4, 3000.0) == [3000.0]
     assert next_log_values(3000.0, 4, 3000.0) == []
+
+
+def test_cli_calibrate_reports_the_chosen_nu(tmp_path: Path, real_data_dir: Path) -> None:
+    args = [
+        "calibrate",
+        "--profile",
+        "smoke",
+        "--group",
+        "T3",
+        "--loss",
+        "kl",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
+    done = _run(args)
+    assert done.returncode == 0, done.stderr
+    assert "T3 / kl: ν = " in done.stdout
+    cal = json.loads((tmp_path / "calibration" / "nu-mnist-T3-kl.json").read_text())
+    assert [p["nu"] for p in cal["curve"]][:3] == [0.1, 1.0, 10.0]
+    assert cal["chosen_nu"] in [p["nu"] for p in cal["curve"]]
+    assert (tmp_path / "calibration" / "nu-mnist-T3-kl.png").is_file()

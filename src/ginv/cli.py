@@ -130,7 +130,7 @@ def _measure(args: argparse.Namespace) -> int:
     report = measure(
         model, split.images, split.labels, group, metrics, saliency,
         si_subset=args.si_subset, sensitivity_subset=args.sensitivity_subset,
-        progress=not args.quiet,
+        sensitivity_method=args.sensitivity_method, progress=not args.quiet,
     )  # fmt: skip
     report.settings.update(
         checkpoint=str(args.checkpoint), dataset=dataset, split=args.split,
@@ -259,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     meas.add_argument("--si-subset", type=int, help="SI on the first N samples")
     meas.add_argument("--sensitivity-subset", type=int, help="σmax(J) on the first N samples")
     meas.add_argument("--metrics", default="accuracy,di,li,si,sensitivity")
+    meas.add_argument("--sensitivity-method", default="exact", choices=("exact", "power"),
+                      help="σmax(J): exact Jacobian or power iteration (many outputs)")  # fmt: skip
     meas.add_argument("--steps", type=int, default=50, help="integration steps")
     meas.add_argument("--rule", default="gausslegendre", help="gausslegendre or riemann_*")
     meas.add_argument("--baseline", default="zero", choices=("zero", "black"))
