@@ -117,6 +117,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path
         (["--dataset", "cifar10"], "unknown dataset"),
         (["--model", "cnn"], "unknown model"),
         (["--out", "/proc/forbidden"], "cannot write to"),
+        (["--device", "tpu9"], "unknown device"),
     ],
 )
 def test_bad_training_arguments_are_one_line_errors(argv, message, capsys, tmp_path) -> None:

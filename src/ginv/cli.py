@@ -70,8 +70,9 @@ def writable_dir(path: Path) -> Path:
 
 def _train(args: argparse.Namespace) -> int:
     from ginv.data import DataConfig, load_transforming
-    from ginv.training import TrainConfig, Trainer
+    from ginv.training import TrainConfig, Trainer, resolve_device
 
+    device = resolve_device(args.device)
     base = TrainConfig(
         dataset=args.dataset, group=args.group, model=args.model, pool=args.pool,
         depth=args.depth, width=args.width, reg=args.reg, epochs=args.epochs,
@@ -89,7 +90,7 @@ def _train(args: argparse.Namespace) -> int:
         DataConfig(args.dataset, split_seed=args.split_seed), args.data_dir, device="cpu"
     )
     start = time.perf_counter()
-    trainer = Trainer(configs, data, out, device=args.device, progress=not args.quiet)
+    trainer = Trainer(configs, data, out, device=device, progress=not args.quiet)
     results = trainer.fit(resume=args.resume)
     for i, run in enumerate(results):
         print(

@@ -40,7 +40,13 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``'auto'``/None → CUDA when present, else CPU."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise GinvError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise GinvError(f"device {device!r} asked for, but CUDA is not available here")
+    return resolved
 
 
 def model_for(config: TrainConfig, in_features: int = 36 * 36, num_classes: int = 9) -> nn.Module:
