@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
-import torch
 
 from ginv.data import drift_split
 from ginv.experiments.results import Results, mean_std
-from ginv.measures import orbit_logits, orbit_values
+from ginv.measures import measure
 
 if TYPE_CHECKING:
     from ginv.experiments.study import Study
@@ -18,15 +17,10 @@ if TYPE_CHECKING:
 KINDS = ("DA", "WT", "IR")
 
 
-@torch.no_grad()
-def accuracy_and_di(model, images, labels, group, batch: int = 2048) -> tuple[float, float]:
-    correct = di = 0.0
-    for i in range(0, len(images), batch):
-        v = orbit_values(orbit_logits(model, images[i : i + batch], group), labels[i : i + batch])
-        correct += float(v.correct.sum())
-        di += float(v.di[1:].sum())
-    n = len(images)
-    return correct / (n * len(group)), di / (n * (len(group) - 1))
+def accuracy_and_di(model, images, labels, group) -> tuple[float, float]:
+    """Orbit accuracy and DI of ``model`` on one drifted split (``measure`` does the work)."""
+    report = measure(model, images, labels, group, metrics=("accuracy", "di"))
+    return report.metrics["accuracy"], report.metrics["di"]
 
 
 def run(study: Study, folder) -> Results:

@@ -126,6 +126,8 @@ class Trainer:
         self.members = [MemberState(c, torch.Generator().manual_seed(c.seed)) for c in self.configs]
         self.epoch = 0
         self.train_orbit = self._orbit_table(orbit_budget_bytes)
+        h, w = self.train_split.images.shape[-2:]
+        self.cayley = self.group.action(h, w).table.to(self.device)  # cayley[h, g] = h∘g
 
     def _orbit_table(self, budget: int) -> Tensor | None:
         """The whole training orbit, rows ``g·N + i = g·x_i``, when it fits the budget: then every
@@ -143,8 +145,7 @@ class Trainer:
         if self.train_orbit is not None:
             n = len(self.train_split)
             if with_orbit:
-                table = self.group.action(*shape[-2:]).table.to(idx.device)
-                elements = table[:, elements].transpose(0, 1)  # (M, |G|, B): h∘g
+                elements = self.cayley[:, elements].transpose(0, 1)  # (M, |G|, B): h∘g
                 idx = idx.unsqueeze(1).expand_as(elements)
             rows = (elements * n + idx).flatten()
             return self.train_orbit.index_select(0, rows).view(m, -1, *shape)
