@@ -15,7 +15,6 @@ import pytest
 
 from ginv.errors import GinvError
 from ginv.experiments import profile
-from ginv.experiments.calibration import choose_nu
 from ginv.experiments.prop31 import check
 from ginv.experiments.reproduce import EXPERIMENTS
 
@@ -43,12 +42,6 @@ def test_profiles_and_typed_overrides() -> None:
         profile("quick", ["epochs=many"])
     with pytest.raises(GinvError, match="unknown profile"):
         profile("huge")
-
-
-def test_choose_nu_takes_the_smallest_nu_reaching_the_target() -> None:
-    curve = [{"nu": 0.1, "si": 0.5}, {"nu": 1.0, "si": 0.96}, {"nu": 10.0, "si": 0.99}]
-    assert choose_nu(curve, 0.95) == (1.0, True)
-    assert choose_nu(curve, 0.995) == (10.0, False)  # not reached: the highest SI, flagged
 
 
 def test_proposition_3_1_holds_numerically() -> None:
@@ -141,15 +134,6 @@ def test_bad_study_arguments_are_one_line_errors(tmp_path: Path) -> None:
     assert empty.returncode == 2 and "no experiment results" in empty.stderr
 
 
-def test_the_nu_search_extends_along_the_log_scale() -> None:
-    from ginv.experiments.calibration import next_log_values
-
-    assert next_log_values(30.0, 4, 3000.0) == [100.0, 300.0, 1000.0, 3000.0]
-    assert next_log_values(0.3, 2, 3000.0) == [1.0, 3.0]
-    assert next_log_values(1000.0, 4, 3000.0) == [3000.0]
-    assert next_log_values(3000.0, 4, 3000.0) == []
-
-
 def test_cli_calibrate_reports_the_chosen_nu(tmp_path: Path, real_data_dir: Path) -> None:
     args = [
         "calibrate",
@@ -167,6 +151,27 @@ def test_cli_calibrate_reports_the_chosen_nu(tmp_path: Path, real_data_dir: Path
     assert done.returncode == 0, done.stderr
     assert "T3 / kl: ν = " in done.stdout
     cal = json.loads((tmp_path / "calibration" / "nu-mnist-T3-kl.json").read_text())
-    assert [p["nu"] for p in cal["curve"]][:3] == [0.1, 1.0, 10.0]
-    assert cal["chosen_nu"] in [p["nu"] for p in cal["curve"]]
+    smoke = profile("smoke")
+    pre = [p for p in cal["curve"] if p["stage"] == "presearch"]
+    final = [p for p in cal["curve"] if p["stage"] == "final"]
+    assert [p["nu"] for p in pre][:3] == [0.1, 1.0, 10.0]
+    assert {p["epochs"] for p in pre} == {smoke.presearch_epochs}
+    assert {p["epochs"] for p in final} == {smoke.epochs}
+    for p in cal["curve"]:
+        assert set(p) == {"nu", "si", "si_se", "val_acc", "epochs", "stage"}
+        assert 0 <= p["si"] <= 1 and p["si_se"] > 0
+    # the deciding point was trained for the study's epochs, and its seed-0 run is the final
+    # member: asking for the family trains nothing new
+    (deciding,) = [p for p in final if p["nu"] == cal["chosen_nu"]]
+    assert deciding["epochs"] == smoke.epochs
     assert (tmp_path / "calibration" / "nu-mnist-T3-kl.png").is_file()
+    runs = set((tmp_path / "runs").iterdir())
+    again = _run(args)
+    assert again.returncode == 0 and set((tmp_path / "runs").iterdir()) == runs
+    # any setting that reaches training gives new runs, never the old ν
+    for change in ("lr=0.003", "n_train=200", "batch_size=64", "n_val=50"):
+        before = set((tmp_path / "runs").iterdir())
+        changed = _run([*args, "--set", change])
+        assert changed.returncode == 0, changed.stderr
+        new = set((tmp_path / "runs").iterdir()) - before
+        assert new, change

@@ -182,14 +182,16 @@ def _calibrate(args: argparse.Namespace) -> int:
     for group in args.group.split(","):
         for loss in args.loss.split(","):
             cal = study.calibrate(group.strip(), loss.strip())
-            curve = ", ".join(
-                f"ν={p['nu']:g}: SI {p['si']:.3f}, acc {p['val_acc']:.3f}" for p in cal["curve"]
-            )
-            verdict = (
-                "" if cal["reached"] else f" (no ν reached SI ≥ {config.si_target}: highest SI)"
-            )
-            print(f"{group} / {loss}: ν = {cal['chosen_nu']:g}{verdict}\n  {curve}")
-    calibration_results(study).write(out / "calibration", config.to_dict(), 0.0)
+            verdict = "reached" if cal["reached"] else "NOT reached"
+            print(f"{group} / {loss}: ν = {cal['chosen_nu']:g}, target {verdict}: {cal['reason']}")
+            for p in sorted(cal["curve"], key=lambda p: (p["stage"] != "presearch", p["nu"])):
+                print(
+                    f"  {p['stage']:>9} {p['epochs']:>4} epochs  ν = {p['nu']:<8g} "
+                    f"SI {p['si']:.3f} ± {p['si_se']:.3f}  acc {p['val_acc']:.3f}"
+                )
+    calibration_results(out / "calibration", config.si_target).write(
+        out / "calibration", config.to_dict(), 0.0
+    )
     return 0
 
 

@@ -73,7 +73,9 @@ def reproduce(
     finally:
         bar.close()
     if (out / "calibration").is_dir():
-        calibration_results(study).write(out / "calibration", config.to_dict(), 0.0)
+        calibration_results(out / "calibration", config.si_target).write(
+            out / "calibration", config.to_dict(), 0.0
+        )
     summary_path = out / "summary.json"
     previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     atomic_write_json({**previous, **timings}, summary_path)

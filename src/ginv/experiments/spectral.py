@@ -27,9 +27,14 @@ def run(study: Study, folder) -> Results:
         for kind, loss in variants:
             label = "DA" if loss is None else f"IR-{loss}"
             study.status.set_postfix_str(f"spectral {group_name} {label}")
-            nu = study.calibrate(group_name, loss)["chosen_nu"] if loss else 0.0
+            nu = 0.0
+            if loss:
+                runs, cal = study.ir_family(group_name, loss)
+                nu = cal["chosen_nu"]
+            else:
+                runs = study.family(group_name, kind)
             sigmas, spreads = [], []
-            for r in study.family(group_name, kind, reg=loss, nu=nu if loss else None):
+            for r in runs:
                 m = study.measure_run(r, group, ("sensitivity",), samples=c.sensitivity_samples)
                 sigmas.append(m["metrics"]["sigma_j"])
                 spreads.append(m["std_over_samples"]["sigma_j"])

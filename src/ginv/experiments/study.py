@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +20,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ginv.data import DataConfig, TransformingDataset, load_transforming
+from ginv.experiments.calibration import calibration_path, write_calibration
+from ginv.experiments.nu_search import (
+    Point,
+    SearchSpec,
+    search,
+)
 from ginv.groups import PermutationGroup, get_group
 from ginv.measures import SaliencyConfig, measure
 from ginv.training import TrainConfig, Trainer, load_run, resolve_device
@@ -75,7 +82,7 @@ class Study:
         c = self.config
         return TrainConfig(
             dataset=c.dataset, group=group, model="wt" if kind == "WT" else "mlp",
-            pool=c.wt_pool, reg=reg if kind == "IR" else "none", nu=nu if kind == "IR" else 0.0,
+            pool=c.wt_pool if kind == "WT" else "mean", reg=reg if kind == "IR" else "none", nu=nu if kind == "IR" else 0.0,
             epochs=epochs or c.epochs, batch_size=c.batch_size, lr=c.lr, seed=seed,
             n_train=c.n_train, n_val=c.n_val,
         ).validate()  # fmt: skip
@@ -107,14 +114,32 @@ class Study:
     def family(
         self, group: str, kind: str, reg: str | None = None, nu: float | None = None
     ) -> list[Run]:
-        """The runs of one model kind over the study's seeds (IR with the calibrated ν)."""
-        if kind == "IR":
-            reg = reg or self.config.reg
-            nu = nu if nu is not None else self.calibrate(group, reg)["chosen_nu"]
+        """The runs of one model kind over the study's seeds (IR with the calibrated ν unless
+        ``nu`` is given)."""
+        if kind == "IR" and nu is None:
+            return self.ir_family(group, reg or self.config.reg)[0]
         configs = [
             self.train_config(group, kind, s, reg or "none", nu or 0.0) for s in self.config.seeds
         ]
         return self.runs(configs)
+
+    def ir_family(self, group: str, loss: str) -> tuple[list[Run], dict[str, Any]]:
+        """IR with ``loss`` at its calibrated ν over the study's seeds, and the calibration
+        record with every member's validation SI added (``members``)."""
+        cal = self.calibrate(group, loss)
+        runs = self.family(group, "IR", loss, cal["chosen_nu"])
+        target = self.config.si_target
+        members = []
+        for run in runs:
+            p = self.validation_point(run)
+            members.append(
+                {"seed": run.config.seed, "val_si": p.si, "val_si_se": p.si_se,
+                 "val_acc": p.val_acc, "reached": p.si >= target}
+            )  # fmt: skip
+        if cal.get("members") != members:
+            cal = {**cal, "members": members}
+            write_calibration(self.out / "calibration", cal)
+        return runs, cal
 
     # --- measures --------------------------------------------------------
     def measure_run(self, run: Run, group: PermutationGroup, metrics: Sequence[str],
@@ -135,18 +160,76 @@ class Study:
         report = measure(
             run.model(self.device), data_split.images, data_split.labels, group, metrics,
             self.saliency(), si_subset=si_samples or None,
-            sensitivity_subset=sensitivity_samples or None,
+            sensitivity_subset=sensitivity_samples or None, progress=self.progress,
         )  # fmt: skip
         result = {**report.to_dict(), "settings_key": settings}
         atomic_write_json(result, path)
         return result
 
     # --- ν calibration ---------------------------------------------------
-    def calibrate(self, group_name: str, loss: str) -> dict[str, Any]:
-        """The smallest ν on the grid whose validation SI reaches the target (cached)."""
-        from ginv.experiments.calibration import calibrate
+    def search_spec(self) -> SearchSpec:
+        c = self.config
+        return SearchSpec(
+            target=c.si_target, resolution=c.nu_resolution, round_size=c.nu_round,
+            nu_min=c.nu_min, nu_max=c.nu_max, num_classes=self.data().num_classes,
+            min_accuracy_share=c.nu_min_accuracy_share, max_rounds=c.nu_max_rounds,
+        )  # fmt: skip
 
-        return calibrate(self, group_name, loss)
+    def validation_point(self, run: Run) -> Point:
+        """A run's validation SI (± standard error) and accuracy, on the validation orbit."""
+        c = self.config
+        m = self.measure_run(
+            run, self.group(run.config.group), ("accuracy", "si"), split="val",
+            samples=c.calibration_val_samples, si_samples=c.calibration_val_samples,
+        )  # fmt: skip
+        se = m["std_over_samples"]["si"] / math.sqrt(m["subsets"]["si"])
+        return Point(run.config.nu, m["metrics"]["si"], se, m["metrics"]["accuracy"],
+                     run.config.epochs)  # fmt: skip
+
+    def _points(self, group: str, loss: str, nus: Sequence[float], epochs: int) -> list[Point]:
+        """One round: IR runs of the calibration seed at each ν, trained as one batched model."""
+        seed = self.config.calibration_seed
+        configs = [self.train_config(group, "IR", seed, loss, nu, epochs) for nu in nus]
+        return [self.validation_point(run) for run in self.runs(configs)]
+
+    def calibrate(self, group: str, loss: str) -> dict[str, Any]:
+        """ν for IR with ``loss`` (SPEC §4): a short pre-search proposes, then runs trained exactly
+        as the final models decide. Every run and measure comes from the caches when present,
+        so repeating it costs nothing; the record goes to ``calibration/nu-*.json``."""
+        c = self.config
+        spec = self.search_spec()
+        presearch = 0 < c.presearch_epochs < c.epochs
+        rounds = {False: 0, True: 0}
+
+        def evaluate(nus: list[float], final: bool) -> list[Point]:
+            rounds[final] += 1
+            stage = "search" if final else "pre-search"
+            self.status.set_postfix_str(f"ν {stage} {group}/{loss} round {rounds[final]}")
+            return self._points(group, loss, nus, c.epochs if final else c.presearch_epochs)
+
+        found = search(evaluate, spec, c.nu_grid, presearch)
+        decision = found.decision
+        reason = decision.reason
+        if not found.resolved:
+            reason += f"; stopped after {found.rounds} rounds (nu_max_rounds) before the resolution"
+        record = {
+            "dataset": c.dataset, "group": group, "loss": loss, "chosen_nu": decision.nu,
+            "reached": decision.reached, "miss_below": decision.miss_below,
+            "resolved": found.resolved, "reason": reason, "rounds": found.rounds,
+            "curve": [{**asdict(p), "stage": "presearch"} for p in found.presearch]
+            + [{**asdict(p), "stage": "final"} for p in found.points],
+            "settings": {
+                **asdict(spec), "presearch_epochs": c.presearch_epochs, "epochs": c.epochs,
+                "grid": list(c.nu_grid), "seed": c.calibration_seed,
+                "val_samples": c.calibration_val_samples, "saliency": asdict(self.saliency()),
+            },
+        }  # fmt: skip
+        path = calibration_path(self.out / "calibration", c.dataset, group, loss)
+        previous = json.loads(path.read_text()) if path.is_file() else {}
+        if previous.get("members") and all(previous.get(k) == v for k, v in record.items()):
+            record["members"] = previous["members"]  # measured for these very settings
+        write_calibration(self.out / "calibration", record)
+        return record
 
     def group(self, name: str) -> PermutationGroup:
         return get_group(name)

@@ -110,7 +110,13 @@ def measure(
     orbit_wanted = bool({"accuracy", "di", "li"} & set(metrics))
     work = (len(images) if orbit_wanted else 0) + (n_si if "si" in metrics else 0)
     work += n_sens if "sensitivity" in metrics else 0
-    bar = tqdm(total=work, disable=not progress, unit="sample", desc=f"measure on {group.name}")
+    bar = tqdm(
+        total=work,
+        disable=not progress,
+        unit="sample",
+        desc=f"measure on {group.name}",
+        leave=False,
+    )
     try:
         if orbit_wanted:
             _orbit_measures(model, images, labels, group, batch_size, report, bar, metrics)
