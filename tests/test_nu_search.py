@@ -154,8 +154,11 @@ def test_target_reached_at_the_smallest_nu_needs_no_bracket() -> None:
 
 
 def test_round_limit_is_reported_as_unresolved() -> None:
+    def curve(nu: float, final: bool) -> tuple[float, float]:  # full length needs a 10× smaller ν
+        return logistic(centre=0.5 if final else 5.0)(nu, final)
+
     spec = SearchSpec(round_size=1, max_rounds=2)
-    result, rounds = run(logistic(centre=7.0), spec)
+    result, rounds = run(curve, spec)
     assert not result.resolved and sum(final for final, _ in rounds) == 2
 
 
@@ -173,9 +176,12 @@ def test_proposals_by_hand() -> None:
     # bracket 10 → 30 (ratio 3): log-spaced fill, ratio 3^(1/3) ≈ 1.44 ≤ 1.5 in one round
     assert propose(pts((10, 0.9), (30, 0.96)), SPEC) == [14.4, 20.8]
     assert propose(pts((10, 0.9), (14.4, 0.96)), SPEC) == []  # resolved
-    assert propose(pts((1, 0.96), (3, 0.97)), SPEC) == [0.0123, 0.037, 0.111, 0.333]
-    assert propose(pts((1, 0.5), (3, 0.6)), SPEC) == [9.0, 27.0, 81.0, 243.0]
+    # extensions step by the resolution: a crossing within 1.5⁴ ≈ 5 needs no refinement after
+    assert propose(pts((1, 0.96), (3, 0.97)), SPEC) == [0.198, 0.296, 0.444, 0.667]
+    assert propose(pts((1, 0.5), (3, 0.6)), SPEC) == [4.5, 6.75, 10.1, 15.2]
     assert propose(pts((1000, 0.5), (3000, 0.6)), SPEC) == []  # nu_max: give up
+    coarse = SearchSpec(resolution=5.2)  # the pre-search steps along its grid's ×3
+    assert propose(pts((1, 0.5), (3, 0.6)), coarse) == [9.0, 27.0, 81.0, 243.0]
     assert log_between(1.0, 16.0, 3) == [2.0, 4.0, 8.0]
     pre = pts((3, 0.9), (10, 0.96))
     assert first_round(pre, SPEC) == [3.0, 4.48, 6.69, 10.0]

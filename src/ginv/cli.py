@@ -156,6 +156,13 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     config = _study_config(args)
+    if args.plan:
+        from ginv.experiments.plan import format_plan, make_plan
+        from ginv.training import resolve_device
+
+        print(f"plan: reproduce {args.experiment}, {config.profile} profile (nothing is trained)")
+        print(format_plan(make_plan(names, config, args.out, resolve_device(args.device))))
+        return 0
     out = writable_dir(args.out)
     start = time.perf_counter()
     timings = reproduce(names, config, out, args.data_dir, args.device, progress=not args.quiet)
@@ -287,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     repro = sub.add_parser("reproduce", help="the study's table and figures, then the report")
     repro.add_argument("experiment", choices=[*EXPERIMENTS, "all"])
+    repro.add_argument("--plan", action="store_true",
+                       help="print the runs, measures, FLOPs, floor and time estimate, then exit")  # fmt: skip
     study_options(repro)
     repro.set_defaults(func=_reproduce)
 

@@ -10,9 +10,10 @@ never decides ν.
 ``propose`` returns the next round of candidates, or nothing when the search is done;
 ``decide`` reads the choice off the points. The search, on a log scale:
 
-* no point passes: extend upwards by ×``grid_step`` up to ``nu_max`` (SI may plateau or
-  fall again, as T3's does, so every round looks further until the limit);
-* the smallest passing ν has no miss below it: extend downwards by ×1/``grid_step`` to
+* no point passes: extend upwards in steps of ×``resolution`` (×``grid_step`` when coarser)
+  up to ``nu_max`` (SI may plateau or fall again, as T3's does, so every round looks
+  further until the limit);
+* the smallest passing ν has no miss below it: extend downwards in the same steps to
   ``nu_min``;
 * else refine between the smallest passing ν and the largest miss below it until their
   ratio is at most ``resolution``, ``round_size`` log-spaced candidates a round.
@@ -104,14 +105,17 @@ def propose(points: Sequence[Point], spec: SearchSpec) -> list[float]:
         raise ValueError("propose needs at least one measured point; start from a grid")
     ordered = sorted(points, key=lambda p: p.nu)
     passing = [p for p in ordered if passes(p, ordered, spec)]
+    # extend in steps of the resolution, so that a crossing within reach of one round needs
+    # no refinement round after it (the pre-search, whose resolution is coarse, uses its grid)
+    step = min(spec.resolution, spec.grid_step)
     if not passing:
         top = ordered[-1].nu
-        ups = [round_nu(top * spec.grid_step ** (i + 1)) for i in range(spec.round_size)]
+        ups = [round_nu(top * step ** (i + 1)) for i in range(spec.round_size)]
         return _fresh([v for v in ups if v <= spec.nu_max * (1 + 1e-9)], ordered)
     best = passing[0]
     below = [p for p in ordered if p.nu < best.nu]
     if not below:
-        downs = [round_nu(best.nu / spec.grid_step ** (i + 1)) for i in range(spec.round_size)]
+        downs = [round_nu(best.nu / step ** (i + 1)) for i in range(spec.round_size)]
         return _fresh([v for v in downs if v >= spec.nu_min * (1 - 1e-9)], ordered)
     miss = below[-1]
     if best.nu / miss.nu <= spec.resolution * (1 + 1e-9):

@@ -1,0 +1,271 @@
+"""``ginv reproduce … --plan``: what a reproduction will train and measure, its FLOPs, the
+matmul floor on this device and an estimate, before anything is spent.
+
+Work is counted per experiment and model family from exact FLOP counts of the real models
+(:mod:`ginv.flops`): a member-epoch is ``n_train`` training steps per sample plus one
+forward pass over the validation orbit; measures count forward passes over the test orbit
+and ``steps`` input gradients per orbit image for SI. Runs and measures that several
+experiments share (or that ``OUT`` already holds) are counted once (or not at all). The ν
+search adapts to what it finds, so its rounds are an assumption, said in the plan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ginv.data import DataConfig
+from ginv.experiments.config import StudyConfig
+from ginv.flops import count_flops, forward_flops, input_gradient_flops, train_step_flops
+from ginv.groups import get_group
+from ginv.models import build_model
+from ginv.training import TrainConfig
+
+ASSUMED_FINAL_ROUNDS = 2  # a first bracket from the pre-search, then one refinement
+NUM_CLASSES = 9
+SHAPE = (1, 36, 36)
+
+
+@dataclass
+class PlanRow:
+    experiment: str
+    group: str
+    item: str
+    runs: int = 0
+    member_epochs: int = 0
+    flops: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    rows: list[PlanRow] = field(default_factory=list)
+    matmul_rate: float = 0.0  # FLOP/s
+    achieved_rate: float = 0.0  # FLOP/s of a real training step
+    device: str = "cpu"
+
+    @property
+    def flops(self) -> float:
+        return sum(r.flops for r in self.rows)
+
+    @property
+    def floor_seconds(self) -> float:
+        return self.flops / self.matmul_rate
+
+    @property
+    def estimate_seconds(self) -> float:
+        return self.flops / self.achieved_rate
+
+
+class _Costs:
+    """FLOPs per sample of each model kind of one group, counted once."""
+
+    def __init__(self, group: str, pool: str) -> None:
+        g = get_group(group)
+        self.order = len(g)
+        self.models = {k: build_model(k, g, pool="max" if pool == "max" else "mean")
+                       for k in ("mlp", "wt")}  # fmt: skip
+        self._cache: dict[tuple[str, str], float] = {}
+
+    def __call__(self, kind: str, what: str) -> float:
+        key = (kind, what)
+        if key not in self._cache:
+            model = self.models[kind]
+            self._cache[key] = {
+                "train": lambda: train_step_flops(model, SHAPE),
+                "train_orbit": lambda: train_step_flops(model, SHAPE, self.order),
+                "forward": lambda: forward_flops(model, SHAPE),
+                "input_grad": lambda: input_gradient_flops(model, SHAPE),
+            }[what]()
+        return self._cache[key]
+
+
+def _probe_rates(
+    device: torch.device, windows: int = 5, seconds: float = 0.1
+) -> tuple[float, float]:
+    """This device's fp32 matmul rate, and the rate a real batched MLP training step reaches:
+    each the best of ``windows`` alternating short windows, since other work only slows a
+    window down and the rates move from moment to moment."""
+
+    def rate(fn, flops: float) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            fn()
+            n += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return n * flops / (time.perf_counter() - start)
+
+    a = torch.randn(2048, 2048, device=device)
+    model = build_model("mlp", get_group("R4")).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(512, *SHAPE, device=device)
+    y = torch.randint(NUM_CLASSES, (512,), device=device)
+
+    def step() -> None:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step_flops = count_flops(step)  # also the warm-up
+    matmul, real = 0.0, 0.0
+    for _ in range(windows):
+        matmul = max(matmul, rate(lambda: a @ a, 2 * 2048**3))
+        real = max(real, rate(step, step_flops))
+    return matmul, real
+
+
+def make_plan(
+    names: Sequence[str], config: StudyConfig, out: Path | None = None,
+    device: torch.device | None = None, probe: bool = True,
+) -> Plan:  # fmt: skip
+    """The work of ``reproduce names`` under ``config``, less what ``out`` already holds."""
+    c = config
+    device = device or torch.device("cpu")
+    data = DataConfig(c.dataset)
+    n_test = c.test_samples or data.n_test
+    n_val = min(c.n_val, data.n_val)
+    plan = Plan(device=str(device))
+    seen: set[str] = set()
+
+    def done(config: TrainConfig) -> bool:
+        return out is not None and (out / "runs" / config.key() / "run.json").is_file()
+
+    def add_training(exp: str, group: str, item: str, template: TrainConfig, runs: int,
+                     note: str = "", cached: int = 0) -> None:  # fmt: skip
+        costs = _costs(group)
+        kind = "wt" if template.model == "wt" else "mlp"
+        step = costs(kind, "train_orbit" if template.reg != "none" else "train")
+        per_epoch = c.n_train * step + n_val * costs.order * costs(kind, "forward")
+        epochs = runs * template.epochs
+        extra = f"{cached} cached or shared" if cached else ""
+        plan.rows.append(PlanRow(exp, group, item, runs, epochs, epochs * per_epoch,
+                                 "; ".join(x for x in (note, extra) if x)))  # fmt: skip
+
+    def train(exp: str, group: str, item: str, configs: list[TrainConfig], note: str = "") -> None:
+        """Runs known in advance: those already in ``out`` or counted before are free."""
+        todo = [t for t in configs if t.key() not in seen and not done(t)]
+        seen.update(t.key() for t in configs)
+        if configs:
+            add_training(exp, group, item, configs[0], len(todo), note, len(configs) - len(todo))
+
+    def measure(exp: str, group: str, item: str, kind: str, models: int, orbit: int,
+                si: int, sens: int = 0, key: str = "") -> None:  # fmt: skip
+        if key and key in seen:
+            return
+        seen.add(key)
+        costs = _costs(group)
+        fwd, grad = costs(kind, "forward"), costs(kind, "input_grad")
+        per_model = (orbit * costs.order * fwd + si * costs.order * c.ig_steps * grad
+                     + sens * (fwd + NUM_CLASSES * (grad - fwd)))  # fmt: skip
+        plan.rows.append(PlanRow(exp, group, item, models, 0, models * per_model))
+
+    cost_cache: dict[str, _Costs] = {}
+
+    def _costs(group: str) -> _Costs:
+        if group not in cost_cache:
+            cost_cache[group] = _Costs(group, c.wt_pool)
+        return cost_cache[group]
+
+    def tc(group: str, kind: str, seed: int, reg: str = "none", nu: float = 0.0,
+           epochs: int | None = None) -> TrainConfig:  # fmt: skip
+        return TrainConfig(
+            dataset=c.dataset, group=group, model="wt" if kind == "WT" else "mlp",
+            pool=c.wt_pool if kind == "WT" else "mean", reg=reg, nu=nu,
+            epochs=epochs or c.epochs, batch_size=c.batch_size, lr=c.lr, seed=seed,
+            n_train=c.n_train, n_val=c.n_val,
+        )  # fmt: skip
+
+    def family(exp: str, group: str, kind: str, loss: str = "") -> None:
+        if kind != "IR":
+            train(exp, group, kind, [tc(group, kind, s) for s in c.seeds])
+            return
+        if f"IR/{group}/{loss}" in seen:  # the ν search and family of another experiment
+            return
+        seen.add(f"IR/{group}/{loss}")
+        grid = len(c.nu_grid)
+        presearch = 0 < c.presearch_epochs < c.epochs
+        rounds = ASSUMED_FINAL_ROUNDS if presearch else ASSUMED_FINAL_ROUNDS + 1
+        final = (c.nu_round if presearch else grid) + (rounds - 1) * c.nu_round
+        label = f"IR-{loss}"
+        # the ν values are not known before the search, so nothing can be found cached
+        template = tc(group, "IR", c.calibration_seed, loss, 1.0)
+        if presearch:
+            short = tc(group, "IR", c.calibration_seed, loss, 1.0, c.presearch_epochs)
+            add_training(exp, group, f"{label} ν pre-search", short, grid, f"grid of {grid}")
+        add_training(exp, group, f"{label} ν search", template, final, f"{rounds} rounds assumed")
+        measure(exp, group, f"{label} ν search: validation SI", "mlp",
+                (grid if presearch else 0) + final, n_val, n_val)  # fmt: skip
+        others = sum(s != c.calibration_seed for s in c.seeds)
+        add_training(exp, group, f"{label} family", tc(group, "IR", 0, loss, 1.0), others,
+                     f"seed {c.calibration_seed} comes from the ν search")  # fmt: skip
+
+    for exp in names:
+        for group in c.groups:
+            if exp == "table":
+                for kind in ("WT", "DA", "IR"):
+                    family(exp, group, kind, c.reg)
+                    k = "wt" if kind == "WT" else "mlp"
+                    measure(exp, group, f"{kind} test measures", k, len(c.seeds), n_test,
+                            c.si_samples or n_test, key=f"table/{group}/{kind}")  # fmt: skip
+            elif exp == "spectral":
+                family(exp, group, "DA")
+                measure(exp, group, "DA σmax(J)", "mlp", len(c.seeds), 0, 0,
+                        c.sensitivity_samples or n_test)  # fmt: skip
+                for loss in c.spectral_losses:
+                    family(exp, group, "IR", loss)
+                    measure(exp, group, f"IR-{loss} σmax(J)", "mlp", len(c.seeds), 0, 0,
+                            c.sensitivity_samples or n_test)  # fmt: skip
+            elif exp == "drift":
+                for kind in ("DA", "WT", "IR"):
+                    family(exp, group, kind, c.reg)
+                    k = "wt" if kind == "WT" else "mlp"
+                    n = (c.drift_samples or n_test) * len(c.drift_betas)
+                    measure(exp, group, f"{kind} drift measures", k, len(c.seeds), n, 0)
+            elif exp in ("saliency", "tsne"):
+                for kind in ("DA", "IR", "WT") if exp == "saliency" else ("DA",):
+                    family(exp, group, kind, c.reg)
+                n = c.saliency_grid_samples if exp == "saliency" else 0
+                measure(exp, group, f"{exp} maps", "wt", 3 if n else 1,
+                        c.tsne_samples if not n else 0, n)  # fmt: skip
+    if probe:
+        plan.matmul_rate, plan.achieved_rate = _probe_rates(device)
+    return plan
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+def format_plan(plan: Plan) -> str:
+    """The plan as a table, with the floor and the estimate of every row and in total."""
+    mm, real = plan.matmul_rate, plan.achieved_rate
+    lines = [
+        f"device {plan.device}: fp32 matmul {mm / 1e9:.0f} GFLOP/s; a batched MLP training "
+        f"step reached {real / 1e9:.0f} GFLOP/s ({100 * real / mm:.0f} %), used for the estimate",
+        "",
+        f"{'experiment':<10} {'group':<5} {'item':<34} {'runs':>5} {'member-ep':>9} "
+        f"{'TFLOP':>9} {'floor':>9} {'estimate':>9}  note",
+    ]
+    for r in plan.rows:
+        if r.flops == 0:  # cached, or counted under an earlier experiment
+            continue
+        lines.append(
+            f"{r.experiment:<10} {r.group:<5} {r.item:<34} {r.runs:>5} {r.member_epochs:>9} "
+            f"{r.flops / 1e12:>9.2f} {_seconds(r.flops / mm):>9} {_seconds(r.flops / real):>9}"
+            f"  {r.note}"
+        )
+    lines += [
+        "",
+        f"total: {plan.flops / 1e12:.1f} TFLOP, {sum(r.member_epochs for r in plan.rows)} "
+        f"member-epochs; floor {_seconds(plan.floor_seconds)} (FLOPs ÷ matmul rate), "
+        f"estimate {_seconds(plan.estimate_seconds)}",
+    ]
+    return "\n".join(lines)
