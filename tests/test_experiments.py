@@ -29,8 +29,9 @@ def test_profiles_and_typed_overrides() -> None:
         300,
         (0, 1, 2, 3),
         0,
-        0,
+        10_000,
     )
+    assert 0 < paper.presearch_epochs < paper.epochs and paper.nu_resolution == 1.5
     changed = profile(
         "smoke", ["epochs=7", "groups=R4", "nu_grid=0.5,5", "si_target=0.9", "drift-mode=mixture"]
     )
@@ -42,6 +43,16 @@ def test_profiles_and_typed_overrides() -> None:
         profile("quick", ["epochs=many"])
     with pytest.raises(GinvError, match="unknown profile"):
         profile("huge")
+    # every value is range-checked before any work starts
+    for bad, match in [
+        ("groups=", "at least one group"), ("groups=R5", "R5"), ("seeds=", "seeds"),
+        ("seeds=0,0", "distinct"), ("nu_grid=0", "nu_grid"), ("si_target=nan", "finite"),
+        ("si_target=1.5", "si_target"), ("prop31_step=0", "prop31"), ("prop31_time=-1", "prop31"),
+        ("prop31_samples=0", "prop31"), ("nu_resolution=1", "nu_resolution"),
+        ("reg=l2", "invariance losses"), ("drift_betas=1.5", "drift_betas"), ("lr=inf", "finite"),
+    ]:  # fmt: skip
+        with pytest.raises(GinvError, match=match):
+            profile("quick", [bad])
 
 
 def test_proposition_3_1_holds_numerically() -> None:
@@ -82,8 +93,26 @@ def test_reproduce_all_smoke_end_to_end(tmp_path: Path, real_data_dir: Path) -> 
     table = json.loads((out / "table" / "results.json").read_text())
     models = [row[1].split(" ")[0] for row in table["tables"][0]["rows"]]
     assert models == ["WT", "DA", "IR"] * 2
-    assert table["data"]["R4/WT"]["si"][0] == pytest.approx(1.0, abs=1e-6)
-    assert table["data"]["T3/WT"]["li"][0] == pytest.approx(0.0, abs=1e-9)
+    rows = {(r["group"], r["model"]): r for r in table["data"]["rows"]}
+    assert rows[("R4", "WT")]["si"] == pytest.approx(1.0, abs=1e-6)
+    assert rows[("T3", "WT")]["li"] == pytest.approx(0.0, abs=1e-9)
+    smoke = profile("smoke")
+    for group in ("R4", "T3"):
+        ir = rows[(group, "IR")]
+        cal = json.loads((out / "calibration" / f"nu-mnist-{group}-logit.json").read_text())
+        assert ir["nu"] == cal["chosen_nu"]
+        assert ir["val_si_per_seed"] == [m["val_si"] for m in cal["members"]]
+        assert ir["val_si"] == pytest.approx(sum(ir["val_si_per_seed"]) / len(smoke.seeds))
+        assert ir["si_target_reached"] == all(v >= smoke.si_target for v in ir["val_si_per_seed"])
+        (deciding,) = [p for p in cal["curve"] if p["stage"] == "final" and p["nu"] == ir["nu"]]
+        assert deciding["epochs"] == smoke.epochs
+        # the deciding run is the seed-0 final member: the same validation SI
+        assert deciding["si"] == ir["val_si_per_seed"][smoke.seeds.index(smoke.calibration_seed)]
+    fidelity = json.loads((out / "fidelity" / "results.json").read_text())
+    assert [c[1][:2] for c in fidelity["data"]["claims"] if c[0] == "R4"] == [
+        "1.", "2a", "2b", "3.", "4.", "5."
+    ]  # fmt: skip
+    assert "Fidelity to the paper" in (out / "report.md").read_text()
     # a second run reuses every training run and every measure
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*.json")}
     csv_before = (out / "table" / "table.csv").read_text()
@@ -175,3 +204,33 @@ def test_cli_calibrate_reports_the_chosen_nu(tmp_path: Path, real_data_dir: Path
         assert changed.returncode == 0, changed.stderr
         new = set((tmp_path / "runs").iterdir()) - before
         assert new, change
+
+
+def test_plan_prints_the_work_and_trains_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "planned"
+    done = _run(["reproduce", "all", "--profile", "paper", "--plan", "--out", str(out)])
+    assert done.returncode == 0, done.stderr
+    assert not out.exists()
+    text = done.stdout
+    assert "fp32 matmul" in text and "floor" in text and "estimate" in text
+    assert "IR-logit ν search" in text and "2 rounds assumed" in text
+    total = next(line for line in text.splitlines() if line.startswith("total:"))
+    assert "TFLOP" in total and "member-epochs" in total
+
+
+def test_plan_counts_match_the_model_sizes() -> None:
+    from ginv.experiments.plan import make_plan
+
+    c = profile("smoke", ["groups=R4", "seeds=0,1"])
+    plan = make_plan(["table"], c, probe=False)
+    rows = {r.item: r for r in plan.rows}
+    # DA: two seeds × epochs, each epoch n_train training steps + a forward pass over the
+    # validation orbit; the MLP's matmul FLOPs per image by hand
+    fwd = 2 * (1296 * 128 + 4 * 128 * 128 + 128 * 9)
+    train = fwd + fwd + 2 * (4 * 128 * 128 + 128 * 9)
+    assert rows["DA"].member_epochs == 2 * c.epochs
+    assert rows["DA"].flops == 2 * c.epochs * (c.n_train * train + c.n_val * 4 * fwd)
+    # IR trains on the orbit: four times DA's training step; the calibration seed is shared
+    ir = rows["IR-logit family"]
+    assert ir.runs == 1 and ir.flops == c.epochs * (c.n_train * 4 * train + c.n_val * 4 * fwd)
+    assert rows["IR-logit ν pre-search"].runs == len(c.nu_grid)

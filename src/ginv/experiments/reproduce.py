@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from ginv.experiments import drift, prop31, saliency_grid, spectral, table, tsne
 from ginv.experiments.calibration import calibration_results
 from ginv.experiments.config import StudyConfig
+from ginv.experiments.fidelity import fidelity_results
 from ginv.experiments.results import Results
 from ginv.experiments.study import Study
 from ginv.training.checkpoint import atomic_write_json
@@ -44,6 +45,7 @@ def environment(device: torch.device) -> dict[str, str]:
         "scikit-learn": sklearn.__version__, "platform": platform.platform(),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "threads": str(torch.get_num_threads()),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
     }  # fmt: skip
 
 
@@ -72,6 +74,9 @@ def reproduce(
             bar.update(1)
     finally:
         bar.close()
+    fidelity = fidelity_results(out, config.profile)
+    if fidelity is not None:
+        fidelity.write(out / "fidelity", config.to_dict(), 0.0)
     if (out / "calibration").is_dir():
         calibration_results(out / "calibration", config.si_target).write(
             out / "calibration", config.to_dict(), 0.0

@@ -15,7 +15,7 @@ from typing import Any
 from ginv.errors import GinvError
 from ginv.training.checkpoint import atomic_write_text
 
-ORDER = ("table", "calibration", "saliency", "tsne", "drift", "spectral", "prop31")
+ORDER = ("table", "fidelity", "calibration", "saliency", "tsne", "drift", "spectral", "prop31")
 
 
 def _load(path: Path) -> dict[str, Any]:
