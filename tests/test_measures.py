@@ -181,6 +181,33 @@ def test_sensitivity_matches_the_full_jacobian() -> None:
     assert input_jacobians(model, x).shape == (5, 9, 144)
 
 
+def test_power_sensitivity_differentiates_chunks_not_the_whole_split(monkeypatch) -> None:
+    """Forward AD sizes a view's tangent by its base's storage: every tensor that jvp/vjp
+    see must own a chunk-sized storage, not the 2,000-image split it was cut from."""
+    from ginv.measures import sensitivity
+
+    seen: list[int] = []
+    jvp, vjp = sensitivity.jvp, sensitivity.vjp
+
+    def recording_jvp(f, primals, tangents):
+        seen.extend(p.untyped_storage().nbytes() for p in (*primals, *tangents))
+        return jvp(f, primals, tangents)
+
+    def recording_vjp(f, *primals):
+        seen.extend(p.untyped_storage().nbytes() for p in primals)
+        return vjp(f, *primals)
+
+    monkeypatch.setattr(sensitivity, "jvp", recording_jvp)
+    monkeypatch.setattr(sensitivity, "vjp", recording_vjp)
+    split = torch.randn(2000, 1, 12, 12)
+    chunk_bytes = 8 * split[0].numel() * split.element_size()
+    model = MLP(144, 16, 2)
+    whole = jacobian_spectral_norm(model, split[:16], method="power", iterations=3, chunk=8)
+    assert seen and max(seen) == chunk_bytes
+    copied = jacobian_spectral_norm(model, split[:16].clone(), "power", iterations=3, chunk=8)
+    assert torch.equal(whole, copied)
+
+
 def test_sensitivity_of_a_linear_model_is_its_spectral_norm() -> None:
     torch.manual_seed(0)
     linear = nn.Linear(144, 9).double()
