@@ -15,6 +15,8 @@ import torch
 from conftest import synthetic_dataset
 
 from ginv.cli import main
+from ginv.groups import get_group
+from ginv.models import build_model
 from ginv.training import TrainConfig, Trainer, TrainingDiverged, load_run
 
 TOY = dict(epochs=3, batch_size=32, depth=2, width=16, n_train=256, n_val=64)
@@ -45,6 +47,25 @@ def test_members_trained_together_equal_members_trained_alone(tmp_path: Path, mo
         range(3), key=lambda e: (run["history"][e]["val_acc"], -e)
     )
     assert isinstance(model_0, torch.nn.Module)
+
+
+@pytest.mark.parametrize("model", ["mlp", "wt"])
+def test_initialisation_leaves_the_global_rng_alone(tmp_path: Path, model: str) -> None:
+    """Building a trainer or loading a run does not reseed the caller's RNG, and a seed's
+    initial weights are still those of ``torch.manual_seed(seed)`` (cached runs rely on it)."""
+    config = TrainConfig(model=model, group="R4", seed=3, **{**TOY, "epochs": 1})
+    torch.manual_seed(3)
+    expected = build_model(model, get_group("R4"), 144, TOY["width"], TOY["depth"], 3)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    trainer = Trainer([config], synthetic_dataset(), tmp_path, "cpu", progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+    for k, v in expected.state_dict().items():
+        assert torch.equal(trainer.model.member_state(0)[k], v), k
+    trainer.fit()
+    before = torch.get_rng_state()
+    load_run(trainer.member_dir(0))
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_training_learns_the_toy_task(tmp_path: Path) -> None:

@@ -50,13 +50,17 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def model_for(config: TrainConfig, in_features: int = 36 * 36, num_classes: int = 9) -> nn.Module:
-    """A freshly initialised model for ``config`` (initialisation drawn from ``config.seed``)."""
-    torch.manual_seed(config.seed)
+    """A freshly initialised model for ``config``: the initialisation that
+    ``torch.manual_seed(config.seed)`` gives, drawn without touching the global RNG."""
     group = get_group(config.group)
     pool: Pool = "max" if config.pool == "max" else "mean"
-    return build_model(
-        config.model, group, in_features, config.width, config.depth, num_classes, pool
-    )
+    # nn.init draws from the global CPU generator only; fork it so that callers (a script
+    # loading a run, a caller's own seeding) see their RNG stream unchanged.
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(config.seed)
+        return build_model(
+            config.model, group, in_features, config.width, config.depth, num_classes, pool
+        )
 
 
 @torch.no_grad()
