@@ -273,3 +273,36 @@ def test_cli_measure_on_a_trained_run(tmp_path: Path, real_data_dir: Path) -> No
         [*base, "measure", "--checkpoint", str(tmp_path / "none")], capture_output=True, text=True
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_cli_measure_normalises_another_dataset_as_the_run_was_trained(
+    tmp_path: Path, real_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MNIST-trained run measured on FMNIST sees FMNIST's pixels normalised with MNIST's
+    training statistics, the convention of the drift experiment."""
+    import ginv.measures
+    from ginv.cli import main
+    from ginv.data import load_transforming
+
+    train = ["train", "--epochs", "1", "--n-train", "64", "--n-val", "16", "--depth", "1"]
+    assert main([*train, "--width", "8", "--quiet", "--out", str(tmp_path)]) == 0
+    seen = []
+
+    def recording_measure(model, images, *args, **kwargs):
+        seen.append(images.cpu())
+        return real_measure(model, images, *args, **kwargs)
+
+    real_measure = ginv.measures.measure
+    monkeypatch.setattr(ginv.measures, "measure", recording_measure)
+    out = tmp_path / "m.json"
+    run = str(tmp_path / "mnist-R4-mlp-seed0")
+    argv = ["measure", "--checkpoint", run, "--dataset", "fmnist", "--subset", "32"]
+    assert (
+        main([*argv, "--metrics", "accuracy", "--quiet", "--out", str(out), "--device", "cpu"]) == 0
+    )
+    mnist, fmnist = load_transforming("mnist"), load_transforming("fmnist")
+    pixels = fmnist.to_pixels(fmnist.test.images[:32])
+    assert torch.allclose(seen[0], (pixels - mnist.mean) / mnist.std, atol=1e-5)
+    assert not torch.allclose(seen[0], fmnist.test.images[:32], atol=1e-2)
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["normalisation"] == {"dataset": "mnist", "mean": mnist.mean, "std": mnist.std}
