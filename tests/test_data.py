@@ -163,9 +163,6 @@ def test_transforming_splits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         f.unlink()
     again = load_transforming(cfg, tmp_path / "data", tmp_path / "cache")
     assert torch.equal(again.test.images, ds.test.images)
-    fake_source(tmp_path / "data2", monkeypatch)
-    with pytest.raises(DataFileError, match="requested"):
-        load_transforming(DataConfig("mnist", 300, 100, 10), tmp_path / "data2", tmp_path / "c2")
 
 
 def test_splits_normalised_with_another_datasets_statistics(
@@ -183,7 +180,13 @@ def test_splits_normalised_with_another_datasets_statistics(
     )
 
 
-def test_too_many_samples_and_unknown_dataset(tmp_path: Path) -> None:
+def test_too_many_samples_and_unknown_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_source(tmp_path / "data", monkeypatch)  # 400 images, 361 once class 9 is dropped
+    with pytest.raises(DataFileError, match="mnist: 362 samples requested, 361 available"):
+        load_transforming(DataConfig("mnist", 300, 52, 10), tmp_path / "data", tmp_path / "c")
+    assert len(load_transforming(DataConfig("mnist", 300, 51, 10), tmp_path / "data").test) == 51
     with pytest.raises(DataFileError, match="unknown dataset"):
         load_transforming("cifar", tmp_path, tmp_path)
 

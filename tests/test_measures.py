@@ -135,14 +135,17 @@ def test_quadrature_rules_integrate_exactly_what_they_should() -> None:
     assert float((weights * alphas**9).sum()) == pytest.approx(0.1, abs=1e-12)  # exact to degree 9
 
 
-@pytest.mark.parametrize("rule", ["gausslegendre", "riemann_middle"])
+# Captum's names and definitions, but for riemann_trapezoid (textbook weights here, see README)
+@pytest.mark.parametrize(
+    "rule", ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle"]
+)
 def test_integrated_gradients_agree_with_captum(rule: str) -> None:
     captum = pytest.importorskip("captum.attr")
     torch.manual_seed(0)
     model = MLP(144, 64, 3).eval()
     x, t = torch.randn(16, 1, 12, 12), torch.randint(9, (16,))
     reference = captum.IntegratedGradients(model).attribute(
-        x, baselines=0.0, target=t, n_steps=50, method=rule.replace("riemann_", "riemann_")
+        x, baselines=0.0, target=t, n_steps=50, method=rule
     )
     ours = integrated_gradients(model, x, t, torch.zeros(1, 12, 12), steps=50, rule=rule)
     assert torch.allclose(ours, reference, atol=1e-5, rtol=0)
