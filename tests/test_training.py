@@ -15,6 +15,7 @@ import torch
 from conftest import synthetic_dataset
 
 from ginv.cli import main
+from ginv.errors import GinvError
 from ginv.groups import get_group
 from ginv.models import build_model
 from ginv.training import TrainConfig, Trainer, TrainingDiverged, load_run
@@ -101,7 +102,7 @@ def test_resume_after_sigkill_gives_identical_results(tmp_path: Path) -> None:
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     checkpoint = next((tmp_path / "killed").glob("checkpoint-*.pt"))
-    killed_at = torch.load(checkpoint, weights_only=False)["epoch"]
+    killed_at = torch.load(checkpoint, weights_only=True)["epoch"]
     assert 1 <= killed_at < epochs, "the run must be killed mid-way"
     assert _run_toy(tmp_path / "killed", epochs, "--resume").wait(timeout=300) == 0
     whole, killed = _results(tmp_path / "whole"), _results(tmp_path / "killed")
@@ -125,9 +126,80 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path
     trainer.train_epoch = poisoned  # type: ignore[method-assign]
     with pytest.raises(TrainingDiverged, match="non-finite loss at epoch 2"):
         trainer.fit()
-    state = torch.load(trainer.checkpoint_path, weights_only=False)
+    state = torch.load(trainer.checkpoint_path, weights_only=True)
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+class _Planted:
+    """Unpickling this runs code: it creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def _plant(path: Path, marker: Path) -> None:
+    torch.save({"configs": [], "epoch": 1, "payload": _Planted(marker)}, path)
+    torch.load(path, weights_only=False)  # the payload is live: an unrestricted load runs it
+    assert marker.exists()
+    marker.unlink()
+
+
+def test_a_planted_resume_checkpoint_is_refused_never_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    trainer = Trainer([TrainConfig(**TOY)], synthetic_dataset(), tmp_path, "cpu", progress=False)
+    _plant(trainer.checkpoint_path, marker)
+    with pytest.raises(GinvError, match="refused, it asks to run exec") as error:
+        trainer.fit(resume=True)
+    assert not marker.exists()
+    assert str(trainer.checkpoint_path) in str(error.value) and "\n" not in str(error.value)
+    assert trainer.epoch == 0
+
+
+def test_cli_train_resume_refuses_a_planted_checkpoint(
+    tmp_path: Path, real_data_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["train", "--n-train", "64", "--n-val", "16", "--depth", "1", "--width", "8"]
+    argv += ["--epochs", "1", "--quiet", "--out", str(tmp_path / "runs")]
+    assert main(argv) == 0
+    marker = tmp_path / "ran"
+    _plant(next((tmp_path / "runs").glob("checkpoint-*.pt")), marker)
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ginv: error:") and err.count("\n") == 1 and "refused" in err
+    assert not marker.exists()
+
+
+def test_every_torch_load_in_src_is_weights_only() -> None:
+    """Unpickling arbitrary objects runs code: every ``torch.load`` must pass
+    ``weights_only=True`` (found through the syntax tree, so no call can hide)."""
+    import ast
+
+    import ginv
+
+    calls = []
+    for path in Path(ginv.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "load"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "torch"
+            ):
+                safe = any(
+                    k.arg == "weights_only"
+                    and isinstance(k.value, ast.Constant)
+                    and k.value.value is True
+                    for k in node.keywords
+                )
+                calls.append((f"{path.name}:{node.lineno}", safe))
+    assert calls, "no torch.load found: the search is broken"
+    assert [where for where, safe in calls if not safe] == []
 
 
 @pytest.mark.parametrize(

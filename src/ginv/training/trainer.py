@@ -28,7 +28,7 @@ from ginv.groups import PermutationGroup, get_group
 from ginv.losses import invariance_penalty
 from ginv.models import Ensemble, build_model
 from ginv.models.mlp import Pool
-from ginv.training.checkpoint import atomic_torch_save, atomic_write_json
+from ginv.training.checkpoint import atomic_torch_save, atomic_write_json, load_torch_file
 from ginv.training.config import TrainConfig
 
 
@@ -229,25 +229,29 @@ class Trainer:
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        if state["configs"] != [c.to_dict() for c in self.configs]:
+        if not isinstance(state, dict) or state.get("configs") != [
+            c.to_dict() for c in self.configs
+        ]:
             raise GinvError(f"{self.checkpoint_path}: checkpoint belongs to other settings")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch = state["epoch"]
-        for m, s in zip(self.members, state["members"], strict=True):
-            m.generator.set_state(s["generator"].cpu())  # a CPU generator, wherever it was loaded
-            m.best_val_acc, m.best_epoch = s["best_val_acc"], s["best_epoch"]
-            m.best_state, m.history = s["best_state"], s["history"]
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.epoch = int(state["epoch"])
+            for m, s in zip(self.members, state["members"], strict=True):
+                m.generator.set_state(s["generator"].cpu())  # a CPU generator, wherever loaded
+                m.best_val_acc, m.best_epoch = s["best_val_acc"], s["best_epoch"]
+                m.best_state, m.history = s["best_state"], s["history"]
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            detail = str(e).splitlines()[0][:120] if str(e) else ""
+            raise GinvError(
+                f"{self.checkpoint_path}: damaged checkpoint ({type(e).__name__}: {detail})"
+            ) from None
 
     def resume(self) -> bool:
         """Load the checkpoint in ``out_dir`` if there is one; return whether it did."""
         if not self.checkpoint_path.is_file():
             return False
-        try:
-            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        except Exception as e:
-            raise GinvError(f"{self.checkpoint_path}: unreadable checkpoint ({e})") from None
-        self.load_state(state)
+        self.load_state(load_torch_file(self.checkpoint_path, self.device))
         return True
 
     # --- the loop --------------------------------------------------------
