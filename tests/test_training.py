@@ -124,11 +124,55 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path
         return original()
 
     trainer.train_epoch = poisoned  # type: ignore[method-assign]
-    with pytest.raises(TrainingDiverged, match="non-finite loss at epoch 2"):
+    with pytest.raises(TrainingDiverged, match=r"non-finite values at epoch 2: .*\(loss"):
         trainer.fit()
     state = torch.load(trainer.checkpoint_path, weights_only=True)
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+@pytest.mark.parametrize(
+    ("poison", "what", "epoch"),
+    [
+        (float("nan"), "weights, validation logits", 2),
+        (1e38, "validation logits", 2),
+        (float("nan"), "weights, validation logits", 1),
+    ],
+)
+def test_a_member_whose_weights_turn_non_finite_is_caught(
+    tmp_path: Path, poison: float, what: str, epoch: int
+) -> None:
+    """Weights poisoned after the epoch's last step leave its mean loss finite: NaN weights,
+    or finite ones so large that the logits overflow, must still stop the run before that
+    member is selected, checkpointed or written."""
+    configs = [TrainConfig(seed=s, **TOY) for s in (0, 1)]
+    trainer = Trainer(configs, synthetic_dataset(), tmp_path, "cpu", progress=False)
+    original, losses = trainer.train_epoch, []
+
+    def poisoned() -> dict:
+        losses.append(original())
+        if len(losses) == epoch:
+            first = trainer.model.stacked[trainer.model.names.index("first.weight")]
+            with torch.no_grad():
+                first[1].fill_(poison)
+        return losses[-1]
+
+    trainer.train_epoch = poisoned  # type: ignore[method-assign]
+    with pytest.raises(TrainingDiverged) as error:
+        trainer.fit()
+    message = str(error.value)
+    assert all(torch.isfinite(loss).all() for loss in losses[-1].values())
+    assert f"epoch {epoch}: {configs[1].name} ({what})" in message
+    assert configs[0].name not in message
+    assert not any(p.is_dir() for p in tmp_path.iterdir()), "no run folder is written"
+    if epoch == 1:
+        assert "no checkpoint was written" in message and "last good" not in message
+        assert not trainer.checkpoint_path.exists()
+    else:
+        assert f"last good checkpoint is {trainer.checkpoint_path} (epoch 1)" in message
+        state = torch.load(trainer.checkpoint_path, weights_only=True)
+        assert state["epoch"] == 1
+        assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
 class _Planted:
@@ -211,6 +255,9 @@ def test_every_torch_load_in_src_is_weights_only() -> None:
         (["--model", "cnn"], "unknown model"),
         (["--out", "/proc/forbidden"], "cannot write to"),
         (["--device", "tpu9"], "unknown device"),
+        (["--lr", "inf"], "lr must be finite, got inf"),
+        (["--lr", "nan"], "lr must be finite, got nan"),
+        (["--reg", "logit", "--nu", "inf"], "nu must be finite, got inf"),
     ],
 )
 def test_bad_training_arguments_are_one_line_errors(argv, message, capsys, tmp_path) -> None:

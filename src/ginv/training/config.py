@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -37,6 +38,10 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise a :class:`GinvError` naming the first bad setting; return ``self``."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise GinvError(f"{f.name} must be finite, got {value}")
         get_group(self.group)
         from ginv.data import source_name
 

@@ -33,7 +33,7 @@ from ginv.training.config import TrainConfig
 
 
 class TrainingDiverged(GinvError):
-    """A non-finite loss; the last good checkpoint is kept."""
+    """A non-finite loss, weight or validation logit; the last good checkpoint is kept."""
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -67,13 +67,17 @@ def model_for(config: TrainConfig, in_features: int = 36 * 36, num_classes: int 
 def orbit_accuracy(
     forward: Any, split: Split, group: PermutationGroup, chunk: int = 2048
 ) -> Tensor:
-    """Accuracy on the whole orbit of ``split`` of a model returning ``(..., B, K)`` logits."""
+    """Accuracy on the whole orbit of ``split`` of a model returning ``(..., B, K)`` logits;
+    NaN for a model whose logits are not all finite (argmax of those means nothing)."""
     correct: Tensor | float = 0.0
+    finite: Tensor | bool = True
     for start in range(0, len(split), chunk):
         x, y = split.images[start : start + chunk], split.labels[start : start + chunk]
         logits = forward(group.orbit(x))
         correct = correct + (logits.argmax(-1) == y.repeat(len(group))).sum(-1)
-    return torch.as_tensor(correct).double() / (len(split) * len(group))
+        finite = torch.isfinite(logits).flatten(-2).all(-1) & finite
+    accuracy = torch.as_tensor(correct).double() / (len(split) * len(group))
+    return accuracy.where(torch.as_tensor(finite), torch.nan)
 
 
 @dataclass
@@ -272,13 +276,7 @@ class Trainer:
             losses = self.train_epoch()
             self.model.eval()
             val_acc = orbit_accuracy(forward, self.val_split, self.group)
-            bad = [i for i in range(len(self.members)) if not torch.isfinite(losses["loss"][i])]
-            if bad:
-                names = ", ".join(self.members[i].config.name for i in bad)
-                raise TrainingDiverged(
-                    f"non-finite loss at epoch {self.epoch + 1} ({names}); "
-                    f"the last good checkpoint is {self.checkpoint_path}"
-                )
+            self._check_finite(losses["loss"], val_acc)
             self.epoch += 1
             seconds = time.perf_counter() - start
             for i, m in enumerate(self.members):
@@ -303,6 +301,28 @@ class Trainer:
             bar.update(1)
         bar.close()
         return self.write_results()
+
+    def _check_finite(self, loss: Tensor, val_acc: Tensor) -> None:
+        """Raise :class:`TrainingDiverged` before a member with a non-finite epoch loss, weight or
+        validation logit (NaN accuracy) is selected, checkpointed or written. A weight can turn
+        non-finite in the epoch's last steps, after the loss was taken: both are checked."""
+        weights = torch.stack([torch.isfinite(w.flatten(1)).all(1) for w in self.model.stacked])
+        checks = {"loss": torch.isfinite(loss), "weights": weights.all(0)}
+        checks["validation logits"] = torch.isfinite(val_acc).to(loss.device)
+        bad = {
+            m.config.name: [what for what, ok in checks.items() if not ok[i]]
+            for i, m in enumerate(self.members)
+        }
+        bad = {name: whats for name, whats in bad.items() if whats}
+        if not bad:
+            return
+        found = "; ".join(f"{name} ({', '.join(whats)})" for name, whats in bad.items())
+        kept = (
+            f"the last good checkpoint is {self.checkpoint_path} (epoch {self.epoch})"
+            if self.epoch >= 1
+            else "no checkpoint was written"
+        )
+        raise TrainingDiverged(f"non-finite values at epoch {self.epoch + 1}: {found}; {kept}")
 
     def member_dir(self, i: int) -> Path:
         """Where member ``i`` writes ``run.json`` and ``model.pt``."""
