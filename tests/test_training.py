@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -284,3 +285,91 @@ def test_precomputed_orbit_and_per_batch_action_train_identically(tmp_path: Path
     fast.fit(), slow.fit()
     for k, v in fast.model.member_state(0).items():
         assert torch.equal(v, slow.model.member_state(0)[k]), k
+
+
+def _edit_record(change):
+    def edit(folder: Path) -> None:
+        run = json.loads((folder / "run.json").read_text())
+        change(run)
+        (folder / "run.json").write_text(json.dumps(run))
+
+    return edit
+
+
+def _edit_state(change):
+    def edit(folder: Path) -> None:
+        torch.save(change(torch.load(folder / "model.pt", weights_only=True)), folder / "model.pt")
+
+    return edit
+
+
+def _cut(name: str):
+    def edit(folder: Path) -> None:
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(data[: len(data) // 2])
+
+    return edit
+
+
+CORRUPTIONS = {
+    "no run.json": (lambda f: (f / "run.json").unlink(), "no run.json"),
+    "no model.pt": (lambda f: (f / "model.pt").unlink(), "model.pt: missing"),
+    "empty run.json": (lambda f: (f / "run.json").write_text(""), "run.json: unreadable"),
+    "truncated run.json": (_cut("run.json"), "run.json: unreadable"),
+    "run.json not JSON": (lambda f: (f / "run.json").write_text("epochs: 3"), "unreadable"),
+    "run.json not UTF-8": (lambda f: (f / "run.json").write_bytes(b"\xff\xfe\x00"), "unreadable"),
+    "run.json a list": (lambda f: (f / "run.json").write_text("[1, 2]"), "not a run record"),
+    "no config": (_edit_record(lambda r: r.pop("config")), "not a run record"),
+    "config a number": (_edit_record(lambda r: r.update(config=3)), "not a run record"),
+    "unknown setting": (
+        _edit_record(lambda r: r["config"].update(colour="red")),
+        "unknown training settings: colour",
+    ),
+    "mistyped setting": (
+        _edit_record(lambda r: r["config"].update(depth="two")),
+        "setting depth must be int, got 'two'",
+    ),
+    "invalid setting": (_edit_record(lambda r: r["config"].update(group="Q9")), "unknown group"),
+    "empty model.pt": (
+        lambda f: (f / "model.pt").write_bytes(b""),
+        "corrupt, truncated or not a torch file",
+    ),
+    "truncated model.pt": (_cut("model.pt"), "corrupt, truncated or not a torch file"),
+    "model.pt not torch": (lambda f: (f / "model.pt").write_text("weights"), "not a torch file"),
+    "model.pt a list": (_edit_state(lambda s: list(s.values())), "not a state dict of tensors"),
+    "no head": (_edit_state(lambda s: {**s, "head.weight": s["head.bias"]}), "no first.weight"),
+    "missing key": (
+        _edit_state(lambda s: {k: v for k, v in s.items() if k != "hidden.0.bias"}),
+        "does not fit the run's mlp settings (hidden.0.bias)",
+    ),
+    "other width": (
+        _edit_record(lambda r: r["config"].update(width=8)),
+        "does not fit the run's mlp settings (first.weight (16, 144) ≠ (8, 144), ",
+    ),
+    "planted code": (lambda f: _plant(f / "model.pt", f / "ran"), "model.pt: refused"),
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("finished")
+    config = TrainConfig(**{**TOY, "epochs": 1})
+    trainer = Trainer([config], synthetic_dataset(), out, "cpu", progress=False)
+    trainer.fit()
+    return trainer.member_dir(0)
+
+
+@pytest.mark.parametrize("kind", CORRUPTIONS)
+def test_a_corrupt_run_folder_is_one_error_line_naming_it(
+    finished_run: Path, tmp_path: Path, kind: str
+) -> None:
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder)
+    load_run(folder)  # the intact copy loads
+    corrupt, message = CORRUPTIONS[kind]
+    corrupt(folder)
+    with pytest.raises(GinvError) as error:
+        load_run(folder)
+    text = str(error.value)
+    assert str(folder) in text and message in text and "\n" not in text
+    assert not (folder / "ran").exists()

@@ -50,16 +50,15 @@ def load_torch_file(path: Path, map_location: Any = None) -> Any:
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise GinvError(f"{path}: missing") from None
-    except pickle.UnpicklingError as e:
-        # torch's message is a paragraph; keep the offending global, when it names one
+    except Exception as e:
+        # torch's refusal is a paragraph; keep only the global the file asked for
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        what = f"it asks to run {found.group(1)}" if found else "it is not plain torch data"
-        raise GinvError(
-            f"{path}: refused, {what}; only tensors and plain data are loaded (delete the file "
-            "if it is not yours)"
-        ) from None
-    except Exception as e:  # zip, EOF, key errors of a corrupt or truncated file
-        detail = str(e).splitlines()[0][:120] if str(e) else ""
-        raise GinvError(
-            f"{path}: corrupt or truncated torch file ({type(e).__name__}: {detail})"
-        ) from None
+        if isinstance(e, pickle.UnpicklingError) and found:
+            raise GinvError(
+                f"{path}: refused, it asks to run {found.group(1)}; only tensors and plain data "
+                "are loaded (delete the file if it is not yours)"
+            ) from None
+        detail = type(e).__name__
+        if str(e) and not isinstance(e, pickle.UnpicklingError):  # whose text says weights_only
+            detail += f": {str(e).splitlines()[0].split('. ')[0][:120]}"
+        raise GinvError(f"{path}: corrupt, truncated or not a torch file ({detail})") from None

@@ -90,10 +90,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        """The settings in ``data`` (others at their defaults); an unknown setting or a value
+        of the wrong type (an int where a float is due is fine) is a :class:`GinvError`."""
+        if not isinstance(data, dict):
+            raise GinvError(f"training settings must be a mapping, not {type(data).__name__}")
+        known = {f.name: str(f.type) for f in fields(cls)}
+        unknown = set(data) - set(known)
         if unknown:
             raise GinvError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        allowed = {"str": (str,), "int": (int,), "float": (int, float)}
+        for name, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, allowed[known[name]]):
+                raise GinvError(f"setting {name} must be {known[name]}, got {value!r}")
         return cls(**data)
 
     def batchable_with(self, other: TrainConfig) -> bool:

@@ -354,16 +354,37 @@ class Trainer:
 def load_run(
     folder: Path | str, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The selected model of a finished run folder (``run.json`` + ``model.pt``) and its record."""
+    """The selected model of a finished run folder (``run.json`` + ``model.pt``) and its record.
+    A missing, corrupt or mismatched file is one :class:`GinvError` line naming it."""
     folder = Path(folder)
+    record, weights = folder / "run.json", folder / "model.pt"
+    if not record.is_file():
+        raise GinvError(f"{folder}: not a finished run (no run.json)")
     try:
-        run = json.loads((folder / "run.json").read_text())
-        state = torch.load(folder / "model.pt", map_location=device, weights_only=True)
-    except (OSError, ValueError) as e:
-        raise GinvError(f"{folder}: not a finished run ({e})") from None
-    config = TrainConfig.from_dict(run["config"])
-    in_features = int(state["first.weight"].shape[1])
-    num_classes = int(state["head.weight"].shape[0])
-    model = model_for(config, in_features, num_classes)
+        run = json.loads(record.read_text())
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise GinvError(f"{record}: unreadable ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(run, dict) or not isinstance(run.get("config"), dict) or "name" not in run:
+        raise GinvError(f"{record}: not a run record (an object with 'config' and 'name')")
+    try:
+        config = TrainConfig.from_dict(run["config"]).validate()
+    except GinvError as e:
+        raise GinvError(f"{record}: {e}") from None
+    state = load_torch_file(weights, device)
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise GinvError(f"{weights}: not a state dict of tensors")
+    first, head = state.get("first.weight"), state.get("head.weight")
+    if first is None or head is None or first.dim() != 2 or head.dim() != 2:
+        raise GinvError(f"{weights}: no first.weight and head.weight matrices")
+    model = model_for(config, int(first.shape[1]), int(head.shape[0]))
+    expected = model.state_dict()
+    mismatched = sorted(expected.keys() ^ state.keys()) + [
+        f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if mismatched:
+        shown = ", ".join(mismatched[:4]) + (", ..." if len(mismatched) > 4 else "")
+        raise GinvError(f"{weights}: does not fit the run's {config.model} settings ({shown})")
     model.load_state_dict(state)
     return model.to(device).eval(), run
