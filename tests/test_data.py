@@ -28,6 +28,7 @@ from ginv.data import (
     pair_by_class,
     parse_idx,
     read_idx,
+    training_stats,
 )
 from ginv.data import idx as idx_module
 
@@ -162,12 +163,30 @@ def test_transforming_splits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         f.unlink()
     again = load_transforming(cfg, tmp_path / "data", tmp_path / "cache")
     assert torch.equal(again.test.images, ds.test.images)
-    fake_source(tmp_path / "data2", monkeypatch)
-    with pytest.raises(DataFileError, match="requested"):
-        load_transforming(DataConfig("mnist", 300, 100, 10), tmp_path / "data2", tmp_path / "c2")
 
 
-def test_too_many_samples_and_unknown_dataset(tmp_path: Path) -> None:
+def test_splits_normalised_with_another_datasets_statistics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``stats`` replaces the normalisation only: the same pixels, another mean and std."""
+    fake_source(tmp_path / "data", monkeypatch)
+    cfg = DataConfig("mnist", n_train=120, n_test=200, n_val=30)
+    own = load_transforming(cfg, tmp_path / "data", tmp_path / "cache")
+    assert training_stats(cfg, tmp_path / "data", tmp_path / "cache") == (own.mean, own.std)
+    other = load_transforming(cfg, tmp_path / "data", tmp_path / "cache", stats=(0.25, 2.0))
+    assert (other.mean, other.std) == (0.25, 2.0)
+    assert torch.allclose(
+        other.test.images, (own.to_pixels(own.test.images) - 0.25) / 2.0, atol=1e-6
+    )
+
+
+def test_too_many_samples_and_unknown_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_source(tmp_path / "data", monkeypatch)  # 400 images, 361 once class 9 is dropped
+    with pytest.raises(DataFileError, match="mnist: 362 samples requested, 361 available"):
+        load_transforming(DataConfig("mnist", 300, 52, 10), tmp_path / "data", tmp_path / "c")
+    assert len(load_transforming(DataConfig("mnist", 300, 51, 10), tmp_path / "data").test) == 51
     with pytest.raises(DataFileError, match="unknown dataset"):
         load_transforming("cifar", tmp_path, tmp_path)
 

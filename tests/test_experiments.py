@@ -61,6 +61,10 @@ def test_proposition_3_1_holds_numerically() -> None:
         assert r["max_gd_error"] < 1e-2
         assert r["largest_sigma_increase"] <= 1e-12
         assert r["sigma_max"][-1] < r["sigma_max"][0]
+    # σmax is checked on the iterates, so a step past the stable range 2/‖Σ‖ is caught
+    # (on the closed form W(0)·exp(−Σt) it could never increase)
+    unstable = check(dim=12, outputs=4, samples=50, time=25.0, step=2.5)
+    assert unstable["largest_sigma_increase"] > 1.0
 
 
 def _run(args: list[str], **kw) -> subprocess.CompletedProcess:

@@ -135,14 +135,17 @@ def test_quadrature_rules_integrate_exactly_what_they_should() -> None:
     assert float((weights * alphas**9).sum()) == pytest.approx(0.1, abs=1e-12)  # exact to degree 9
 
 
-@pytest.mark.parametrize("rule", ["gausslegendre", "riemann_middle"])
+# Captum's names and definitions, but for riemann_trapezoid (textbook weights here, see README)
+@pytest.mark.parametrize(
+    "rule", ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle"]
+)
 def test_integrated_gradients_agree_with_captum(rule: str) -> None:
     captum = pytest.importorskip("captum.attr")
     torch.manual_seed(0)
     model = MLP(144, 64, 3).eval()
     x, t = torch.randn(16, 1, 12, 12), torch.randint(9, (16,))
     reference = captum.IntegratedGradients(model).attribute(
-        x, baselines=0.0, target=t, n_steps=50, method=rule.replace("riemann_", "riemann_")
+        x, baselines=0.0, target=t, n_steps=50, method=rule
     )
     ours = integrated_gradients(model, x, t, torch.zeros(1, 12, 12), steps=50, rule=rule)
     assert torch.allclose(ours, reference, atol=1e-5, rtol=0)
@@ -179,6 +182,33 @@ def test_sensitivity_matches_the_full_jacobian() -> None:
     power = jacobian_spectral_norm(model, x, method="power", iterations=200)
     assert torch.allclose(power, sigma, rtol=1e-4)
     assert input_jacobians(model, x).shape == (5, 9, 144)
+
+
+def test_power_sensitivity_differentiates_chunks_not_the_whole_split(monkeypatch) -> None:
+    """Forward AD sizes a view's tangent by its base's storage: every tensor that jvp/vjp
+    see must own a chunk-sized storage, not the 2,000-image split it was cut from."""
+    from ginv.measures import sensitivity
+
+    seen: list[int] = []
+    jvp, vjp = sensitivity.jvp, sensitivity.vjp
+
+    def recording_jvp(f, primals, tangents):
+        seen.extend(p.untyped_storage().nbytes() for p in (*primals, *tangents))
+        return jvp(f, primals, tangents)
+
+    def recording_vjp(f, *primals):
+        seen.extend(p.untyped_storage().nbytes() for p in primals)
+        return vjp(f, *primals)
+
+    monkeypatch.setattr(sensitivity, "jvp", recording_jvp)
+    monkeypatch.setattr(sensitivity, "vjp", recording_vjp)
+    split = torch.randn(2000, 1, 12, 12)
+    chunk_bytes = 8 * split[0].numel() * split.element_size()
+    model = MLP(144, 16, 2)
+    whole = jacobian_spectral_norm(model, split[:16], method="power", iterations=3, chunk=8)
+    assert seen and max(seen) == chunk_bytes
+    copied = jacobian_spectral_norm(model, split[:16].clone(), "power", iterations=3, chunk=8)
+    assert torch.equal(whole, copied)
 
 
 def test_sensitivity_of_a_linear_model_is_its_spectral_norm() -> None:
@@ -246,3 +276,36 @@ def test_cli_measure_on_a_trained_run(tmp_path: Path, real_data_dir: Path) -> No
         [*base, "measure", "--checkpoint", str(tmp_path / "none")], capture_output=True, text=True
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_cli_measure_normalises_another_dataset_as_the_run_was_trained(
+    tmp_path: Path, real_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MNIST-trained run measured on FMNIST sees FMNIST's pixels normalised with MNIST's
+    training statistics, the convention of the drift experiment."""
+    import ginv.measures
+    from ginv.cli import main
+    from ginv.data import load_transforming
+
+    train = ["train", "--epochs", "1", "--n-train", "64", "--n-val", "16", "--depth", "1"]
+    assert main([*train, "--width", "8", "--quiet", "--out", str(tmp_path)]) == 0
+    seen = []
+
+    def recording_measure(model, images, *args, **kwargs):
+        seen.append(images.cpu())
+        return real_measure(model, images, *args, **kwargs)
+
+    real_measure = ginv.measures.measure
+    monkeypatch.setattr(ginv.measures, "measure", recording_measure)
+    out = tmp_path / "m.json"
+    run = str(tmp_path / "mnist-R4-mlp-seed0")
+    argv = ["measure", "--checkpoint", run, "--dataset", "fmnist", "--subset", "32"]
+    assert (
+        main([*argv, "--metrics", "accuracy", "--quiet", "--out", str(out), "--device", "cpu"]) == 0
+    )
+    mnist, fmnist = load_transforming("mnist"), load_transforming("fmnist")
+    pixels = fmnist.to_pixels(fmnist.test.images[:32])
+    assert torch.allclose(seen[0], (pixels - mnist.mean) / mnist.std, atol=1e-5)
+    assert not torch.allclose(seen[0], fmnist.test.images[:32], atol=1e-2)
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["normalisation"] == {"dataset": "mnist", "mean": mnist.mean, "std": mnist.std}

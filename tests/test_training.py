@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,9 @@ import torch
 from conftest import synthetic_dataset
 
 from ginv.cli import main
+from ginv.errors import GinvError
+from ginv.groups import get_group
+from ginv.models import build_model
 from ginv.training import TrainConfig, Trainer, TrainingDiverged, load_run
 
 TOY = dict(epochs=3, batch_size=32, depth=2, width=16, n_train=256, n_val=64)
@@ -45,6 +49,25 @@ def test_members_trained_together_equal_members_trained_alone(tmp_path: Path, mo
         range(3), key=lambda e: (run["history"][e]["val_acc"], -e)
     )
     assert isinstance(model_0, torch.nn.Module)
+
+
+@pytest.mark.parametrize("model", ["mlp", "wt"])
+def test_initialisation_leaves_the_global_rng_alone(tmp_path: Path, model: str) -> None:
+    """Building a trainer or loading a run does not reseed the caller's RNG, and a seed's
+    initial weights are still those of ``torch.manual_seed(seed)`` (cached runs rely on it)."""
+    config = TrainConfig(model=model, group="R4", seed=3, **{**TOY, "epochs": 1})
+    torch.manual_seed(3)
+    expected = build_model(model, get_group("R4"), 144, TOY["width"], TOY["depth"], 3)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    trainer = Trainer([config], synthetic_dataset(), tmp_path, "cpu", progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+    for k, v in expected.state_dict().items():
+        assert torch.equal(trainer.model.member_state(0)[k], v), k
+    trainer.fit()
+    before = torch.get_rng_state()
+    load_run(trainer.member_dir(0))
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_training_learns_the_toy_task(tmp_path: Path) -> None:
@@ -80,7 +103,7 @@ def test_resume_after_sigkill_gives_identical_results(tmp_path: Path) -> None:
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     checkpoint = next((tmp_path / "killed").glob("checkpoint-*.pt"))
-    killed_at = torch.load(checkpoint, weights_only=False)["epoch"]
+    killed_at = torch.load(checkpoint, weights_only=True)["epoch"]
     assert 1 <= killed_at < epochs, "the run must be killed mid-way"
     assert _run_toy(tmp_path / "killed", epochs, "--resume").wait(timeout=300) == 0
     whole, killed = _results(tmp_path / "whole"), _results(tmp_path / "killed")
@@ -102,11 +125,126 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path
         return original()
 
     trainer.train_epoch = poisoned  # type: ignore[method-assign]
-    with pytest.raises(TrainingDiverged, match="non-finite loss at epoch 2"):
+    with pytest.raises(TrainingDiverged, match=r"non-finite values at epoch 2: .*\(loss"):
         trainer.fit()
-    state = torch.load(trainer.checkpoint_path, weights_only=False)
+    state = torch.load(trainer.checkpoint_path, weights_only=True)
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+@pytest.mark.parametrize(
+    ("poison", "what", "epoch"),
+    [
+        (float("nan"), "weights, validation logits", 2),
+        (1e38, "validation logits", 2),
+        (float("nan"), "weights, validation logits", 1),
+    ],
+)
+def test_a_member_whose_weights_turn_non_finite_is_caught(
+    tmp_path: Path, poison: float, what: str, epoch: int
+) -> None:
+    """Weights poisoned after the epoch's last step leave its mean loss finite: NaN weights,
+    or finite ones so large that the logits overflow, must still stop the run before that
+    member is selected, checkpointed or written."""
+    configs = [TrainConfig(seed=s, **TOY) for s in (0, 1)]
+    trainer = Trainer(configs, synthetic_dataset(), tmp_path, "cpu", progress=False)
+    original, losses = trainer.train_epoch, []
+
+    def poisoned() -> dict:
+        losses.append(original())
+        if len(losses) == epoch:
+            first = trainer.model.stacked[trainer.model.names.index("first.weight")]
+            with torch.no_grad():
+                first[1].fill_(poison)
+        return losses[-1]
+
+    trainer.train_epoch = poisoned  # type: ignore[method-assign]
+    with pytest.raises(TrainingDiverged) as error:
+        trainer.fit()
+    message = str(error.value)
+    assert all(torch.isfinite(loss).all() for loss in losses[-1].values())
+    assert f"epoch {epoch}: {configs[1].name} ({what})" in message
+    assert configs[0].name not in message
+    assert not any(p.is_dir() for p in tmp_path.iterdir()), "no run folder is written"
+    if epoch == 1:
+        assert "no checkpoint was written" in message and "last good" not in message
+        assert not trainer.checkpoint_path.exists()
+    else:
+        assert f"last good checkpoint is {trainer.checkpoint_path} (epoch 1)" in message
+        state = torch.load(trainer.checkpoint_path, weights_only=True)
+        assert state["epoch"] == 1
+        assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+class _Planted:
+    """Unpickling this runs code: it creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def _plant(path: Path, marker: Path) -> None:
+    torch.save({"configs": [], "epoch": 1, "payload": _Planted(marker)}, path)
+    torch.load(path, weights_only=False)  # the payload is live: an unrestricted load runs it
+    assert marker.exists()
+    marker.unlink()
+
+
+def test_a_planted_resume_checkpoint_is_refused_never_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    trainer = Trainer([TrainConfig(**TOY)], synthetic_dataset(), tmp_path, "cpu", progress=False)
+    _plant(trainer.checkpoint_path, marker)
+    with pytest.raises(GinvError, match="refused, it asks to run exec") as error:
+        trainer.fit(resume=True)
+    assert not marker.exists()
+    assert str(trainer.checkpoint_path) in str(error.value) and "\n" not in str(error.value)
+    assert trainer.epoch == 0
+
+
+def test_cli_train_resume_refuses_a_planted_checkpoint(
+    tmp_path: Path, real_data_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["train", "--n-train", "64", "--n-val", "16", "--depth", "1", "--width", "8"]
+    argv += ["--epochs", "1", "--quiet", "--out", str(tmp_path / "runs")]
+    assert main(argv) == 0
+    marker = tmp_path / "ran"
+    _plant(next((tmp_path / "runs").glob("checkpoint-*.pt")), marker)
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ginv: error:") and err.count("\n") == 1 and "refused" in err
+    assert not marker.exists()
+
+
+def test_every_torch_load_in_src_is_weights_only() -> None:
+    """Unpickling arbitrary objects runs code: every ``torch.load`` must pass
+    ``weights_only=True`` (found through the syntax tree, so no call can hide)."""
+    import ast
+
+    import ginv
+
+    calls = []
+    for path in Path(ginv.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "load"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "torch"
+            ):
+                safe = any(
+                    k.arg == "weights_only"
+                    and isinstance(k.value, ast.Constant)
+                    and k.value.value is True
+                    for k in node.keywords
+                )
+                calls.append((f"{path.name}:{node.lineno}", safe))
+    assert calls, "no torch.load found: the search is broken"
+    assert [where for where, safe in calls if not safe] == []
 
 
 @pytest.mark.parametrize(
@@ -118,6 +256,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path
         (["--model", "cnn"], "unknown model"),
         (["--out", "/proc/forbidden"], "cannot write to"),
         (["--device", "tpu9"], "unknown device"),
+        (["--lr", "inf"], "lr must be finite, got inf"),
+        (["--lr", "nan"], "lr must be finite, got nan"),
+        (["--reg", "logit", "--nu", "inf"], "nu must be finite, got inf"),
     ],
 )
 def test_bad_training_arguments_are_one_line_errors(argv, message, capsys, tmp_path) -> None:
@@ -144,3 +285,91 @@ def test_precomputed_orbit_and_per_batch_action_train_identically(tmp_path: Path
     fast.fit(), slow.fit()
     for k, v in fast.model.member_state(0).items():
         assert torch.equal(v, slow.model.member_state(0)[k]), k
+
+
+def _edit_record(change):
+    def edit(folder: Path) -> None:
+        run = json.loads((folder / "run.json").read_text())
+        change(run)
+        (folder / "run.json").write_text(json.dumps(run))
+
+    return edit
+
+
+def _edit_state(change):
+    def edit(folder: Path) -> None:
+        torch.save(change(torch.load(folder / "model.pt", weights_only=True)), folder / "model.pt")
+
+    return edit
+
+
+def _cut(name: str):
+    def edit(folder: Path) -> None:
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(data[: len(data) // 2])
+
+    return edit
+
+
+CORRUPTIONS = {
+    "no run.json": (lambda f: (f / "run.json").unlink(), "no run.json"),
+    "no model.pt": (lambda f: (f / "model.pt").unlink(), "model.pt: missing"),
+    "empty run.json": (lambda f: (f / "run.json").write_text(""), "run.json: unreadable"),
+    "truncated run.json": (_cut("run.json"), "run.json: unreadable"),
+    "run.json not JSON": (lambda f: (f / "run.json").write_text("epochs: 3"), "unreadable"),
+    "run.json not UTF-8": (lambda f: (f / "run.json").write_bytes(b"\xff\xfe\x00"), "unreadable"),
+    "run.json a list": (lambda f: (f / "run.json").write_text("[1, 2]"), "not a run record"),
+    "no config": (_edit_record(lambda r: r.pop("config")), "not a run record"),
+    "config a number": (_edit_record(lambda r: r.update(config=3)), "not a run record"),
+    "unknown setting": (
+        _edit_record(lambda r: r["config"].update(colour="red")),
+        "unknown training settings: colour",
+    ),
+    "mistyped setting": (
+        _edit_record(lambda r: r["config"].update(depth="two")),
+        "setting depth must be int, got 'two'",
+    ),
+    "invalid setting": (_edit_record(lambda r: r["config"].update(group="Q9")), "unknown group"),
+    "empty model.pt": (
+        lambda f: (f / "model.pt").write_bytes(b""),
+        "corrupt, truncated or not a torch file",
+    ),
+    "truncated model.pt": (_cut("model.pt"), "corrupt, truncated or not a torch file"),
+    "model.pt not torch": (lambda f: (f / "model.pt").write_text("weights"), "not a torch file"),
+    "model.pt a list": (_edit_state(lambda s: list(s.values())), "not a state dict of tensors"),
+    "no head": (_edit_state(lambda s: {**s, "head.weight": s["head.bias"]}), "no first.weight"),
+    "missing key": (
+        _edit_state(lambda s: {k: v for k, v in s.items() if k != "hidden.0.bias"}),
+        "does not fit the run's mlp settings (hidden.0.bias)",
+    ),
+    "other width": (
+        _edit_record(lambda r: r["config"].update(width=8)),
+        "does not fit the run's mlp settings (first.weight (16, 144) ≠ (8, 144), ",
+    ),
+    "planted code": (lambda f: _plant(f / "model.pt", f / "ran"), "model.pt: refused"),
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("finished")
+    config = TrainConfig(**{**TOY, "epochs": 1})
+    trainer = Trainer([config], synthetic_dataset(), out, "cpu", progress=False)
+    trainer.fit()
+    return trainer.member_dir(0)
+
+
+@pytest.mark.parametrize("kind", CORRUPTIONS)
+def test_a_corrupt_run_folder_is_one_error_line_naming_it(
+    finished_run: Path, tmp_path: Path, kind: str
+) -> None:
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder)
+    load_run(folder)  # the intact copy loads
+    corrupt, message = CORRUPTIONS[kind]
+    corrupt(folder)
+    with pytest.raises(GinvError) as error:
+        load_run(folder)
+    text = str(error.value)
+    assert str(folder) in text and message in text and "\n" not in text
+    assert not (folder / "ran").exists()

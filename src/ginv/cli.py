@@ -102,7 +102,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
-    from ginv.data import DataConfig, load_transforming
+    from ginv.data import DataConfig, load_transforming, training_stats
     from ginv.groups import get_group
     from ginv.measures import METRICS, SaliencyConfig, measure
     from ginv.training import load_run, resolve_device
@@ -120,8 +120,12 @@ def _measure(args: argparse.Namespace) -> int:
     config = run["config"]
     dataset = args.dataset or config["dataset"]
     group = get_group(args.group or config["group"])
+    # Inputs are normalised as the model saw them in training: with the statistics of the
+    # run's training data, whichever dataset is measured (as the drift experiment does).
+    split_seed = config.get("split_seed", 0)
+    stats = training_stats(DataConfig(config["dataset"], split_seed=split_seed), args.data_dir)
     data = load_transforming(
-        DataConfig(dataset, split_seed=config.get("split_seed", 0)), args.data_dir, device=device
+        DataConfig(dataset, split_seed=split_seed), args.data_dir, device=device, stats=stats
     )
     split = getattr(data, args.split).head(args.subset)
     baseline = 0.0 if args.baseline == "zero" else -data.mean / data.std
@@ -136,6 +140,7 @@ def _measure(args: argparse.Namespace) -> int:
     report.settings.update(
         checkpoint=str(args.checkpoint), dataset=dataset, split=args.split,
         baseline=args.baseline, device=str(device),
+        normalisation={"dataset": config["dataset"], "mean": stats[0], "std": stats[1]},
     )  # fmt: skip
     print(f"{run['name']} on {dataset} {args.split} orbit under {group.name}")
     print(report.table())
@@ -262,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     meas.add_argument(
         "--checkpoint", type=Path, required=True, help="a run folder (run.json, model.pt)"
     )
-    meas.add_argument("--dataset", help="mnist or fmnist (default: the run's)")
+    meas.add_argument("--dataset", help="mnist or fmnist (default: the run's); always "
+                      "normalised with the statistics of the run's training data")  # fmt: skip
     meas.add_argument("--group", help="group of the orbit (default: the run's)")
     meas.add_argument("--split", default="test", choices=("test", "val", "train"))
     meas.add_argument("--subset", type=int, help="use the first N samples")

@@ -10,6 +10,7 @@ from ginv.data.transforming import (
     load_pooled,
     load_transforming,
     source_name,
+    training_stats,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "parse_idx",
     "read_idx",
     "source_name",
+    "training_stats",
 ]

@@ -73,7 +73,8 @@ class Split:
 
 @dataclass
 class TransformingDataset:
-    """The three splits of a Transforming dataset plus its normalisation."""
+    """The three splits of a Transforming dataset plus the ``mean``/``std`` they are normalised
+    with (the training split's, unless loaded with another dataset's statistics)."""
 
     config: DataConfig
     train: Split
@@ -135,32 +136,55 @@ def _cache_path(cfg: DataConfig, cache_dir: Path) -> Path:
     return cache_dir / "splits" / f"transforming-{source_name(cfg.dataset)}-{cfg.key()}.pt"
 
 
+def _load_splits(
+    cfg: DataConfig, data_dir: Path | str | None, cache_dir: Path | str | None, use_cache: bool
+) -> dict:
+    """The uint8 splits and sources of ``cfg``: from the split cache, else built and cached."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = _cache_path(cfg, cache_dir)
+    if use_cache and path.is_file():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:  # an unreadable cache entry is rebuilt, never trusted
+            pass
+    images, labels, sources = load_pooled(cfg.dataset, data_dir, cache_dir)
+    splits = _draw_splits(cfg, images, labels)
+    raw: dict = {k: {"images": x, "labels": y} for k, (x, y) in splits.items()}
+    raw["sources"] = sources
+    if use_cache:
+        _atomic_save(raw, path)
+    return raw
+
+
+def training_stats(
+    config: DataConfig | str = "mnist",
+    data_dir: Path | str | None = None,
+    cache_dir: Path | str | None = None,
+    use_cache: bool = True,
+) -> tuple[float, float]:
+    """``(mean, std)`` of the padded training split's [0, 1] pixels: the normalisation of
+    every split of this dataset, and of any data fed to a model trained on it."""
+    cfg = DataConfig(dataset=config) if isinstance(config, str) else config
+    return _padded_stats(
+        _load_splits(cfg, data_dir, cache_dir, use_cache)["train"]["images"], cfg.pad
+    )
+
+
 def load_transforming(
     config: DataConfig | str = "mnist",
     data_dir: Path | str | None = None,
     cache_dir: Path | str | None = None,
     device: torch.device | str = "cpu",
     use_cache: bool = True,
+    stats: tuple[float, float] | None = None,
 ) -> TransformingDataset:
     """Transforming-MNIST (``'mnist'``) or Transforming-FMNIST (``'fmnist'``), built once
-    from the verified IDX files and then loaded from the split cache."""
+    from the verified IDX files and then loaded from the split cache. Normalised with
+    ``stats = (mean, std)`` when given (another dataset's :func:`training_stats`, for a model
+    trained there), else with this dataset's own training statistics."""
     cfg = DataConfig(dataset=config) if isinstance(config, str) else config
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = _cache_path(cfg, cache_dir)
-    raw = None
-    if use_cache and path.is_file():
-        try:
-            raw = torch.load(path, weights_only=True)
-        except Exception:  # an unreadable cache entry is rebuilt, never trusted
-            raw = None
-    if raw is None:
-        images, labels, sources = load_pooled(cfg.dataset, data_dir, cache_dir)
-        splits = _draw_splits(cfg, images, labels)
-        raw = {k: {"images": x, "labels": y} for k, (x, y) in splits.items()}
-        raw["sources"] = sources
-        if use_cache:
-            _atomic_save(raw, path)
-    mean, std = _padded_stats(raw["train"]["images"], cfg.pad)
+    raw = _load_splits(cfg, data_dir, cache_dir, use_cache)
+    mean, std = stats if stats is not None else _padded_stats(raw["train"]["images"], cfg.pad)
     splits_out = {
         k: Split(_pad_normalise(raw[k]["images"], cfg.pad, mean, std), raw[k]["labels"])
         for k in ("train", "test", "val")

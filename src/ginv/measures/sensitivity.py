@@ -49,7 +49,9 @@ def jacobian_spectral_norm(
 
 
 def _power_iteration(model: Classifier, x: Tensor, iterations: int) -> Tensor:
-    x = x.detach()
+    # A copy, not a view: forward AD gives a view's tangent the size of its base's storage,
+    # so each jvp on a chunk of a whole split would allocate the whole split again.
+    x = x.detach().clone(memory_format=torch.contiguous_format)
     v = torch.randn(x.shape, generator=torch.Generator().manual_seed(0)).to(x)
     v = v / v.flatten(1).norm(dim=1).view(-1, *[1] * (x.dim() - 1))
     pullback = vjp(model, x)[1]

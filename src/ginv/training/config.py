@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -37,6 +38,10 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise a :class:`GinvError` naming the first bad setting; return ``self``."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise GinvError(f"{f.name} must be finite, got {value}")
         get_group(self.group)
         from ginv.data import source_name
 
@@ -85,10 +90,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        """The settings in ``data`` (others at their defaults); an unknown setting or a value
+        of the wrong type (an int where a float is due is fine) is a :class:`GinvError`."""
+        if not isinstance(data, dict):
+            raise GinvError(f"training settings must be a mapping, not {type(data).__name__}")
+        known = {f.name: str(f.type) for f in fields(cls)}
+        unknown = set(data) - set(known)
         if unknown:
             raise GinvError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        allowed = {"str": (str,), "int": (int,), "float": (int, float)}
+        for name, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, allowed[known[name]]):
+                raise GinvError(f"setting {name} must be {known[name]}, got {value!r}")
         return cls(**data)
 
     def batchable_with(self, other: TrainConfig) -> bool:

@@ -28,12 +28,12 @@ from ginv.groups import PermutationGroup, get_group
 from ginv.losses import invariance_penalty
 from ginv.models import Ensemble, build_model
 from ginv.models.mlp import Pool
-from ginv.training.checkpoint import atomic_torch_save, atomic_write_json
+from ginv.training.checkpoint import atomic_torch_save, atomic_write_json, load_torch_file
 from ginv.training.config import TrainConfig
 
 
 class TrainingDiverged(GinvError):
-    """A non-finite loss; the last good checkpoint is kept."""
+    """A non-finite loss, weight or validation logit; the last good checkpoint is kept."""
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -50,26 +50,34 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def model_for(config: TrainConfig, in_features: int = 36 * 36, num_classes: int = 9) -> nn.Module:
-    """A freshly initialised model for ``config`` (initialisation drawn from ``config.seed``)."""
-    torch.manual_seed(config.seed)
+    """A freshly initialised model for ``config``: the initialisation that
+    ``torch.manual_seed(config.seed)`` gives, drawn without touching the global RNG."""
     group = get_group(config.group)
     pool: Pool = "max" if config.pool == "max" else "mean"
-    return build_model(
-        config.model, group, in_features, config.width, config.depth, num_classes, pool
-    )
+    # nn.init draws from the global CPU generator only; fork it so that callers (a script
+    # loading a run, a caller's own seeding) see their RNG stream unchanged.
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(config.seed)
+        return build_model(
+            config.model, group, in_features, config.width, config.depth, num_classes, pool
+        )
 
 
 @torch.no_grad()
 def orbit_accuracy(
     forward: Any, split: Split, group: PermutationGroup, chunk: int = 2048
 ) -> Tensor:
-    """Accuracy on the whole orbit of ``split`` of a model returning ``(..., B, K)`` logits."""
+    """Accuracy on the whole orbit of ``split`` of a model returning ``(..., B, K)`` logits;
+    NaN for a model whose logits are not all finite (argmax of those means nothing)."""
     correct: Tensor | float = 0.0
+    finite: Tensor | bool = True
     for start in range(0, len(split), chunk):
         x, y = split.images[start : start + chunk], split.labels[start : start + chunk]
         logits = forward(group.orbit(x))
         correct = correct + (logits.argmax(-1) == y.repeat(len(group))).sum(-1)
-    return torch.as_tensor(correct).double() / (len(split) * len(group))
+        finite = torch.isfinite(logits).flatten(-2).all(-1) & finite
+    accuracy = torch.as_tensor(correct).double() / (len(split) * len(group))
+    return accuracy.where(torch.as_tensor(finite), torch.nan)
 
 
 @dataclass
@@ -225,25 +233,29 @@ class Trainer:
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        if state["configs"] != [c.to_dict() for c in self.configs]:
+        if not isinstance(state, dict) or state.get("configs") != [
+            c.to_dict() for c in self.configs
+        ]:
             raise GinvError(f"{self.checkpoint_path}: checkpoint belongs to other settings")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch = state["epoch"]
-        for m, s in zip(self.members, state["members"], strict=True):
-            m.generator.set_state(s["generator"].cpu())  # a CPU generator, wherever it was loaded
-            m.best_val_acc, m.best_epoch = s["best_val_acc"], s["best_epoch"]
-            m.best_state, m.history = s["best_state"], s["history"]
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.epoch = int(state["epoch"])
+            for m, s in zip(self.members, state["members"], strict=True):
+                m.generator.set_state(s["generator"].cpu())  # a CPU generator, wherever loaded
+                m.best_val_acc, m.best_epoch = s["best_val_acc"], s["best_epoch"]
+                m.best_state, m.history = s["best_state"], s["history"]
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            detail = str(e).splitlines()[0][:120] if str(e) else ""
+            raise GinvError(
+                f"{self.checkpoint_path}: damaged checkpoint ({type(e).__name__}: {detail})"
+            ) from None
 
     def resume(self) -> bool:
         """Load the checkpoint in ``out_dir`` if there is one; return whether it did."""
         if not self.checkpoint_path.is_file():
             return False
-        try:
-            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        except Exception as e:
-            raise GinvError(f"{self.checkpoint_path}: unreadable checkpoint ({e})") from None
-        self.load_state(state)
+        self.load_state(load_torch_file(self.checkpoint_path, self.device))
         return True
 
     # --- the loop --------------------------------------------------------
@@ -264,13 +276,7 @@ class Trainer:
             losses = self.train_epoch()
             self.model.eval()
             val_acc = orbit_accuracy(forward, self.val_split, self.group)
-            bad = [i for i in range(len(self.members)) if not torch.isfinite(losses["loss"][i])]
-            if bad:
-                names = ", ".join(self.members[i].config.name for i in bad)
-                raise TrainingDiverged(
-                    f"non-finite loss at epoch {self.epoch + 1} ({names}); "
-                    f"the last good checkpoint is {self.checkpoint_path}"
-                )
+            self._check_finite(losses["loss"], val_acc)
             self.epoch += 1
             seconds = time.perf_counter() - start
             for i, m in enumerate(self.members):
@@ -295,6 +301,28 @@ class Trainer:
             bar.update(1)
         bar.close()
         return self.write_results()
+
+    def _check_finite(self, loss: Tensor, val_acc: Tensor) -> None:
+        """Raise :class:`TrainingDiverged` before a member with a non-finite epoch loss, weight or
+        validation logit (NaN accuracy) is selected, checkpointed or written. A weight can turn
+        non-finite in the epoch's last steps, after the loss was taken: both are checked."""
+        weights = torch.stack([torch.isfinite(w.flatten(1)).all(1) for w in self.model.stacked])
+        checks = {"loss": torch.isfinite(loss), "weights": weights.all(0)}
+        checks["validation logits"] = torch.isfinite(val_acc).to(loss.device)
+        bad = {
+            m.config.name: [what for what, ok in checks.items() if not ok[i]]
+            for i, m in enumerate(self.members)
+        }
+        bad = {name: whats for name, whats in bad.items() if whats}
+        if not bad:
+            return
+        found = "; ".join(f"{name} ({', '.join(whats)})" for name, whats in bad.items())
+        kept = (
+            f"the last good checkpoint is {self.checkpoint_path} (epoch {self.epoch})"
+            if self.epoch >= 1
+            else "no checkpoint was written"
+        )
+        raise TrainingDiverged(f"non-finite values at epoch {self.epoch + 1}: {found}; {kept}")
 
     def member_dir(self, i: int) -> Path:
         """Where member ``i`` writes ``run.json`` and ``model.pt``."""
@@ -326,16 +354,37 @@ class Trainer:
 def load_run(
     folder: Path | str, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The selected model of a finished run folder (``run.json`` + ``model.pt``) and its record."""
+    """The selected model of a finished run folder (``run.json`` + ``model.pt``) and its record.
+    A missing, corrupt or mismatched file is one :class:`GinvError` line naming it."""
     folder = Path(folder)
+    record, weights = folder / "run.json", folder / "model.pt"
+    if not record.is_file():
+        raise GinvError(f"{folder}: not a finished run (no run.json)")
     try:
-        run = json.loads((folder / "run.json").read_text())
-        state = torch.load(folder / "model.pt", map_location=device, weights_only=True)
-    except (OSError, ValueError) as e:
-        raise GinvError(f"{folder}: not a finished run ({e})") from None
-    config = TrainConfig.from_dict(run["config"])
-    in_features = int(state["first.weight"].shape[1])
-    num_classes = int(state["head.weight"].shape[0])
-    model = model_for(config, in_features, num_classes)
+        run = json.loads(record.read_text())
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise GinvError(f"{record}: unreadable ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(run, dict) or not isinstance(run.get("config"), dict) or "name" not in run:
+        raise GinvError(f"{record}: not a run record (an object with 'config' and 'name')")
+    try:
+        config = TrainConfig.from_dict(run["config"]).validate()
+    except GinvError as e:
+        raise GinvError(f"{record}: {e}") from None
+    state = load_torch_file(weights, device)
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise GinvError(f"{weights}: not a state dict of tensors")
+    first, head = state.get("first.weight"), state.get("head.weight")
+    if first is None or head is None or first.dim() != 2 or head.dim() != 2:
+        raise GinvError(f"{weights}: no first.weight and head.weight matrices")
+    model = model_for(config, int(first.shape[1]), int(head.shape[0]))
+    expected = model.state_dict()
+    mismatched = sorted(expected.keys() ^ state.keys()) + [
+        f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if mismatched:
+        shown = ", ".join(mismatched[:4]) + (", ..." if len(mismatched) > 4 else "")
+        raise GinvError(f"{weights}: does not fit the run's {config.model} settings ({shown})")
     model.load_state_dict(state)
     return model.to(device).eval(), run
