@@ -33,34 +33,35 @@ def write_calibration(folder: Path, record: dict[str, Any]) -> None:
 
 def _plot(cal: dict[str, Any]):
     target = cal["settings"]["target"]
-    fig, (ax_si, ax_acc) = plt.subplots(1, 2, figsize=(7.2, 3.0), sharex=True)
+    fig, (ax_si, ax_acc) = plt.subplots(1, 2, figsize=(7.2, 3.2), sharex=True)
     for stage, style in (("presearch", {"alpha": 0.45, "mfc": "none"}), ("final", {})):
         pts = sorted((p for p in cal["curve"] if p["stage"] == stage), key=lambda p: p["nu"])
         if not pts:
             continue
         nus = [p["nu"] for p in pts]
-        label = f"{stage} ({pts[0]['epochs']} epochs)"
+        epochs = pts[0]["epochs"]
+        label = f"{'pre-search' if stage == 'presearch' else 'search'}, {epochs} epoch{'s' * (epochs > 1)}"
         ax_si.errorbar(nus, [p["si"] for p in pts], yerr=[2 * p["si_se"] for p in pts],
                        fmt="o-", ms=4, lw=1, capsize=2, label=label, color="C0", **style)  # fmt: skip
         ax_acc.plot(nus, [p["val_acc"] for p in pts], "s-", ms=4, lw=1, color="C1", **style)
     for m in cal.get("members", []):
-        ax_si.plot(cal["chosen_nu"], m["val_si"], "x", color="k", ms=6)
+        ax_si.plot(cal["chosen_nu"], m["val_si"], "x", color="k", ms=7)
     if cal.get("members"):
         ax_si.plot([], [], "x", color="k", label="final members")
     ax_si.axhline(target, color="grey", lw=0.8, ls=":", label=f"target {target}")
+    ax_si.plot([], [], color="C3", lw=0.8, label=f"chosen ν = {cal['chosen_nu']:g}")
     for ax in (ax_si, ax_acc):
         ax.axvline(cal["chosen_nu"], color="C3", lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("ν")
+        ax.set_ylim(0, 1.02)
     ax_si.set_ylabel("validation SI (± 2 s.e.)")
     ax_acc.set_ylabel("validation orbit accuracy")
-    ax_si.legend(fontsize=7, loc="lower right")
+    fig.legend(*ax_si.get_legend_handles_labels(), loc="lower center", ncol=5, fontsize=7,
+               frameon=False)  # fmt: skip
     status = "" if cal["reached"] else " — target NOT reached"
-    fig.suptitle(
-        f"ν calibration, {cal['group']}, {cal['loss']} loss: ν = {cal['chosen_nu']:g}{status}",
-        fontsize=9,
-    )
-    fig.tight_layout()
+    fig.suptitle(f"ν calibration, {cal['group']}, {cal['loss']} loss{status}", fontsize=9)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 
