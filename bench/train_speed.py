@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import bench_data, median_time
+from common import add_threads_option, bench_data, median_time, use_threads
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -211,15 +211,9 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=10_000, help="training samples")
     parser.add_argument("--families", default="DA,WT,IR")
     parser.add_argument("--groups", default="R4,T3")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads for jobs and probes (0: torch's own)"
-    )
+    add_threads_option(parser)
     args = parser.parse_args()
-    # One thread by default: on a shared machine, a multi-threaded small op waits at its
-    # barrier for a descheduled thread, which slows the jobs (many small ops) tens of times
-    # and the probe (a few big ones) hardly, so the shares would measure the neighbours.
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     data = bench_data(args.n_train)
     n = min(args.n_train, len(data.train))
     print(
