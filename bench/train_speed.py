@@ -9,7 +9,7 @@ the matmul probe is interleaved with the jobs (probe, job, probe, job, …): eac
 is set against the mean of the probes either side of it, and rows report medians over
 rounds; ratios to the naive loop are taken within a round, whose jobs ran back to back.
 
-    python bench/train_speed.py [--rounds 3] [--n-train 10000] [--families DA,WT,IR]
+    python bench/train_speed.py [--rounds 3] [--n-train 5000] [--families DA,WT,IR] [--threads 1]
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def rows(jobs: list[Job]) -> Iterator[tuple[str, int, float, float, float, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="timed epochs per job")
-    parser.add_argument("--n-train", type=int, default=10_000, help="training samples")
+    parser.add_argument("--n-train", type=int, default=5000, help="training samples")
     parser.add_argument("--families", default="DA,WT,IR")
     parser.add_argument("--groups", default="R4,T3")
     add_threads_option(parser)
