@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -23,6 +24,20 @@ def bench_data(n_train: int = 10_000) -> TransformingDataset:
         return Split(torch.randn(n, 1, 36, 36, generator=g), torch.randint(9, (n,), generator=g))
 
     return TransformingDataset(DataConfig(), split(n_train), split(2000), split(2000), 0.0, 1.0, 9)
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (0: torch's own choice)"
+    )
+
+
+def use_threads(n: int) -> None:
+    """One thread by default: on a shared machine a multi-threaded small op waits at its
+    barrier for a descheduled thread, which slows many-small-op jobs tens of times and a big
+    matmul hardly, so timings and shares would measure the neighbours, not the code."""
+    if n:
+        torch.set_num_threads(n)
 
 
 def median_time(fn: Callable[[], object], repeats: int = 5) -> float:

@@ -1,108 +1,248 @@
-"""DA training speed: a naive PyTorch loop against ginv's trainer, in the same run.
+"""Training speed of the six families (DA, WT, IR × R4, T3) against naive PyTorch loops.
 
-(a) naive: a ``Dataset`` that rotates each sample in ``__getitem__``, a ``DataLoader``,
-an ``nn.Sequential`` MLP and Adam; (b) ginv's ``Trainer`` for one seed and for four
-seeds trained as one batched model. Same model (233,225 parameters), same batch 512,
-same number of steps. Prints epochs per second, ratios and achieved GFLOP/s.
+Per family and group, three jobs run in the same process: a naive PyTorch loop of that
+family, ginv's ``Trainer`` with one member, and with four members trained as one batched
+model. Each job's rate is the exact FLOP count of its training steps (``ginv.flops``,
+validation excluded) over its epoch time, as a share of this machine's dense float32 matmul
+rate. That rate drifts from run to run and minute to minute (other processes, clocks), so
+the matmul probe is interleaved with the jobs (probe, job, probe, job, …): each timed epoch
+is set against the mean of the probes either side of it, and rows report medians over
+rounds; ratios to the naive loop are taken within a round, whose jobs ran back to back.
 
-    python bench/train_speed.py [--epochs 2]
+    python bench/train_speed.py [--rounds 3] [--n-train 5000] [--families DA,WT,IR] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from common import bench_data, matmul_gflops, median_time
-from torch import nn
+import torch.nn.functional as F
+from common import add_threads_option, bench_data, median_time, use_threads
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ginv.data import Split
+from ginv.data import Split, TransformingDataset
+from ginv.flops import train_step_flops
 from ginv.training import TrainConfig, Trainer
 
+BATCH, LR, WIDTH, DEPTH, NU = 512, 8e-4, 128, 5, 1.0
+FAMILIES: dict[str, dict[str, Any]] = {
+    "DA": {"model": "mlp"},
+    "WT": {"model": "wt"},
+    "IR": {"model": "mlp", "reg": "logit", "nu": NU},
+}
 
-class RotatingDataset(Dataset):
-    """The naive way: one random rotation per sample, drawn in ``__getitem__``."""
+# --- the naive way, in plain PyTorch (group actions by torch.rot90 / torch.roll) ----------
 
-    def __init__(self, split: Split) -> None:
-        self.images, self.labels = split.images, split.labels
+Action = Callable[[Tensor, int], Tensor]
+
+
+def naive_action(group: str) -> tuple[Action, int]:
+    """``(act, |G|)``: element ``k`` of R4 rotates by k·90°, of T3 rolls by k·W/3 along x."""
+    if group == "R4":
+        return (lambda x, k: torch.rot90(x, k, dims=(-2, -1))), 4
+    if group == "T3":
+        return (lambda x, k: torch.roll(x, k * x.shape[-1] // 3, dims=-1)), 3
+    raise ValueError(f"no naive action for {group}")
+
+
+class AugmentingDataset(Dataset):
+    """One random group element per sample, drawn and applied in ``__getitem__``."""
+
+    def __init__(self, split: Split, act: Action, order: int) -> None:
+        self.images, self.labels, self.act, self.order = split.images, split.labels, act, order
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = int(torch.randint(4, ()))
-        return torch.rot90(self.images[i], k, dims=(-2, -1)), self.labels[i]
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        return self.act(self.images[i], int(torch.randint(self.order, ()))), self.labels[i]
 
 
-def naive_mlp() -> nn.Module:
-    layers: list[nn.Module] = [nn.Flatten(), nn.Linear(1296, 128), nn.ReLU()]
-    for _ in range(4):
-        layers += [nn.Linear(128, 128), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(128, 9))
+def naive_layers(first: int) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Linear(first, WIDTH), nn.ReLU()]
+    for _ in range(DEPTH - 1):
+        layers += [nn.Linear(WIDTH, WIDTH), nn.ReLU()]
+    return layers
 
 
-def naive_epochs(split: Split, epochs: int) -> float:
-    """Seconds per epoch of the naive loop."""
-    torch.manual_seed(0)
-    model = naive_mlp()
-    opt = torch.optim.Adam(model.parameters(), lr=8e-4)
-    loader = DataLoader(RotatingDataset(split), batch_size=512, shuffle=True)
+class NaiveWT(nn.Module):
+    """WT as written from its definition: the first layer on each ``g·x`` in a Python loop."""
 
-    def epoch() -> None:
-        for x, y in loader:
-            loss = nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
+    def __init__(self, act: Action, order: int) -> None:
+        super().__init__()
+        self.act, self.order = act, order
+        self.first = nn.Linear(36 * 36, WIDTH)
+        self.rest = nn.Sequential(*naive_layers(WIDTH)[2:], nn.Linear(WIDTH, 9))
+
+    def forward(self, x: Tensor) -> Tensor:
+        hs = [torch.relu(self.first(self.act(x, k).flatten(1))) for k in range(self.order)]
+        return self.rest(torch.stack(hs).mean(0))
+
+
+@dataclass
+class NaiveLoop:
+    """One family's naive training loop: DataLoader, nn.Module, Adam."""
+
+    family: str
+    split: Split
+    group: str
+
+    def __post_init__(self) -> None:
+        torch.manual_seed(0)
+        self.act, self.order = naive_action(self.group)
+        if self.family == "WT":
+            self.model: nn.Module = NaiveWT(self.act, self.order)
+        else:
+            self.model = nn.Sequential(nn.Flatten(), *naive_layers(36 * 36), nn.Linear(WIDTH, 9))
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=LR)
+        data = AugmentingDataset(self.split, self.act, self.order)
+        self.loader = DataLoader(data, batch_size=BATCH, shuffle=True)
+
+    def images_per_sample(self) -> int:
+        return self.order if self.family == "IR" else 1
+
+    def epoch(self) -> None:
+        for x, y in self.loader:
+            if self.family == "IR":  # the orbit of every batch, then ce + ν·½‖f(x) − f(h·x)‖²
+                orbit = torch.cat([self.act(x, k) for k in range(self.order)])
+                logits = self.model(orbit).view(self.order, len(x), -1)
+                inv = 0.5 * (logits[1:] - logits[:1]).pow(2).sum(-1).mean()
+                loss = F.cross_entropy(logits[0], y) + NU * inv
+            else:
+                loss = F.cross_entropy(self.model(x), y)
+            self.opt.zero_grad()
             loss.backward()
-            opt.step()
-
-    return median_time(epoch, epochs)
+            self.opt.step()
 
 
-def ginv_epochs(data, seeds: int, epochs: int) -> float:
-    """Seconds per training epoch of ginv's trainer (validation excluded)."""
-    configs = [TrainConfig(seed=s, epochs=epochs) for s in range(seeds)]
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(configs, data, tmp, device="cpu", progress=False)
-        return median_time(trainer.train_epoch, epochs)
+# --- jobs, probes, rounds ---------------------------------------------------------------
 
 
-def epoch_flops(n: int) -> float:
-    """Matmul FLOPs of one training epoch over ``n`` samples: forward 2·in·out per layer,
-    backward 2·in·out for the weight gradient plus 2·in·out for the input gradient, which
-    the first layer does not need (its input requires no gradient)."""
-    first, rest = 1296 * 128, 4 * 128 * 128 + 128 * 9
-    return (4 * first + 6 * rest) * n
+@dataclass
+class Job:
+    """One timed training epoch of ``members`` models; ``flops`` is that epoch's step FLOPs."""
+
+    impl: str
+    members: int
+    epoch: Callable[[], object]
+    flops: float
+    seconds: list[float] = field(default_factory=list)
+    share: list[float] = field(default_factory=list)  # of the surrounding probes' matmul rate
+    speedup: list[float] = field(default_factory=list)  # naive s/member-epoch over ours
+
+
+def probe(n: int = 2048, repeats: int = 3) -> float:
+    """This machine's dense float32 matmul rate now, in GFLOP/s (median of a few calls)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / median_time(lambda: torch.mm(a, b), repeats) / 1e9
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def family_jobs(family: str, group: str, data: TransformingDataset, n: int, tmp: str) -> list[Job]:
+    shape = tuple(data.train.images.shape[1:])
+    naive = NaiveLoop(family, data.train.head(n), group)
+    jobs = [
+        Job(
+            "naive",
+            1,
+            naive.epoch,
+            n * train_step_flops(naive.model, shape, naive.images_per_sample()),
+        )
+    ]
+    ips = naive.order if family == "IR" else 1
+    for members in (1, 4):
+        configs = [
+            TrainConfig(group=group, seed=s, n_train=n, **FAMILIES[family]) for s in range(members)
+        ]
+        trainer = Trainer(configs, data, f"{tmp}/{family}{group}{members}", "cpu", progress=False)
+        flops = members * n * train_step_flops(trainer.template, shape, ips)
+        jobs.append(Job(f"ginv ×{members}", members, trainer.train_epoch, flops))
+    return jobs
+
+
+def run_rounds(jobs: list[Job], rounds: int, probes: list[float]) -> None:
+    """A warm-up epoch each, then ``rounds`` × (probe, job, probe, job, …, probe)."""
+    for job in jobs:
+        job.epoch()
+    for _ in range(rounds):
+        before = probe()
+        probes.append(before)
+        for job in jobs:
+            seconds = timed(job.epoch)
+            after = probe()
+            probes.append(after)
+            job.seconds.append(seconds)
+            job.share.append(job.flops / seconds / 1e9 / ((before + after) / 2))
+            before = after
+        naive = jobs[0].seconds[-1]
+        for job in jobs:
+            job.speedup.append(naive / (job.seconds[-1] / job.members))
+
+
+def rows(jobs: list[Job]) -> Iterator[tuple[str, int, float, float, float, float]]:
+    for job in jobs:
+        seconds = statistics.median(job.seconds)
+        yield (
+            job.impl,
+            job.members,
+            seconds / job.members,
+            job.flops / seconds / 1e9,
+            100 * statistics.median(job.share),
+            statistics.median(job.speedup),
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=5, help="timed epochs per variant")
+    parser.add_argument("--rounds", type=int, default=3, help="timed epochs per job")
+    parser.add_argument("--n-train", type=int, default=5000, help="training samples")
+    parser.add_argument("--families", default="DA,WT,IR")
+    parser.add_argument("--groups", default="R4,T3")
+    add_threads_option(parser)
     args = parser.parse_args()
-    data = bench_data()
-    n = len(data.train)
-    peak = matmul_gflops()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {n} training samples")
-    print(f"dense float32 matmul: {peak:.1f} GFLOP/s")
-    naive = naive_epochs(data.train, args.epochs)
-    one = ginv_epochs(data, 1, args.epochs)
-    four = ginv_epochs(data, 4, args.epochs)
-    flops = epoch_flops(n)
-    rows = [
-        ("naive DataLoader, 1 seed", naive, 1),
-        ("ginv, 1 seed", one, 1),
-        ("ginv, 4 seeds batched", four, 4),
-    ]
-    print(f"{'':28}{'s/epoch':>10}{'seed-epochs/s':>15}{'GFLOP/s':>10}{'% matmul':>10}")
-    for name, seconds, seeds in rows:
-        rate = seeds * flops / seconds / 1e9
-        print(
-            f"{name:28}{seconds:10.3f}{seeds / seconds:15.2f}{rate:10.1f}{100 * rate / peak:9.0f}%"
-        )
-    print(f"ratio, 1 seed: ginv is {naive / one:.2f}× the naive loop")
+    use_threads(args.threads)
+    data = bench_data(args.n_train)
+    n = min(args.n_train, len(data.train))
     print(
-        f"ratio, 4 seeds: ginv batched is {4 * naive / four:.2f}× four naive runs (target ≥ 2.5×)"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {n} training samples, "
+        f"batch {BATCH}, {args.rounds} timed epochs per job (after one warm-up)"
+    )
+    header = f"{'family':7}{'group':6}{'impl':9}{'members':>8}{'s/member-ep':>12}"
+    header += f"{'GFLOP/s':>9}{'% matmul':>9}{'× naive':>9}"
+    print(header)
+    probes: list[float] = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for family in args.families.split(","):
+            for group in args.groups.split(","):
+                jobs = family_jobs(family, group, data, n, tmp)
+                run_rounds(jobs, args.rounds, probes)
+                for impl, members, sec, rate, share, speedup in rows(jobs):
+                    print(
+                        f"{family:7}{group:6}{impl:9}{members:8d}{sec:12.3f}"
+                        f"{rate:9.1f}{share:8.0f}%{speedup:8.2f}×",
+                        flush=True,
+                    )
+    print(
+        f"dense float32 matmul (2048²), {len(probes)} interleaved probes: median "
+        f"{statistics.median(probes):.0f} GFLOP/s, range {min(probes):.0f}–{max(probes):.0f}"
+    )
+    print(
+        "% matmul: step FLOPs (ginv.flops) per second over the mean of the probes either side; "
+        f"× naive: naive s/member-epoch over the row's, same round. {time.perf_counter() - start:.0f} s"
     )
 
 

@@ -43,6 +43,49 @@ def test_weight_tied_model_is_exactly_invariant(group, pool) -> None:
     assert float(mlp_errors[0]) == 0.0 and float(mlp_errors[1:].min()) > 1e-3
 
 
+def orbit_copy_embed(model: WeightTiedMLP, x: torch.Tensor) -> torch.Tensor:
+    """The textbook WT first layer: ``W₁`` applied to all |G|·B copies ``g·x``, then the pool."""
+    h = torch.relu(model.first(model.group.orbit(x).flatten(1))).view(len(model.group), len(x), -1)
+    return h.mean(0) if model.pool == "mean" else h.amax(0)
+
+
+@pytest.mark.parametrize("group", [R4(), T3(), D4()], ids=str)
+@pytest.mark.parametrize("pool", ["mean", "max"])
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float32, 1e-6), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_permuted_weights_equal_the_orbit_copy(group, pool, dtype, tol, channels) -> None:
+    torch.manual_seed(0)
+    model = WeightTiedMLP(group, in_features=channels * 36 * 36, pool=pool).to(dtype)
+    x = torch.randn(8, channels, 36, 36, dtype=dtype)
+    fast = model.embed(x)
+    (grad_fast,) = torch.autograd.grad(fast.square().sum(), model.first.weight)
+    slow = orbit_copy_embed(model, x)
+    (grad_slow,) = torch.autograd.grad(slow.square().sum(), model.first.weight)
+    fast, slow = fast.detach(), slow.detach()
+    assert float((fast - slow).abs().max()) <= tol * float(slow.abs().max())
+    assert float((grad_fast - grad_slow).abs().max()) <= tol * float(grad_slow.abs().max())
+
+
+def test_weight_tied_state_has_the_mlp_keys_and_no_buffers() -> None:
+    model = WeightTiedMLP(R4(), width=8, depth=2)
+    model(torch.randn(2, 1, 36, 36))  # fills the index cache, which must not enter the state
+    assert list(model.state_dict()) == list(MLP(width=8, depth=2).state_dict())
+    assert not list(model.buffers())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_weight_tied_model_runs_on_cuda() -> None:
+    group = R4()
+    model = WeightTiedMLP(group, width=16, depth=2)
+    x = torch.randn(4, 1, 36, 36)
+    expected = model(x)
+    model(torch.randn(1, 1, 36, 36))  # a CPU index cached first must not be reused on CUDA
+    cuda = model.cuda()
+    assert torch.allclose(cuda(x.cuda()).cpu(), expected, atol=1e-5)
+    ensemble = Ensemble([cuda, WeightTiedMLP(group, width=16, depth=2).cuda()])
+    assert ensemble(x.cuda(), shared_input=True).shape == (2, 4, 9)
+
+
 def test_ensemble_members_match_the_plain_models() -> None:
     group = get_group("T3")
     models = []

@@ -60,12 +60,34 @@ class WeightTiedMLP(MLP):
             raise GinvError(f"pool must be 'mean' or 'max', got {pool!r}")
         self.group = group
         self.pool = pool
+        # Gather indices by image shape and device: plain tensors, not buffers, so that
+        # state_dict keys stay those of the MLP and Ensemble (which refuses buffers) accepts it.
+        self._tied_index: dict[tuple[int, int, int, str], Tensor] = {}
+
+    def tied_index(self, x: Tensor) -> Tensor:
+        """``(C·H·W, |G|)`` indices with ``W₁[:, index[:, g]] x = W₁ (g·x)`` for images like ``x``:
+        as ``(g·x).flat[i] = x.flat[p_g[i]]``, column ``j`` of ``W₁ P_g`` is ``W₁[:, p_g⁻¹[j]]``."""
+        c, h, w = x.shape[-3:]
+        key = (c, h, w, str(x.device))
+        if key not in self._tied_index:
+            perms = self.group.permutations(x)  # (|G|, H·W) on x's device
+            inverse = perms[[self.group.inverse(g) for g in self.group.elements]]
+            channels = torch.arange(c, device=x.device).view(c, 1, 1) * (h * w)
+            index = (inverse.t().unsqueeze(0) + channels).flatten(0, 1)
+            # Contiguous: a gather's output takes its index's layout, and embed views it as rows.
+            self._tied_index[key] = index.contiguous()
+        return self._tied_index[key]
 
     def embed(self, x: Tensor) -> Tensor:
-        b = x.shape[0]
-        h = torch.relu(self.first(self.group.orbit(x).flatten(1)))
-        h = h.view(len(self.group), b, -1)
-        return h.mean(0) if self.pool == "mean" else h.amax(0)
+        """``pool_g relu(W₁ P_g x + b₁)`` as one matmul of ``x`` with ``[W₁ P_g]_g`` stacked:
+        only W₁'s columns are gathered (|G|·in·width), never the |G|·B·in orbit of the input."""
+        n, width = len(self.group), self.first.out_features
+        # Row gather of the (in, width) transpose straight into the (in, |G|·width) layout that
+        # the matmul and its weight gradient use as they are: no permute copies of either.
+        stacked = self.first.weight.t().contiguous()[self.tied_index(x)].view(-1, n * width)
+        h = torch.addmm(self.first.bias.repeat(n), x.flatten(1), stacked)
+        h = torch.relu(h).view(-1, n, width)
+        return h.mean(1) if self.pool == "mean" else h.amax(1)
 
 
 def check_invariance(model: nn.Module, group: PermutationGroup, x: Tensor) -> Tensor:

