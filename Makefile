@@ -8,7 +8,7 @@ ifneq ($(wildcard ../shared/data),)
 export GINV_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
-.PHONY: setup test lint format bench clean
+.PHONY: setup test lint format bench docs wheel-check clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -17,20 +17,29 @@ setup:
 	$(BIN)/pip install -q --no-deps -e .
 
 lint:
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench docs
+	$(BIN)/ruff format --check src tests bench docs
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest -q
 
 format:
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench docs
+	$(BIN)/ruff format src tests bench docs
+
+# The API documentation (docs/, mkdocs.yml) into build/site; any warning is an error.
+docs:
+	$(BIN)/pip install -q -r docs/requirements.txt
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
+# Build the wheel and check it in a fresh venv: core install, then ginv[study].
+wheel-check:
+	scripts/check-wheel.sh $(PYTHON)
 
 bench:
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/saliency_speed.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ginv import __version__
 from ginv.errors import GinvError
 
 
@@ -157,7 +158,7 @@ def _study_config(args: argparse.Namespace):
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from ginv.experiments.reproduce import EXPERIMENTS, reproduce
+    from ginv.experiments.registry import EXPERIMENTS, require_study
 
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     config = _study_config(args)
@@ -168,6 +169,9 @@ def _reproduce(args: argparse.Namespace) -> int:
         print(f"plan: reproduce {args.experiment}, {config.profile} profile (nothing is trained)")
         print(format_plan(make_plan(names, config, args.out, resolve_device(args.device))))
         return 0
+    require_study()
+    from ginv.experiments.reproduce import reproduce
+
     out = writable_dir(args.out)
     start = time.perf_counter()
     timings = reproduce(names, config, out, args.data_dir, args.device, progress=not args.quiet)
@@ -185,6 +189,9 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    from ginv.experiments.registry import require_study
+
+    require_study()
     from ginv.experiments.calibration import calibration_results
     from ginv.experiments.study import Study
 
@@ -221,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ginv", description="Measure and learn genuine group invariance."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="dataset files and splits")
@@ -296,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    from ginv.experiments.reproduce import EXPERIMENTS
+    from ginv.experiments.registry import EXPERIMENTS
 
     repro = sub.add_parser("reproduce", help="the study's table and figures, then the report")
     repro.add_argument("experiment", choices=[*EXPERIMENTS, "all"])

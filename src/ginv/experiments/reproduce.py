@@ -7,28 +7,20 @@ import json
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ginv.experiments import drift, prop31, saliency_grid, spectral, table, tsne
 from ginv.experiments.calibration import calibration_results
 from ginv.experiments.config import StudyConfig
 from ginv.experiments.fidelity import fidelity_results
-from ginv.experiments.results import Results
+from ginv.experiments.registry import EXPERIMENTS, load_experiment
 from ginv.experiments.study import Study
 from ginv.training.checkpoint import atomic_write_json
 
-EXPERIMENTS: dict[str, Callable[[Study, Path], Results]] = {
-    "table": table.run,
-    "saliency": saliency_grid.run,
-    "tsne": tsne.run,
-    "drift": drift.run,
-    "spectral": spectral.run,
-    "prop31": prop31.run,
-}
+__all__ = ["EXPERIMENTS", "environment", "reproduce"]
 
 
 def environment(device: torch.device) -> dict[str, str]:
@@ -68,7 +60,7 @@ def reproduce(
         for name in names:
             bar.set_description(f"reproduce: {name}")
             start = time.perf_counter()
-            results = EXPERIMENTS[name](study, out / name)
+            results = load_experiment(name)(study, out / name)
             timings[name] = time.perf_counter() - start
             results.write(out / name, config.to_dict(), timings[name])
             bar.update(1)

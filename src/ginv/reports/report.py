@@ -9,6 +9,9 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
+import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,61 @@ def write_report(out: Path | str) -> tuple[Path, Path]:
     return out / "report.md", out / "report.html"
 
 
+def source_commit() -> str | None:
+    """The git commit of ginv's source tree, when ginv runs from a git checkout; else None."""
+    here = Path(__file__).resolve().parent
+    try:
+        # only a checkout that tracks this very file (not some repository around site-packages)
+        subprocess.run(
+            ["git", "ls-files", "--error-unmatch", "report.py"],
+            cwd=here, capture_output=True, check=True, timeout=5,
+        )  # fmt: skip
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=here, capture_output=True, check=True, text=True, timeout=5,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() or None
+
+
+def _provenance() -> str:
+    """``written <UTC time> by ginv <version> (git <commit>)``."""
+    from ginv import __version__
+
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    commit = source_commit()
+    return f"Report written {when} by ginv {__version__}" + (
+        f" (git commit {commit[:12]})" if commit else ""
+    )
+
+
+def _scale_warning(config: dict[str, Any]) -> str | None:
+    """A warning for the smoke and quick profiles: their numbers are not the paper's scale."""
+    name = config.get("profile")
+    if name not in ("smoke", "quick"):
+        return None
+    from ginv.experiments.config import PROFILES
+
+    paper = PROFILES["paper"]
+    return (
+        f"The {name} profile ({config.get('epochs', '?')} epochs, seeds "
+        f"{config.get('seeds', '?')}, {config.get('n_train', '?')} training samples) is for "
+        f"checking the pipeline, not the paper's scale ({paper.epochs} epochs, seeds "
+        f"{', '.join(map(str, paper.seeds))}, the whole test orbit): its numbers are not "
+        "comparable with the paper's. Run `ginv reproduce all --profile paper` for those."
+    )
+
+
+def _slug(title: str) -> str:
+    """The anchor GitHub gives a Markdown heading; the HTML report uses the same ids."""
+    return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+
+
+def _toc(sections: list[dict[str, Any]], summary: dict[str, float]) -> list[str]:
+    return [s["title"] for s in sections] + ["Wall time"] * bool(summary) + ["Settings", "Software"]
+
+
 def _md_table(columns: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
@@ -66,8 +124,13 @@ def _settings_rows(config: dict[str, Any]) -> list[list[Any]]:
 def _markdown(config, env, summary, sections) -> str:
     parts = [
         "# ginv — genuine invariance study",
-        f"Profile **{config.get('profile', '?')}**, seeds {config.get('seeds', '?')}.",
+        f"Profile **{config.get('profile', '?')}**, seeds {config.get('seeds', '?')}. "
+        f"{_provenance()}.",
     ]
+    warning = _scale_warning(config)
+    if warning:
+        parts.append(f"> **Not the paper's scale.** {warning}")
+    parts.append("\n".join(f"- [{t}](#{_slug(t)})" for t in _toc(sections, summary)))
     for s in sections:
         name = s["experiment"]
         parts.append(f"## {s['title']}")
@@ -107,13 +170,24 @@ def _html(out: Path, config, env, summary, sections) -> str:
         "table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px}",
         "th{background:#f3f3f3}img{max-width:100%}figure{margin:1em 0}figcaption{font-size:13px;color:#555}",
         ".note{border-left:3px solid #c90;padding-left:8px;color:#555}.fail{color:#b00;font-weight:bold}",
+        ".scale{background:#fff4d6;border:1px solid #e0b040;padding:8px 12px;margin:1em 0}",
+        "nav ul{columns:2;font-size:14px}",
         "</style></head><body>",
         "<h1>ginv — genuine invariance study</h1>",
-        f"<p>Profile <b>{e(str(config.get('profile', '?')))}</b>, seeds {e(str(config.get('seeds', '?')))}.</p>",
+        f"<p>Profile <b>{e(str(config.get('profile', '?')))}</b>, seeds {e(str(config.get('seeds', '?')))}. "
+        f"{e(_provenance())}.</p>",
     ]
+    warning = _scale_warning(config)
+    if warning:
+        warning = re.sub(r"`([^`]*)`", r"<code>\1</code>", e(warning))
+        parts.append(f"<p class='scale'><b>Not the paper's scale.</b> {warning}</p>")
+    toc = "".join(f"<li><a href='#{_slug(t)}'>{e(t)}</a></li>" for t in _toc(sections, summary))
+    parts.append(f"<nav><b>Contents</b><ul>{toc}</ul></nav>")
     for s in sections:
         name = s["experiment"]
-        parts.append(f"<h2>{e(s['title'])}</h2><p>{e(s['description'])}</p>")
+        parts.append(
+            f"<h2 id='{_slug(s['title'])}'>{e(s['title'])}</h2><p>{e(s['description'])}</p>"
+        )
         if s.get("passed") is not None:
             cls = "" if s["passed"] else " class='fail'"
             parts.append(f"<p{cls}>Check: {'passed' if s['passed'] else 'FAILED'}</p>")
@@ -130,12 +204,16 @@ def _html(out: Path, config, env, summary, sections) -> str:
         parts.extend(f"<p class='note'>{e(n)}</p>" for n in s["notes"])
     if summary:
         parts.append(
-            "<h2>Wall time</h2>"
+            "<h2 id='wall-time'>Wall time</h2>"
             + _html_table(["experiment", "seconds"], [[k, f"{v:.1f}"] for k, v in summary.items()])
         )
-    parts.append("<h2>Settings</h2>" + _html_table(["setting", "value"], _settings_rows(config)))
     parts.append(
-        "<h2>Software</h2>" + _html_table(["", "version"], [[k, v] for k, v in env.items()])
+        "<h2 id='settings'>Settings</h2>"
+        + _html_table(["setting", "value"], _settings_rows(config))
+    )
+    parts.append(
+        "<h2 id='software'>Software</h2>"
+        + _html_table(["", "version"], [[k, v] for k, v in env.items()])
     )
     parts.append("</body></html>")
     return "\n".join(parts)
