@@ -13,7 +13,7 @@ endif
 setup:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -r requirements.txt -r docs/requirements.txt
 	$(BIN)/pip install -q --no-deps -e .
 
 lint:
@@ -21,7 +21,8 @@ lint:
 	$(BIN)/ruff format --check src tests bench docs
 	$(BIN)/mypy
 
-test: lint
+# Lint, the docs, the wheel in a fresh venv, then the whole test suite.
+test: lint docs wheel-check
 	$(BIN)/python -m pytest -q
 
 format:
@@ -30,7 +31,6 @@ format:
 
 # The API documentation (docs/, mkdocs.yml) into build/site; any warning is an error.
 docs:
-	$(BIN)/pip install -q -r docs/requirements.txt
 	$(BIN)/mkdocs build --strict --site-dir build/site
 
 # Build the wheel and check it in a fresh venv: core install, then ginv[study].
