@@ -30,6 +30,7 @@ from ginv.groups import PermutationGroup, get_group
 from ginv.measures import SaliencyConfig, measure
 from ginv.training import TrainConfig, Trainer, load_run, resolve_device
 from ginv.training.checkpoint import atomic_write_json
+from ginv.training.trainer import remove_finished_checkpoints
 
 
 @dataclass
@@ -104,8 +105,8 @@ class Study:
                 progress=self.progress, member_dirs=[self.run_dir(c) for c in batch],
             )  # fmt: skip
             trainer.fit(resume=True)
-            trainer.checkpoint_path.unlink(missing_ok=True)
-            trainer.out_dir.rmdir()
+        # batch checkpoints of finished runs, also those that a kill before this line left
+        remove_finished_checkpoints((self.out / "runs").glob("_batch-*"), self.run_dir)
         return [
             Run(c, self.run_dir(c), json.loads((self.run_dir(c) / "run.json").read_text()))
             for c in configs

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -349,6 +350,25 @@ class Trainer:
             atomic_write_json(run, folder / "run.json")
             results.append(run)
         return results
+
+
+def remove_finished_checkpoints(
+    folders: Iterable[Path], member_dir: Callable[[TrainConfig], Path]
+) -> None:
+    """Delete each training folder in ``folders`` once every member of its checkpoints has its
+    ``run.json`` in ``member_dir(config)``: also the folders that a kill left after the results."""
+    for folder in folders:
+        finished = True
+        for path in folder.glob("checkpoint-*.pt"):
+            try:  # mapped, not read: only the small list of configs is looked at
+                configs = load_torch_file(path, "cpu", mmap=True)["configs"]
+                finished &= all(
+                    (member_dir(TrainConfig.from_dict(c)) / "run.json").is_file() for c in configs
+                )
+            except (GinvError, KeyError, TypeError):
+                finished = False  # kept: resuming its members will name the damage
+        if finished:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def load_run(
