@@ -187,3 +187,119 @@ def test_a_full_disk_in_the_cli_is_one_line(
     err = capsys.readouterr().err
     assert err == f"ginv: error: cannot write {out / 'report.md'}: No space left on device\n"
     assert sorted(os.listdir(out)) == ["table"]
+
+
+def test_any_os_error_reaching_the_cli_is_one_line_naming_the_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import ginv.cli
+
+    def unreadable(args: object) -> int:
+        raise PermissionError(errno.EACCES, "Permission denied", "/data/x.json")
+
+    monkeypatch.setattr(ginv.cli, "_report", unreadable)
+    assert main(["report", "somewhere"]) == 2
+    assert capsys.readouterr().err == "ginv: error: /data/x.json: Permission denied\n"
+
+
+# --- sizes, seeds, devices ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("configs", "message"),
+    [
+        ([dict(seed=0), dict(seed=0)], "two runs would write to"),
+        ([dict(reg="logit", nu=0.1), dict(reg="logit", nu=0.1000001)], "-nu0.1-seed0"),
+        ([dict(n_train=257)], "n_train = 257, but the split holds only 256 samples"),
+        ([dict(n_val=65)], "n_val = 65, but the split holds only 64 samples"),
+        ([dict(seed=2**63)], "seed must be in [0, 2⁶³)"),
+        ([dict(seed=-1)], "seed must be in [0, 2⁶³)"),
+        ([dict(split_seed=-1)], "split seed must be in [0, 2⁶³)"),
+    ],
+)
+def test_trainer_refuses_runs_that_would_be_recorded_wrongly(
+    tmp_path: Path, configs: list[dict], message: str
+) -> None:
+    with pytest.raises(GinvError, match=re.escape(message)):
+        Trainer([TrainConfig(**{**TOY, **c}) for c in configs], synthetic_dataset(), tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_split_head_refuses_sizes_that_would_mean_something_else() -> None:
+    split = synthetic_dataset().train
+    assert len(split.head(None)) == len(split) and len(split.head(3)) == 3
+    for n in (0, -5, len(split) + 1):
+        with pytest.raises(GinvError, match=f"asked for {n} samples of a split of 256"):
+            split.head(n)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--subset", "0"], "--subset must be ≥ 1"),
+        (["--subset", "-5"], "--subset must be ≥ 1"),
+        (["--si-subset", "-1"], "--si-subset must be ≥ 1"),
+        (["--sensitivity-subset", "0"], "--sensitivity-subset must be ≥ 1"),
+        (["--out", "."], "is a folder; name the JSON file"),
+        (["--device", "meta"], "unknown device 'meta'"),
+    ],
+)
+def test_bad_measure_arguments_fail_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, argv: list[str], message: str
+) -> None:
+    import ginv.training
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ginv.training, "load_run", lambda *a: pytest.fail("loaded the run"))
+    assert main(["measure", "--checkpoint", str(tmp_path / "run"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ginv: error:") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("device", ["meta", "xpu", "mps", "cpu:1", "cuda:7", "CPU", ""])
+def test_only_devices_ginv_runs_on_are_accepted(device: str) -> None:
+    from ginv.training import resolve_device
+
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("mps is available here")
+    with pytest.raises(GinvError, match="device"):
+        resolve_device(device)
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+TRAIN = ["train", "--epochs", "30", "--n-train", "256", "--n-val", "64", "--depth", "1",
+         "--width", "8"]  # fmt: skip
+
+
+def test_a_closed_output_pipe_neither_stops_the_work_nor_passes_for_success(
+    tmp_path: Path, real_data_dir: Path
+) -> None:
+    """``ginv train ... 2>&1 | head -c 20``: training finishes and writes its run, and the
+    status is 141 (as for a process killed by SIGPIPE), never 0."""
+    cmd = [sys.executable, "-m", "ginv.cli", *TRAIN, "--out", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    assert proc.stdout is not None
+    assert proc.stdout.read(20)  # the progress bar has started: the work lies ahead
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 141
+    run = json.loads((tmp_path / "mnist-R4-mlp-seed0" / "run.json").read_text())
+    assert run["epochs_trained"] == 30 and (tmp_path / "mnist-R4-mlp-seed0" / "model.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seeds", "0,1,0"], "two runs would write to"),
+        (["--reg", "logit", "--nu", "0.1,0.1000001"], "-nu0.1-seed0"),
+        (["--n-train", "10001"], "n_train = 10001, but the split holds only 10000"),
+        (["--seeds", str(2**63)], "seed must be in [0, 2⁶³)"),
+        (["--split-seed", "-1"], "split seed must be in [0, 2⁶³)"),
+        (["--device", "xpu"], "unknown device 'xpu'"),
+    ],
+)
+def test_bad_train_runs_are_one_line_and_write_nothing(
+    tmp_path: Path, real_data_dir: Path, capsys, argv: list[str], message: str
+) -> None:
+    assert main([*TRAIN, "--quiet", "--out", str(tmp_path / "runs"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ginv: error:") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -67,8 +67,15 @@ class Split:
         return Split(self.images.to(device), self.labels.to(device))
 
     def head(self, n: int | None) -> Split:
-        """The first ``n`` samples (splits are already in random order)."""
-        return self if n is None else Split(self.images[:n], self.labels[:n])
+        """The first ``n`` samples (splits are already in random order); ``None``: all of them.
+        ``n`` ≤ 0, or more samples than the split holds, is a :class:`GinvError`."""
+        if n is None:
+            return self
+        if not 1 <= n <= len(self):
+            raise GinvError(
+                f"asked for {n} samples of a split of {len(self)} (use 1 to {len(self)})"
+            )
+        return Split(self.images[:n], self.labels[:n])
 
 
 @dataclass
