@@ -303,3 +303,48 @@ def test_bad_train_runs_are_one_line_and_write_nothing(
     err = capsys.readouterr().err
     assert err.startswith("ginv: error:") and message in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+# --- ginv.measure misuse: one line, before any work ---------------------------------------
+def _measure_misuse() -> dict:
+    from ginv.models.mlp import MLP
+
+    model = MLP(144, 16, 2)
+    x, y = torch.randn(6, 1, 12, 12), torch.arange(6) % 9
+    return {
+        "label past the logits": ((model, x, y + 9), {}, "labels must lie in [0, 8], got 9 to 14"),
+        "negative label": ((model, x, y - 1), {}, "labels must lie in [0, 8], got -1 to 4"),
+        "float labels": ((model, x, y.float()), {}, "labels must be integer class indices"),
+        "labels (N, 1)": ((model, x, y[:, None]), {}, "need images (N, C, H, W) and labels (N,)"),
+        "NaN pixel": ((model, x.index_fill(0, torch.tensor([2]), torch.nan), y), {}, "finite"),
+        "numpy images": ((model, x.numpy(), y), {}, "must be torch tensors"),
+        "no class axis": ((lambda t: t.flatten(1).sum(1), x, y), {}, "must return logits (B, K)"),
+        "wrong input size": ((model, torch.randn(6, 1, 8, 8), y), {}, "the model fails on these"),
+        "si_subset 0": ((model, x, y), {"si_subset": 0}, "si_subset must be a whole number ≥ 1"),
+        "negative subset": ((model, x, y), {"sensitivity_subset": -2}, "sensitivity_subset must"),
+        "batch size 0": ((model, x, y), {"batch_size": 0}, "batch_size must be"),
+        "unknown method": ((model, x, y), {"sensitivity_method": "svd"}, "sensitivity method"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_measure_misuse()))
+def test_measure_refuses_misuse_in_one_line(case: str) -> None:
+    from ginv.groups import R4
+    from ginv.measures import measure
+
+    args, kwargs, message = _measure_misuse()[case]
+    calls = []
+    model = args[0]
+    counted = lambda t: calls.append(len(t)) or model(t)  # noqa: E731
+    with pytest.raises(GinvError, match=re.escape(message)):
+        measure(counted, *args[1:], R4(), **kwargs)
+    assert sum(calls) <= 4  # at most one probe of the orbit of one image: no measuring
+
+
+def test_measure_reads_a_metric_name_as_one_metric() -> None:
+    from ginv.groups import R4
+    from ginv.measures import measure
+    from ginv.models.mlp import MLP
+
+    report = measure(MLP(144, 16, 2), torch.randn(4, 1, 12, 12), torch.arange(4), R4(), "si")
+    assert set(report.metrics) == {"si"}
