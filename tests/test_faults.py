@@ -348,3 +348,36 @@ def test_measure_reads_a_metric_name_as_one_metric() -> None:
 
     report = measure(MLP(144, 16, 2), torch.randn(4, 1, 12, 12), torch.arange(4), R4(), "si")
     assert set(report.metrics) == {"si"}
+
+
+# --- beyond the list ----------------------------------------------------------------------
+def test_calibrate_checks_every_group_and_loss_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from ginv.experiments.study import Study
+
+    monkeypatch.setattr(Study, "calibrate", lambda *a: pytest.fail("calibrated"))
+    for flag, names, message in (("--group", "R4,Q9", "unknown group"),
+                                 ("--loss", "logit,l2", "unknown loss 'l2'")):  # fmt: skip
+        argv = ["calibrate", flag, names, "--profile", "smoke", "--out", str(tmp_path)]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ginv: error:") and message in err and err.count("\n") == 1
+
+
+def test_a_damaged_file_of_ginv_s_own_is_one_line_naming_it(tmp_path: Path) -> None:
+    from ginv.experiments import profile
+    from ginv.experiments.study import Study
+    from ginv.groups import R4
+
+    study = Study(profile("smoke"), tmp_path, device="cpu", progress=False)
+    study._data["mnist"] = synthetic_dataset()
+    (run,) = study.runs([TrainConfig(**TOY)])
+    study.measure_run(run, R4(), ("accuracy",))
+    (cached,) = run.folder.glob("measure-*.json")
+    cached.write_text('{"metrics": ')
+    with pytest.raises(GinvError, match=re.escape(f"{cached}: unreadable")):
+        study.measure_run(run, R4(), ("accuracy",))
+    (run.folder / "run.json").write_bytes(b"\xff")
+    with pytest.raises(GinvError, match=re.escape(f"{run.folder / 'run.json'}: unreadable")):
+        study.runs([TrainConfig(**TOY)])

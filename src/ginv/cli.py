@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
@@ -168,6 +167,7 @@ def _study_config(args: argparse.Namespace):
 
 def _reproduce(args: argparse.Namespace) -> int:
     from ginv.experiments.reproduce import EXPERIMENTS, reproduce
+    from ginv.training.checkpoint import load_json
 
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     config = _study_config(args)
@@ -186,7 +186,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         print(f"  {name:<10}{seconds:8.1f}s")
     print(f"  {'total':<10}{time.perf_counter() - start:8.1f}s; report: {out / 'report.html'}")
     for name in names:
-        results = json.loads((out / name / "results.json").read_text())
+        results = load_json(out / name / "results.json")
         for note in results["notes"]:
             print(f"  {name}: {note}")
         if results.get("passed") is not None:
@@ -197,13 +197,24 @@ def _reproduce(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from ginv.experiments.calibration import calibration_results
     from ginv.experiments.study import Study
+    from ginv.groups import get_group
+    from ginv.losses import INVARIANCE_ERRORS
 
     config = _study_config(args)
+    groups = [g.strip() for g in args.group.split(",") if g.strip()]
+    losses = [loss.strip() for loss in args.loss.split(",") if loss.strip()]
+    for group in groups:  # every name checked before hours of work on the first
+        get_group(group)
+    for loss in losses:
+        if loss not in INVARIANCE_ERRORS:
+            raise GinvError(f"unknown loss {loss!r} (known: {', '.join(INVARIANCE_ERRORS)})")
+    if not groups or not losses:
+        raise GinvError("--group and --loss each need at least one name")
     out = writable_dir(args.out)
     study = Study(config, out, args.data_dir, args.device, progress=not args.quiet)
-    for group in args.group.split(","):
-        for loss in args.loss.split(","):
-            cal = study.calibrate(group.strip(), loss.strip())
+    for group in groups:
+        for loss in losses:
+            cal = study.calibrate(group, loss)
             verdict = "reached" if cal["reached"] else "NOT reached"
             print(f"{group} / {loss}: ν = {cal['chosen_nu']:g}, target {verdict}: {cal['reason']}")
             for p in sorted(cal["curve"], key=lambda p: (p["stage"] != "presearch", p["nu"])):

@@ -98,6 +98,18 @@ def atomic_write_json(obj: Any, path: Path) -> None:
     atomic_write_text(json.dumps(obj, indent=2) + "\n", path)
 
 
+def load_json(path: Path) -> Any:
+    """The JSON document in ``path``; a missing, unreadable or malformed file is one
+    :class:`GinvError` line naming it (these files are ginv's own: damage means tampering or
+    a failing disk, and guessing would hide it)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise GinvError(f"{path}: missing") from None
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError included
+        raise GinvError(f"{path}: unreadable ({str(e).splitlines()[0][:120]})") from None
+
+
 def load_torch_file(path: Path, map_location: Any = None, mmap: bool = False) -> Any:
     """``torch.load(path, weights_only=True)``: tensors, containers and numbers only, so a
     planted file cannot run code; a missing, corrupt or refused file is one line naming it.
