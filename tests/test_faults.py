@@ -381,3 +381,20 @@ def test_a_damaged_file_of_ginv_s_own_is_one_line_naming_it(tmp_path: Path) -> N
     (run.folder / "run.json").write_bytes(b"\xff")
     with pytest.raises(GinvError, match=re.escape(f"{run.folder / 'run.json'}: unreadable")):
         study.runs([TrainConfig(**TOY)])
+
+
+def test_no_measure_named_and_study_seeds_past_2_63_are_one_line(capsys) -> None:
+    from ginv.experiments import profile
+    from ginv.groups import R4
+    from ginv.measures import measure
+    from ginv.models.mlp import MLP
+
+    x, y = torch.randn(4, 1, 12, 12), torch.arange(4)
+    with pytest.raises(GinvError, match="unknown measures: none named"):
+        measure(MLP(144, 16, 2), x, y, R4(), metrics=())
+    assert main(["measure", "--checkpoint", "nowhere", "--metrics", ",,"]) == 2
+    assert "unknown measures: none named" in capsys.readouterr().err
+    with pytest.raises(GinvError, match=re.escape("seeds must be distinct and in [0, 2⁶³)")):
+        profile("smoke", [f"seeds=0,{2**63}"])
+    with pytest.raises(GinvError, match="calibration_seed must be in"):
+        profile("smoke", ["calibration_seed=-1"])

@@ -110,9 +110,10 @@ def _measure(args: argparse.Namespace) -> int:
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     unknown = set(metrics) - set(METRICS)
-    if unknown:
+    if unknown or not metrics:
         raise GinvError(
-            f"unknown measures: {', '.join(sorted(unknown))} (known: {', '.join(METRICS)})"
+            f"unknown measures: {', '.join(sorted(unknown)) or 'none named'} "
+            f"(known: {', '.join(METRICS)})"
         )
     for flag in ("subset", "si_subset", "sensitivity_subset"):
         n = getattr(args, flag)

@@ -96,9 +96,10 @@ def measure(
     if isinstance(metrics, str):  # "si" is one measure, not the letters s and i
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     unknown = set(metrics) - set(METRICS)
-    if unknown:
+    if unknown or not metrics:
         raise GinvError(
-            f"unknown measures: {', '.join(sorted(unknown))} (known: {', '.join(METRICS)})"
+            f"unknown measures: {', '.join(sorted(unknown)) or 'none named'} "
+            f"(known: {', '.join(METRICS)})"
         )
     for what, n in (("si_subset", si_subset), ("sensitivity_subset", sensitivity_subset),
                     ("batch_size", batch_size)):  # fmt: skip
