@@ -9,8 +9,10 @@ import http.server
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from ginv.data import (
     DataFileError,
     Split,
     TransformingDataset,
+    download,
     drift_split,
     find_file,
     load_transforming,
@@ -141,6 +144,103 @@ def test_download_from_local_mirrors(
     assert not any(cache2.rglob("*")) or all(p.is_dir() for p in cache2.rglob("*"))
 
 
+class _FaultyMirror(http.server.BaseHTTPRequestHandler):
+    """``/good/F`` serves ``files[F]``; ``/truncated/F`` announces more bytes than it sends;
+    ``/trickle/F`` sends a byte every 50 ms; ``/huge/F`` announces a gigabyte."""
+
+    files: ClassVar[dict[str, bytes]] = {}
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        kind, _, name = self.path.strip("/").partition("/")
+        body = self.files.get(name, b"")
+        self.send_response(200 if body else 404)
+        length = {"truncated": len(body) + 1000, "huge": 10**9}.get(kind, len(body))
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        if kind == "good":
+            self.wfile.write(body)
+        elif kind == "truncated":
+            self.wfile.write(body[: len(body) // 2])
+        elif kind == "trickle":
+            for byte in body[:400]:  # 20 s at most, far beyond the test's deadline
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.05)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def faulty_mirror(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A 127.0.0.1 server whose mirrors misbehave as :class:`_FaultyMirror` describes."""
+    monkeypatch.setattr(_FaultyMirror, "files", {}), monkeypatch.setattr(_FaultyMirror, "seen", [])
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FaultyMirror)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    name = NAMES[1]
+    fake_source(tmp_path / "src", monkeypatch)
+    _FaultyMirror.files[f"{name}.gz"] = (tmp_path / "src" / "mnist" / f"{name}.gz").read_bytes()
+    return name
+
+
+def test_a_body_cut_short_moves_on_to_the_next_mirror(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faulty_mirror: str
+) -> None:
+    name = _serve(tmp_path, monkeypatch)
+    mirrors = [f"{faulty_mirror}/truncated/", f"{faulty_mirror}/good/"]
+    dest = download("mnist", name, tmp_path / "cache" / f"{name}.gz", mirrors, retries=2)
+    assert dest.read_bytes() == _FaultyMirror.files[f"{name}.gz"]
+    assert _FaultyMirror.seen == [f"/truncated/{name}.gz"] * 2 + [f"/good/{name}.gz"]
+    assert [p.name for p in dest.parent.iterdir()] == [f"{name}.gz"]
+
+
+def test_a_trickling_mirror_hits_the_download_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faulty_mirror: str
+) -> None:
+    name = _serve(tmp_path, monkeypatch)
+    mirrors = [f"{faulty_mirror}/trickle/", f"{faulty_mirror}/good/"]
+    start = time.monotonic()
+    dest = download("mnist", name, tmp_path / f"{name}.gz", mirrors, retries=1, max_seconds=1.0)
+    assert time.monotonic() - start < 5 and dest.is_file()
+    with pytest.raises(DataFileError, match="not complete after 1 s"):
+        download("mnist", name, tmp_path / "x.gz", mirrors[:1], retries=1, max_seconds=1.0)
+    assert not (tmp_path / "x.gz").exists()
+
+
+def test_downloads_and_decompression_are_capped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faulty_mirror: str
+) -> None:
+    name = _serve(tmp_path, monkeypatch)
+    with pytest.raises(DataFileError, match="announces 1000000000 bytes, more than the"):
+        download("mnist", name, tmp_path / "x.gz", [f"{faulty_mirror}/huge/"], retries=1)
+    bomb = gzip.compress(bytes(idx_module.MAX_IDX_BYTES + 1), compresslevel=1)
+    _FaultyMirror.files[f"{name}.gz"] = bomb  # 65 KB that inflate past the cap
+    with pytest.raises(DataFileError, match="too large for a dataset file"):
+        download("mnist", name, tmp_path / "x.gz", [f"{faulty_mirror}/good/"], retries=1)
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    (tmp_path / "data" / "mnist" / f"{name}.gz").write_bytes(bomb)
+    with pytest.raises(DataFileError, match="too large for a dataset file"):
+        find_file("mnist", name, tmp_path / "data", tmp_path / "cache", allow_download=False)
+
+
+def test_default_mirrors_prefer_https() -> None:
+    from ginv.data.sources import MIRRORS
+
+    for mirrors in MIRRORS.values():
+        schemes = [m.split("://")[0] for m in mirrors]
+        assert schemes == sorted(schemes, key=lambda s: s != "https"), mirrors
+
+
 def test_transforming_splits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_source(tmp_path / "data", monkeypatch)
     cfg = DataConfig("mnist", n_train=120, n_test=200, n_val=30, split_seed=3)
@@ -158,11 +258,14 @@ def test_transforming_splits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     # disjoint splits: random images are unique, so compare them as rows
     rows = torch.cat([s.images.flatten(1) for s in (ds.train, ds.test, ds.val)])
     assert len(torch.unique(rows, dim=0)) == 350
-    # the cache gives identical tensors without the source files
+    # the cache gives identical tensors without the source files, unless a data directory
+    # is named: then a warm cache must not hide that its files are gone
     for f in (tmp_path / "data" / "mnist").iterdir():
         f.unlink()
-    again = load_transforming(cfg, tmp_path / "data", tmp_path / "cache")
+    again = load_transforming(cfg, None, tmp_path / "cache")
     assert torch.equal(again.test.images, ds.test.images)
+    with pytest.raises(DataFileError, match=f"{NAMES[0]}: not found in {tmp_path / 'data'}"):
+        load_transforming(cfg, tmp_path / "data", tmp_path / "cache")
 
 
 def test_splits_normalised_with_another_datasets_statistics(
@@ -243,3 +346,122 @@ def test_cli_data_check_reports_a_corrupt_file(tmp_path: Path, real_data_dir: Pa
     assert run.returncode != 0
     assert "Traceback" not in run.stderr + run.stdout
     assert "t10k-labels-idx1-ubyte.gz: checksum mismatch" in run.stdout
+
+
+def _cache_file(cache: Path) -> Path:
+    (path,) = (cache / "splits").glob("transforming-mnist-*.pt")
+    return path
+
+
+def _resave(change):
+    def corrupt(path: Path) -> None:
+        raw = torch.load(path, weights_only=True)
+        change(raw)
+        torch.save(raw, path)
+
+    return corrupt
+
+
+def _swap_labels(raw: dict) -> None:
+    raw["train"]["labels"] = raw["train"]["labels"].roll(1)  # in range, counts unchanged
+
+
+def _directory(path: Path) -> None:
+    path.unlink()
+    (path / "inside").mkdir(parents=True)
+
+
+CACHE_DAMAGE = {
+    "altered labels": (_resave(_swap_labels), "does not match its content hash"),
+    "wrong shape": (_resave(lambda r: r["val"].update(images=r["val"]["images"][:-1])), "shape"),
+    "NaN images": (
+        _resave(lambda r: r["test"].update(images=r["test"]["images"].float() * torch.nan)),
+        "uint8",
+    ),
+    "label 9": (_resave(lambda r: r["val"]["labels"].fill_(9)), "labels out of range"),
+    "missing key": (_resave(lambda r: r.pop("test")), "no test images"),
+    "not a dict": (lambda p: torch.save([1, 2], p), "not a split cache"),
+    "garbage": (lambda p: p.write_bytes(b"not torch"), "unreadable"),
+    "old format": (_resave(lambda r: r.pop("format")), "not a split cache of this version"),
+    "a directory in the way": (_directory, None),
+}
+
+
+@pytest.mark.parametrize("damage", CACHE_DAMAGE)
+def test_a_damaged_split_cache_is_rebuilt_never_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, damage: str
+) -> None:
+    fake_source(tmp_path / "data", monkeypatch)
+    cfg = DataConfig("mnist", n_train=120, n_test=200, n_val=30)
+    fresh = load_transforming(cfg, tmp_path / "data", tmp_path / "cache")
+    corrupt, message = CACHE_DAMAGE[damage]
+    corrupt(_cache_file(tmp_path / "cache"))
+    capsys.readouterr()
+    again = load_transforming(cfg, tmp_path / "data", tmp_path / "cache")
+    for k in ("train", "test", "val"):
+        assert torch.equal(getattr(again, k).labels, getattr(fresh, k).labels)
+        assert torch.equal(getattr(again, k).images, getattr(fresh, k).images)
+    err = capsys.readouterr().err
+    assert err.startswith("ginv: warning:") and "Traceback" not in err
+    if message is not None:  # rebuilt and saved again: the next load is silent
+        assert message in err and "rebuilding it" in err
+        load_transforming(cfg, tmp_path / "data", tmp_path / "cache")
+        assert capsys.readouterr().err == ""
+    else:
+        assert "split cache not saved" in err
+
+
+def test_a_warm_cache_still_checks_the_named_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_source(tmp_path / "data", monkeypatch)
+    cfg = DataConfig("mnist", n_train=120, n_test=200, n_val=30)
+    load_transforming(cfg, tmp_path / "data", tmp_path / "cache")
+    # unchanged files are checked by size and mtime, not read again
+    reads = []
+    real_read = idx_module.read_bytes
+    monkeypatch.setattr(
+        "ginv.data.sources.read_bytes", lambda p, *a: reads.append(p) or real_read(p, *a)
+    )
+    load_transforming(cfg, tmp_path / "data", tmp_path / "cache")
+    assert reads == []
+    # a corrupted file is read and refused, though the cache is warm
+    bad = tmp_path / "data" / "mnist" / f"{NAMES[3]}.gz"
+    data = gzip.decompress(bad.read_bytes())
+    bad.write_bytes(gzip.compress(data[:-1] + bytes([(data[-1] + 1) % 9])))
+    with pytest.raises(DataFileError, match=f"{NAMES[3]}.gz: checksum mismatch"):
+        load_transforming(cfg, tmp_path / "data", tmp_path / "cache")
+    with pytest.raises(DataFileError, match="data directory does not exist"):
+        training_stats(cfg, tmp_path / "nowhere", tmp_path / "cache")
+    monkeypatch.setenv("GINV_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(DataFileError, match="data directory does not exist"):
+        load_transforming(cfg, None, tmp_path / "cache")
+
+
+def test_the_cache_key_covers_its_format_and_torch_version(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ginv.data import transforming
+
+    cfg = DataConfig("mnist")
+    path = transforming._cache_path(cfg, tmp_path)
+    monkeypatch.setattr(torch, "__version__", "9.9.9")
+    assert transforming._cache_path(cfg, tmp_path) != path
+    monkeypatch.undo()
+    monkeypatch.setattr(transforming, "CACHE_FORMAT", transforming.CACHE_FORMAT + 1)
+    assert transforming._cache_path(cfg, tmp_path) != path
+
+
+def test_an_unwritable_cache_is_a_warning_not_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    fake_source(tmp_path / "data", monkeypatch)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("GINV_CACHE_DIR", str(blocked / "cache"))  # below a file: unwritable
+    cfg = DataConfig("mnist", n_train=120, n_test=200, n_val=30)
+    ds = load_transforming(cfg, tmp_path / "data")
+    assert len(ds.train) == 120
+    err = capsys.readouterr().err
+    assert "ginv: warning:" in err and "Traceback" not in err
+    assert all(line.startswith("ginv: warning:") for line in err.splitlines())

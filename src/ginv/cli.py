@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 from ginv import __version__
 from ginv.errors import GinvError
@@ -110,11 +111,20 @@ def _measure(args: argparse.Namespace) -> int:
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     unknown = set(metrics) - set(METRICS)
-    if unknown:
+    if unknown or not metrics:
         raise GinvError(
-            f"unknown measures: {', '.join(sorted(unknown))} (known: {', '.join(METRICS)})"
+            f"unknown measures: {', '.join(sorted(unknown)) or 'none named'} "
+            f"(known: {', '.join(METRICS)})"
         )
-    if args.out is not None:
+    for flag in ("subset", "si_subset", "sensitivity_subset"):
+        n = getattr(args, flag)
+        if n is not None and n < 1:
+            raise GinvError(
+                f"--{flag.replace('_', '-')} must be ≥ 1 (leave it out for all), got {n}"
+            )
+    if args.out is not None:  # checked before the measuring, which can take hours
+        if args.out.is_dir():
+            raise GinvError(f"--out {args.out} is a folder; name the JSON file to write")
         writable_dir(args.out.parent)
     device = resolve_device(args.device)
     model, run = load_run(args.checkpoint, device)
@@ -159,6 +169,7 @@ def _study_config(args: argparse.Namespace):
 
 def _reproduce(args: argparse.Namespace) -> int:
     from ginv.experiments.registry import EXPERIMENTS, require_study
+    from ginv.training.checkpoint import load_json
 
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     config = _study_config(args)
@@ -180,7 +191,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         print(f"  {name:<10}{seconds:8.1f}s")
     print(f"  {'total':<10}{time.perf_counter() - start:8.1f}s; report: {out / 'report.html'}")
     for name in names:
-        results = json.loads((out / name / "results.json").read_text())
+        results = load_json(out / name / "results.json")
         for note in results["notes"]:
             print(f"  {name}: {note}")
         if results.get("passed") is not None:
@@ -194,13 +205,24 @@ def _calibrate(args: argparse.Namespace) -> int:
     require_study()
     from ginv.experiments.calibration import calibration_results
     from ginv.experiments.study import Study
+    from ginv.groups import get_group
+    from ginv.losses import INVARIANCE_ERRORS
 
     config = _study_config(args)
+    groups = [g.strip() for g in args.group.split(",") if g.strip()]
+    losses = [loss.strip() for loss in args.loss.split(",") if loss.strip()]
+    for group in groups:  # every name checked before hours of work on the first
+        get_group(group)
+    for loss in losses:
+        if loss not in INVARIANCE_ERRORS:
+            raise GinvError(f"unknown loss {loss!r} (known: {', '.join(INVARIANCE_ERRORS)})")
+    if not groups or not losses:
+        raise GinvError("--group and --loss each need at least one name")
     out = writable_dir(args.out)
     study = Study(config, out, args.data_dir, args.device, progress=not args.quiet)
-    for group in args.group.split(","):
-        for loss in args.loss.split(","):
-            cal = study.calibrate(group.strip(), loss.strip())
+    for group in groups:
+        for loss in losses:
+            cal = study.calibrate(group, loss)
             verdict = "reached" if cal["reached"] else "NOT reached"
             print(f"{group} / {loss}: ν = {cal['chosen_nu']:g}, target {verdict}: {cal['reason']}")
             for p in sorted(cal["curve"], key=lambda p: (p["stage"] != "presearch", p["nu"])):
@@ -325,20 +347,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _OutputStream:
+    """Wraps stdout or stderr so that a failed write (the reader of a pipe gone: ``| head``,
+    a full disk) is dropped instead of raised: output is a report on the work, never a reason
+    to abandon it. ``lost`` tells afterwards whether anything was dropped."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.lost = False
+
+    def write(self, text: str) -> int:
+        if not self.lost:
+            try:
+                return self._stream.write(text)
+            except (OSError, ValueError):
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.lost:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._drop()
+
+    def _drop(self) -> None:
+        self.lost = True
+        # the descriptor now writes to /dev/null, so that nothing (Python's flush at exit
+        # included) meets the dead pipe again
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Exit status: 0 done, 2 error (one line), 130 interrupted, and 141
+    (as a process killed by SIGPIPE) for work that completed but whose output was lost."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    saved = sys.stdout, sys.stderr
+    out, err = _OutputStream(sys.stdout), _OutputStream(sys.stderr)
+    sys.stdout, sys.stderr = out, err
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
     except GinvError as e:
         print(f"ginv: error: {e}", file=sys.stderr)
-        return 2
+        status = 2
+    except OSError as e:  # a file that could not be read or written: name it, one line
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"ginv: error: {where}{e.strerror or e}", file=sys.stderr)
+        status = 2
     except KeyboardInterrupt:
         print("ginv: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # output piped into `head` and the like
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        return 0
+        status = 130
+    finally:
+        out.flush()
+        err.flush()
+        sys.stdout, sys.stderr = saved
+    return 141 if status == 0 and (out.lost or err.lost) else status
 
 
 if __name__ == "__main__":

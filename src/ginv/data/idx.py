@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import zlib
 from pathlib import Path
 
@@ -44,25 +45,41 @@ class DataFileError(GinvError):
     """A data file that is missing, truncated, corrupt or not the expected one."""
 
 
-def read_bytes(path: Path) -> bytes:
-    """The decompressed bytes of ``path`` (gzip detected by its magic number)."""
+# The largest file (Fashion-MNIST's training images) is 47 MB decompressed: a bigger file, or
+# a gzip stream that inflates past this, is not one of ours and is refused before it fills memory.
+MAX_IDX_BYTES = 64 << 20
+
+
+def decompress(raw: bytes, name: str, limit: int = MAX_IDX_BYTES) -> bytes:
+    """``raw`` itself, or its decompression when it is gzip (detected by the magic number);
+    more than ``limit`` bytes either way is a :class:`DataFileError` naming ``name``."""
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+                raw = stream.read(limit + 1)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataFileError(f"{name}: corrupt or truncated gzip data ({e})") from None
+    if len(raw) > limit:
+        raise DataFileError(f"{name}: more than {limit} bytes, too large for a dataset file")
+    return raw
+
+
+def read_bytes(path: Path, limit: int = MAX_IDX_BYTES) -> bytes:
+    """The decompressed bytes of ``path`` (gzip detected by its magic number), at most ``limit``."""
     try:
+        if path.stat().st_size > limit:
+            raise DataFileError(f"{path}: more than {limit} bytes, too large for a dataset file")
         raw = path.read_bytes()
     except OSError as e:
         raise DataFileError(f"{path}: cannot read ({e.strerror})") from None
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataFileError(f"{path}: corrupt or truncated gzip data ({e})") from None
+    return decompress(raw, str(path), limit)
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def verify(path: Path, data: bytes, expected_sha256: str | None) -> None:
+def verify(path: Path | str, data: bytes, expected_sha256: str | None) -> None:
     """Raise :class:`DataFileError` naming ``path`` unless ``data`` has the expected checksum."""
     if expected_sha256 is not None and sha256(data) != expected_sha256:
         raise DataFileError(

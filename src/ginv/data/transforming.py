@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from ginv.data.idx import KNOWN_SHA256, DataFileError, parse_idx
-from ginv.data.sources import default_cache_dir, find_file
+from ginv.data.idx import FILE_NAMES, KNOWN_SHA256, DataFileError, parse_idx
+from ginv.data.sources import check_file, default_cache_dir, default_data_dir, find_file
+from ginv.errors import GinvError, warn_once
 
 ALIASES = {"mnist": "mnist", "fmnist": "fashion-mnist", "fashion-mnist": "fashion-mnist"}
 
@@ -67,8 +67,15 @@ class Split:
         return Split(self.images.to(device), self.labels.to(device))
 
     def head(self, n: int | None) -> Split:
-        """The first ``n`` samples (splits are already in random order)."""
-        return self if n is None else Split(self.images[:n], self.labels[:n])
+        """The first ``n`` samples (splits are already in random order); ``None``: all of them.
+        ``n`` ≤ 0, or more samples than the split holds, is a :class:`GinvError`."""
+        if n is None:
+            return self
+        if not 1 <= n <= len(self):
+            raise GinvError(
+                f"asked for {n} samples of a split of {len(self)} (use 1 to {len(self)})"
+            )
+        return Split(self.images[:n], self.labels[:n])
 
 
 @dataclass
@@ -132,27 +139,92 @@ def _draw_splits(
     return {k: (images[order[a:b]], labels[order[a:b]]) for k, (a, b) in bounds.items()}
 
 
+# Bumped whenever the cache's content changes meaning; with torch's version (the splits come
+# from torch.randperm, whose stream a new torch may change) it is part of the cache's name.
+CACHE_FORMAT = 2
+SOURCE_SHAPE = (28, 28)  # MNIST's and Fashion-MNIST's images
+
+
 def _cache_path(cfg: DataConfig, cache_dir: Path) -> Path:
-    return cache_dir / "splits" / f"transforming-{source_name(cfg.dataset)}-{cfg.key()}.pt"
+    text = f"{cfg.key()} format {CACHE_FORMAT} torch {torch.__version__}"
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return cache_dir / "splits" / f"transforming-{source_name(cfg.dataset)}-{key}.pt"
+
+
+def _digest(raw: dict) -> str:
+    """sha256 of every split's images and labels, with their shapes and dtypes."""
+    h = hashlib.sha256()
+    for k in ("train", "test", "val"):
+        for t in (raw[k]["images"], raw[k]["labels"]):
+            h.update(f"{k} {tuple(t.shape)} {t.dtype};".encode())
+            h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _cache_problem(raw: object, cfg: DataConfig) -> str | None:
+    """What is wrong with a loaded split cache entry for ``cfg``, or None when it is sound."""
+    if not isinstance(raw, dict) or raw.get("format") != CACHE_FORMAT:
+        return "is not a split cache of this version"
+    for k, n in (("train", cfg.n_train), ("test", cfg.n_test), ("val", cfg.n_val)):
+        part = raw.get(k)
+        x, y = (part.get("images"), part.get("labels")) if isinstance(part, dict) else (None, None)
+        if not isinstance(x, Tensor) or x.dtype != torch.uint8 or x.shape != (n, *SOURCE_SHAPE):
+            return f"has no {k} images of shape {n}×28×28 uint8"
+        if not isinstance(y, Tensor) or y.dtype != torch.int64 or y.shape != (n,):
+            return f"has no {k} labels of shape {n} int64"
+        if ((y < 0) | (y > 9) | (y == cfg.drop_class)).any():
+            return f"has {k} labels out of range"
+    if not isinstance(raw.get("sources"), dict):
+        return "has no sources"
+    if raw.get("digest") != _digest(raw):
+        return "does not match its content hash"
+    return None
+
+
+def _read_cache(path: Path, cfg: DataConfig) -> dict | None:
+    """The split cache entry at ``path``, or None (with a warning) when it cannot be trusted."""
+    try:
+        raw = torch.load(path, weights_only=True)
+    except Exception as e:  # unreadable, truncated, planted: rebuilt, never trusted
+        problem: str | None = f"is unreadable ({type(e).__name__})"
+    else:
+        problem = _cache_problem(raw, cfg)
+    if problem is None:
+        return raw
+    warn_once(f"split cache {path} {problem}; rebuilding it")
+    return None
+
+
+def _write_cache(raw: dict, path: Path) -> None:
+    from ginv.training.checkpoint import atomic_torch_save  # here: ginv.training imports ginv.data
+
+    try:
+        atomic_torch_save(raw, path)
+    except GinvError as e:  # the cache only saves time
+        warn_once(f"split cache not saved, the splits are rebuilt on every load ({e})")
 
 
 def _load_splits(
     cfg: DataConfig, data_dir: Path | str | None, cache_dir: Path | str | None, use_cache: bool
 ) -> dict:
-    """The uint8 splits and sources of ``cfg``: from the split cache, else built and cached."""
+    """The uint8 splits and sources of ``cfg``: from the split cache when it passes its checks,
+    else built (and cached). A data directory that is named, by argument or
+    ``$GINV_DATA_DIR``, is checked even then: a warm cache must not hide that it is broken."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     path = _cache_path(cfg, cache_dir)
-    if use_cache and path.is_file():
-        try:
-            return torch.load(path, weights_only=True)
-        except Exception:  # an unreadable cache entry is rebuilt, never trusted
-            pass
+    raw = _read_cache(path, cfg) if use_cache and path.is_file() else None
+    if raw is not None:
+        if data_dir is not None:
+            src = source_name(cfg.dataset)
+            raw["sources"] = {n: check_file(src, n, data_dir, cache_dir) for n in FILE_NAMES}
+        return raw
     images, labels, sources = load_pooled(cfg.dataset, data_dir, cache_dir)
     splits = _draw_splits(cfg, images, labels)
-    raw: dict = {k: {"images": x, "labels": y} for k, (x, y) in splits.items()}
-    raw["sources"] = sources
+    raw = {k: {"images": x, "labels": y} for k, (x, y) in splits.items()}
+    raw.update(format=CACHE_FORMAT, sources=sources, digest=_digest(raw))
     if use_cache:
-        _atomic_save(raw, path)
+        _write_cache(raw, path)
     return raw
 
 
@@ -214,13 +286,3 @@ def _pad_normalise(images: Tensor, pad: int, mean: float, std: float) -> Tensor:
     out = torch.full((n, 1, h + 2 * pad, w + 2 * pad), -mean / std)
     out[:, 0, pad : pad + h, pad : pad + w] = images.float() * (1.0 / (255.0 * std)) - mean / std
     return out
-
-
-def _atomic_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -9,14 +9,13 @@ the final models, which alone decide ν).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 
 from ginv.experiments.results import Results, save_figure
-from ginv.training.checkpoint import atomic_write_json
+from ginv.training.checkpoint import atomic_write_json, load_json
 
 
 def calibration_path(folder: Path, dataset: str, group: str, loss: str) -> Path:
@@ -75,7 +74,7 @@ def calibration_results(folder: Path, target: float) -> Results:
     )  # fmt: skip
     rows, members = [], []
     for path in sorted(folder.glob("nu-*.json")):
-        cal = json.loads(path.read_text())
+        cal = load_json(path)
         for p in sorted(cal["curve"], key=lambda p: (p["stage"] != "presearch", p["nu"])):
             rows.append([cal["group"], cal["loss"], p["stage"], p["epochs"], p["nu"],
                          round(p["val_acc"], 4), round(p["si"], 4), round(p["si_se"], 4)])  # fmt: skip

@@ -104,7 +104,9 @@ class StudyConfig:
         checks = [
             (bool(self.groups), "groups: name at least one group"),
             (bool(self.seeds) and len(set(self.seeds)) == len(self.seeds)
-             and min(self.seeds) >= 0, f"seeds must be distinct and ≥ 0, got {self.seeds}"),
+             and min(self.seeds) >= 0 and max(self.seeds) < 2**63,
+             f"seeds must be distinct and in [0, 2⁶³), got {self.seeds}"),
+            (0 <= self.calibration_seed < 2**63, "calibration_seed must be in [0, 2⁶³)"),
             (all(loss in INVARIANCE_ERRORS for loss in losses),
              f"invariance losses must be among {', '.join(INVARIANCE_ERRORS)}, got {losses}"),
             (self.epochs >= 1 and self.presearch_epochs >= 0, "epochs must be ≥ 1, presearch_epochs ≥ 0"),

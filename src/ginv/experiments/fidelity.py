@@ -8,11 +8,11 @@ reading but not with the arithmetic. Claims whose experiment did not run are "no
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ginv.experiments.results import Results
+from ginv.training.checkpoint import load_json
 
 # SPEC §7, Table 1: Transforming-MNIST, mean ± std over 4 seeds (accuracy in %).
 PAPER_TABLE: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
@@ -30,7 +30,7 @@ NEAR = 0.02  # "nearly as accurate": within two accuracy points
 
 def _load(out: Path, name: str) -> dict[str, Any] | None:
     path = out / name / "results.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return load_json(path) if path.is_file() else None
 
 
 def _pm(mean: float, std: float, scale: float = 1.0) -> str:

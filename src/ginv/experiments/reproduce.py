@@ -3,7 +3,6 @@ bar, a summary of wall times, and the report at the end."""
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
@@ -18,7 +17,7 @@ from ginv.experiments.config import StudyConfig
 from ginv.experiments.fidelity import fidelity_results
 from ginv.experiments.registry import EXPERIMENTS, load_experiment
 from ginv.experiments.study import Study
-from ginv.training.checkpoint import atomic_write_json
+from ginv.training.checkpoint import atomic_write_json, load_json
 
 __all__ = ["EXPERIMENTS", "environment", "reproduce"]
 
@@ -74,7 +73,7 @@ def reproduce(
             out / "calibration", config.to_dict(), 0.0
         )
     summary_path = out / "summary.json"
-    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    previous = load_json(summary_path) if summary_path.is_file() else {}
     atomic_write_json({**previous, **timings}, summary_path)
     from ginv.reports import write_report
 

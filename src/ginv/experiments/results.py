@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import matplotlib
 
@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from ginv.training.checkpoint import atomic_write_json, atomic_write_text
+from ginv.training.checkpoint import atomic_write, atomic_write_json, atomic_write_text
 
 
 @dataclass
@@ -80,14 +80,16 @@ def write_csv(path: Path, columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def save_figure(fig: Figure, stem: Path) -> None:
-    """``stem.png`` and ``stem.pdf``, each written to a temporary file and renamed."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    for ext in ("png", "pdf"):
-        path = stem.with_suffix(f".{ext}")
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fig.savefig(tmp, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight")
-        os.replace(tmp, path)
-    plt.close(fig)
+    """``stem.png`` and ``stem.pdf``, each written atomically."""
+    try:
+        for ext in ("png", "pdf"):
+            atomic_write(stem.with_suffix(f".{ext}"), functools.partial(_savefig, fig, ext))
+    finally:
+        plt.close(fig)
+
+
+def _savefig(fig: Figure, ext: str, handle: IO[bytes]) -> None:
+    fig.savefig(handle, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight")
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -29,7 +29,8 @@ from ginv.experiments.nu_search import (
 from ginv.groups import PermutationGroup, get_group
 from ginv.measures import SaliencyConfig, measure
 from ginv.training import TrainConfig, Trainer, load_run, resolve_device
-from ginv.training.checkpoint import atomic_write_json
+from ginv.training.checkpoint import atomic_write_json, load_json
+from ginv.training.trainer import remove_finished_checkpoints
 
 
 @dataclass
@@ -104,12 +105,9 @@ class Study:
                 progress=self.progress, member_dirs=[self.run_dir(c) for c in batch],
             )  # fmt: skip
             trainer.fit(resume=True)
-            trainer.checkpoint_path.unlink(missing_ok=True)
-            trainer.out_dir.rmdir()
-        return [
-            Run(c, self.run_dir(c), json.loads((self.run_dir(c) / "run.json").read_text()))
-            for c in configs
-        ]
+        # batch checkpoints of finished runs, also those that a kill before this line left
+        remove_finished_checkpoints((self.out / "runs").glob("_batch-*"), self.run_dir)
+        return [Run(c, self.run_dir(c), load_json(self.run_dir(c) / "run.json")) for c in configs]
 
     def family(
         self, group: str, kind: str, reg: str | None = None, nu: float | None = None
@@ -154,7 +152,7 @@ class Study:
         key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
         path = run.folder / f"measure-{key}.json"
         if path.is_file():
-            return json.loads(path.read_text())
+            return load_json(path)
         self.status.set_postfix_str(f"measuring {run.config.name}")
         data_split = getattr(self.data(), split).head(samples or None)
         report = measure(
@@ -225,7 +223,7 @@ class Study:
             },
         }  # fmt: skip
         path = calibration_path(self.out / "calibration", c.dataset, group, loss)
-        previous = json.loads(path.read_text()) if path.is_file() else {}
+        previous = load_json(path) if path.is_file() else {}
         if previous.get("members") and all(previous.get(k) == v for k, v in record.items()):
             record["members"] = previous["members"]  # measured for these very settings
         write_calibration(self.out / "calibration", record)

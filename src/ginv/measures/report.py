@@ -93,31 +93,43 @@ def measure(
     first ``si_subset`` / ``sensitivity_subset`` samples. Works for any function from image
     batches to logits; an ``nn.Module`` is put in eval mode for the call.
     """
+    if isinstance(metrics, str):  # "si" is one measure, not the letters s and i
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     unknown = set(metrics) - set(METRICS)
-    if unknown:
+    if unknown or not metrics:
         raise GinvError(
-            f"unknown measures: {', '.join(sorted(unknown))} (known: {', '.join(METRICS)})"
+            f"unknown measures: {', '.join(sorted(unknown)) or 'none named'} "
+            f"(known: {', '.join(METRICS)})"
         )
-    if len(images) != len(labels) or len(images) == 0:
-        raise GinvError(f"need as many labels as images, got {len(images)} and {len(labels)}")
+    for what, n in (("si_subset", si_subset), ("sensitivity_subset", sensitivity_subset),
+                    ("batch_size", batch_size)):  # fmt: skip
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise GinvError(f"{what} must be a whole number ≥ 1 (None: all samples), got {n!r}")
+    if sensitivity_method not in ("exact", "power"):
+        raise GinvError(
+            f"sensitivity method must be 'exact' or 'power', got {sensitivity_method!r}"
+        )
     saliency.validate()
     report = MeasureReport(group.name, len(images), settings={"saliency": asdict(saliency)})
     was_training = isinstance(model, nn.Module) and model.training
     if isinstance(model, nn.Module):
         model.eval()
-    n_si = min(si_subset or len(images), len(images))
-    n_sens = min(sensitivity_subset or len(images), len(images))
-    orbit_wanted = bool({"accuracy", "di", "li"} & set(metrics))
-    work = (len(images) if orbit_wanted else 0) + (n_si if "si" in metrics else 0)
-    work += n_sens if "sensitivity" in metrics else 0
-    bar = tqdm(
-        total=work,
-        disable=not progress,
-        unit="sample",
-        desc=f"measure on {group.name}",
-        leave=False,
-    )
+    bar = tqdm(disable=True)
     try:
+        # after eval(): a probe in training mode would move batch-norm statistics
+        _check_inputs(model, images, labels, group)
+        n_si = min(si_subset or len(images), len(images))
+        n_sens = min(sensitivity_subset or len(images), len(images))
+        orbit_wanted = bool({"accuracy", "di", "li"} & set(metrics))
+        work = (len(images) if orbit_wanted else 0) + (n_si if "si" in metrics else 0)
+        work += n_sens if "sensitivity" in metrics else 0
+        bar = tqdm(
+            total=work,
+            disable=not progress,
+            unit="sample",
+            desc=f"measure on {group.name}",
+            leave=False,
+        )
         if orbit_wanted:
             _orbit_measures(model, images, labels, group, batch_size, report, bar, metrics)
         if "si" in metrics:
@@ -129,6 +141,38 @@ def measure(
         if isinstance(model, nn.Module):
             model.train(was_training)
     return report
+
+
+def _check_inputs(
+    model: Classifier, images: Tensor, labels: Tensor, group: PermutationGroup
+) -> None:
+    """Refuse, in one line, inputs whose measures would be a traceback or silently wrong:
+    non-tensors, non-finite pixels, labels that are not class indices of the model's logits."""
+    if not isinstance(images, Tensor) or not isinstance(labels, Tensor):
+        raise GinvError("images and labels must be torch tensors")
+    if images.dim() != 4 or labels.dim() != 1 or len(images) != len(labels) or len(images) == 0:
+        raise GinvError(
+            f"need images (N, C, H, W) and labels (N,) with N ≥ 1, got {tuple(images.shape)} "
+            f"and {tuple(labels.shape)}"
+        )
+    if not images.is_floating_point() or not torch.isfinite(images).all():
+        raise GinvError("images must be floating point and finite (no NaN or inf pixels)")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise GinvError(f"labels must be integer class indices, got {labels.dtype}")
+    orbit = group.orbit(images[:1])  # images the group cannot act on: its own error
+    try:
+        with torch.no_grad():
+            out = model(orbit)
+    except RuntimeError as e:  # e.g. images of another size than the model's input
+        raise GinvError(f"the model fails on these images: {str(e).splitlines()[0]}") from None
+    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != len(orbit):
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise GinvError(
+            f"the model must return logits (B, K) for B images, got {shape} for {len(orbit)}"
+        )
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= out.shape[1]:
+        raise GinvError(f"labels must lie in [0, {out.shape[1] - 1}], got {low} to {high}")
 
 
 def _orbit_measures(model, images, labels, group, batch_size, report, bar, metrics) -> None:

@@ -33,17 +33,81 @@ def collect(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float], list[dict[str, Any]]]:
     if not out.is_dir():
         raise GinvError(f"{out}: no such folder")
-    config = _load(out / "config.json") if (out / "config.json").is_file() else {}
-    env = _load(out / "environment.json") if (out / "environment.json").is_file() else {}
-    summary = _load(out / "summary.json") if (out / "summary.json").is_file() else {}
+    config, env, summary = (
+        _load(out / name) if (out / name).is_file() else {}
+        for name in ("config.json", "environment.json", "summary.json")
+    )
+    for name, value in (("config.json", config), ("environment.json", env)):
+        if not isinstance(value, dict):
+            raise GinvError(f"{out / name}: not a JSON object")
+    if not isinstance(summary, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in summary.values()
+    ):
+        raise GinvError(f"{out / 'summary.json'}: not an object of seconds per experiment")
     sections = [
-        _load(out / name / "results.json")
+        _section(out, name, _load(out / name / "results.json"))
         for name in ORDER
         if (out / name / "results.json").is_file()
     ]
     if not sections:
         raise GinvError(f"{out}: no experiment results to report (run `ginv reproduce` first)")
     return config, env, summary, sections
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _inside(out: Path, folder: str, name: object, path: Path) -> str:
+    """``name`` if it is a file name within ``out/folder`` (after ``..`` and links are
+    resolved): the report reads and links only files of the results folder itself."""
+    base = (out / folder).resolve()
+    if not isinstance(name, str) or not name or not (base / name).resolve().is_relative_to(base):
+        raise GinvError(f"{path}: file {name!r} lies outside {out / folder}; refused")
+    return name
+
+
+def _section(out: Path, folder: str, raw: Any) -> dict[str, Any]:
+    """The parts of ``folder/results.json`` that the report shows, type-checked; every file it
+    names must lie inside ``out/folder``. Anything else is one :class:`GinvError` naming it."""
+    path = out / folder / "results.json"
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise GinvError(f"{path}: {what}")
+
+    need(isinstance(raw, dict), "not an experiment's results (a JSON object)")
+    for key in ("title", "description"):
+        need(isinstance(raw.get(key), str), f"'{key}' must be text")
+    lists = {k: raw.get(k, []) for k in ("tables", "figures", "notes", "files")}
+    need(
+        all(isinstance(v, list) for v in lists.values()),
+        "tables, figures, notes and files must be lists",
+    )
+    need(raw.get("passed") in (None, True, False), "'passed' must be true, false or null")
+    for t in lists["tables"]:
+        need(
+            isinstance(t, dict) and isinstance(t.get("caption"), str)
+            and isinstance(t.get("columns"), list) and isinstance(t.get("rows"), list)
+            and all(isinstance(r, list) for r in t["rows"]),
+            "each table needs a caption, columns and rows (lists)",
+        )  # fmt: skip
+    for f in lists["figures"]:
+        need(isinstance(f, dict) and isinstance(f.get("caption"), str), "a figure without caption")
+        for kind in ("png", "pdf"):
+            _inside(out, folder, f.get(kind), path)
+    for name in lists["files"]:
+        _inside(out, folder, name, path)
+    need(all(isinstance(n, str) for n in lists["notes"]), "notes must be text")
+    # paths below are built from the folder, never from the file's own 'experiment'
+    return {**raw, **lists, "experiment": folder, "passed": raw.get("passed")}
+
+
+def _png(path: Path) -> bytes:
+    """The bytes of ``path``, refused unless they are a PNG image."""
+    data = path.read_bytes()
+    if not data.startswith(PNG_MAGIC):
+        raise GinvError(f"{path}: not a PNG image; refused")
+    return data
 
 
 def write_report(out: Path | str) -> tuple[Path, Path]:
@@ -196,7 +260,7 @@ def _html(out: Path, config, env, summary, sections) -> str:
         for f in s["figures"]:
             png = out / name / f["png"]
             if png.is_file():
-                data = base64.b64encode(png.read_bytes()).decode()
+                data = base64.b64encode(_png(png)).decode()
                 parts.append(
                     f"<figure><img src='data:image/png;base64,{data}' alt='{e(f['caption'])}'>"
                     f"<figcaption>{e(f['caption'])}</figcaption></figure>"

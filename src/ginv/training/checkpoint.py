@@ -1,53 +1,121 @@
-"""Atomic writes: a file is either the old version or the complete new one, never half.
-Safe reads: a torch file is unpickled as tensors and plain data only, never as code."""
+"""Atomic writes: a file is either the old version or the complete new one, never half, and
+it is on disk (fsync) before it replaces the old one. Safe reads: a torch file is unpickled
+as tensors and plain data only, never as code."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import pickle
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
 from ginv.errors import GinvError
+
+# `.{name}.{pid}.tmp`: a write in progress, or one whose process was killed mid-write
+_TMP = re.compile(r"^\..+\.(\d+)\.tmp$")
 
 
 def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete the ``.{name}.{pid}.tmp`` files in ``folder`` whose process is gone: what a
+    kill in the middle of an atomic write leaves behind."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        found = _TMP.match(entry.name)
+        if found and int(found.group(1)) != os.getpid() and not _alive(int(found.group(1))):
+            Path(entry.path).unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable, where the platform lets a folder be synced."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder; the rename still happened
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Call ``write`` on a temporary binary file beside ``path``, fsync it, rename it over
+    ``path`` and sync the folder. A failure (a full disk: ENOSPC) leaves ``path`` as it was,
+    removes the temporary file and is one :class:`GinvError` line naming ``path``."""
+    path = Path(path)
     tmp = _tmp(path)
     try:
-        torch.save(obj, tmp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent)
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as e:
+        reason = e.strerror or str(e) or errno.errorcode.get(e.errno or 0, type(e).__name__)
+        raise GinvError(f"cannot write {path}: {reason}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # absent, or its folder could not be made
+            tmp.unlink(missing_ok=True)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def atomic_write_text(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
 def atomic_write_json(obj: Any, path: Path) -> None:
     atomic_write_text(json.dumps(obj, indent=2) + "\n", path)
 
 
-def load_torch_file(path: Path, map_location: Any = None) -> Any:
-    """``torch.load(path, weights_only=True)``: tensors, containers and numbers only, so a
-    planted file cannot run code; a missing, corrupt or refused file is one line naming it."""
+def load_json(path: Path) -> Any:
+    """The JSON document in ``path``; a missing, unreadable or malformed file is one
+    :class:`GinvError` line naming it (these files are ginv's own: damage means tampering or
+    a failing disk, and guessing would hide it)."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise GinvError(f"{path}: missing") from None
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError included
+        raise GinvError(f"{path}: unreadable ({str(e).splitlines()[0][:120]})") from None
+
+
+def load_torch_file(path: Path, map_location: Any = None, mmap: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors, containers and numbers only, so a
+    planted file cannot run code; a missing, corrupt or refused file is one line naming it.
+    ``mmap`` maps the tensors instead of reading them (to look at a file's small parts)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise GinvError(f"{path}: missing") from None
     except Exception as e:

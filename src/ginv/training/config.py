@@ -62,6 +62,12 @@ class TrainConfig:
             (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
             (self.depth >= 1 and self.width >= 1, "depth and width must be ≥ 1"),
             (self.n_train >= 1 and self.n_val >= 1, "n_train and n_val must be ≥ 1"),
+            # torch generators take seeds in [0, 2⁶³); a larger one is a traceback deep inside
+            (0 <= self.seed < 2**63, f"seed must be in [0, 2⁶³), got {self.seed}"),
+            (
+                0 <= self.split_seed < 2**63,
+                f"split seed must be in [0, 2⁶³), got {self.split_seed}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,15 +38,27 @@ class TrainingDiverged(GinvError):
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``'auto'``/None → CUDA when present, else CPU."""
+    """``'auto'``/None → CUDA when present, else CPU; otherwise ``cpu``, ``cuda`` or ``cuda:N``
+    that exists here (``mps`` where available): ginv runs on nothing else."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    usage = f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)"
     try:
         resolved = torch.device(device)
-    except RuntimeError:
-        raise GinvError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise GinvError(f"device {device!r} asked for, but CUDA is not available here")
+    except (RuntimeError, TypeError, ValueError):
+        raise GinvError(usage) from None
+    if resolved.type == "mps" and torch.backends.mps.is_available():
+        return resolved
+    if resolved.type not in ("cpu", "cuda") or (resolved.type == "cpu" and resolved.index):
+        raise GinvError(usage)
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise GinvError(f"device {device!r} asked for, but CUDA is not available here")
+        if (resolved.index or 0) >= torch.cuda.device_count():
+            raise GinvError(
+                f"device {device!r} asked for, but only {torch.cuda.device_count()} CUDA "
+                "device(s) are here"
+            )
     return resolved
 
 
@@ -120,10 +133,26 @@ class Trainer:
         self.base = configs[0]
         self.device = resolve_device(device)
         self.group = get_group(self.base.group)
+        # a run records n_train and n_val: it must get exactly that many samples
+        for what, n, split in (("n_train", self.base.n_train, data.train),
+                               ("n_val", self.base.n_val, data.val)):  # fmt: skip
+            if n > len(split):
+                raise GinvError(f"{what} = {n}, but the split holds only {len(split)} samples")
         self.train_split = data.train.head(self.base.n_train).to(self.device)
         self.val_split = data.val.head(self.base.n_val).to(self.device)
         self.out_dir = Path(out_dir)
         self.member_dirs = list(member_dirs) if member_dirs is not None else None
+        if self.member_dirs is not None and len(self.member_dirs) != len(self.configs):
+            raise GinvError(f"{len(self.configs)} members, but {len(self.member_dirs)} folders")
+        # members writing to one folder would overwrite each other while reporting two runs
+        # (seeds 0,0; ν 0.1 and 0.1000001, both named nu0.1)
+        folders = [str(self.member_dir(i)) for i in range(len(self.configs))]
+        if len(set(folders)) < len(folders):
+            twice = sorted({f for f in folders if folders.count(f) > 1})
+            raise GinvError(
+                f"two runs would write to {', '.join(twice)}: give each member its own seed "
+                "and ν (ν values are told apart by their 6 significant digits, as in run names)"
+            )
         self.progress = progress
         in_features = int(self.train_split.images[0].numel())
         models = [model_for(c, in_features, data.num_classes) for c in self.configs]
@@ -350,6 +379,25 @@ class Trainer:
             atomic_write_json(run, folder / "run.json")
             results.append(run)
         return results
+
+
+def remove_finished_checkpoints(
+    folders: Iterable[Path], member_dir: Callable[[TrainConfig], Path]
+) -> None:
+    """Delete each training folder in ``folders`` once every member of its checkpoints has its
+    ``run.json`` in ``member_dir(config)``: also the folders that a kill left after the results."""
+    for folder in folders:
+        finished = True
+        for path in folder.glob("checkpoint-*.pt"):
+            try:  # mapped, not read: only the small list of configs is looked at
+                configs = load_torch_file(path, "cpu", mmap=True)["configs"]
+                finished &= all(
+                    (member_dir(TrainConfig.from_dict(c)) / "run.json").is_file() for c in configs
+                )
+            except (GinvError, KeyError, TypeError):
+                finished = False  # kept: resuming its members will name the damage
+        if finished:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def load_run(
