@@ -147,11 +147,12 @@ class PermutationGroup:
     def _build(self, h: int, w: int) -> _Action:
         gens = [g(h, w) for g in self.generators]
         identity = torch.arange(h * w)
-        perms, words = [identity], [()]
+        perms = [identity]
+        words: list[Word] = [()]
         index = {tuple(identity.tolist()): 0}
         frontier: list[tuple[Tensor, Word]] = [(identity, ())]
         while frontier:
-            nxt = []
+            nxt: list[tuple[Tensor, Word]] = []
             for p, word in frontier:
                 for i, s in enumerate(gens):
                     q = p[s]  # x.flat[p[s[i]]]: apply p, then s (the element s∘p)
