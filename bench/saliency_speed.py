@@ -26,7 +26,7 @@ from common import add_threads_option, bench_data, use_threads
 
 from ginv.groups import R4
 from ginv.measures import SaliencyConfig, aligned_orbit_maps, saliency_similarity
-from ginv.measures.saliency import blur, threshold_map
+from ginv.measures.saliency import DEFAULT_BUDGET_MB, blur, threshold_map
 from ginv.training import TrainConfig, Trainer
 
 
@@ -95,7 +95,7 @@ def main() -> None:
         f"× |R4| = {4 * len(x)} maps, {config.steps} {config.rule} steps, "
         f"{args.rounds} alternated calls each"
     )
-    print(f"ginv memory budget: {config.memory_budget_mb} MiB of working memory")
+    print(f"ginv memory budget: {DEFAULT_BUDGET_MB} MiB of working memory")
     jobs = {
         "ginv": lambda: aligned_orbit_maps(model, x, y, group, config),
         "Captum": lambda: captum_maps(model, x, y, group, config, args.captum_batch),

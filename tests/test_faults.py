@@ -312,13 +312,21 @@ def _measure_misuse() -> dict:
     model = MLP(144, 16, 2)
     x, y = torch.randn(6, 1, 12, 12), torch.arange(6) % 9
     return {
-        "label past the logits": ((model, x, y + 9), {}, "labels must lie in [0, 8], got 9 to 14"),
-        "negative label": ((model, x, y - 1), {}, "labels must lie in [0, 8], got -1 to 4"),
+        "label past the logits": (
+            (model, x, y + 9),
+            {},
+            "labels must lie in [0, 9) for a model with 9 logits, got 9..14",
+        ),
+        "negative label": (
+            (model, x, y - 1),
+            {},
+            "labels must lie in [0, 9) for a model with 9 logits, got -1..4",
+        ),
         "float labels": ((model, x, y.float()), {}, "labels must be integer class indices"),
-        "labels (N, 1)": ((model, x, y[:, None]), {}, "need images (N, C, H, W) and labels (N,)"),
+        "labels (N, 1)": ((model, x, y[:, None]), {}, "labels must have shape (N,), got (6, 1)"),
         "NaN pixel": ((model, x.index_fill(0, torch.tensor([2]), torch.nan), y), {}, "finite"),
-        "numpy images": ((model, x.numpy(), y), {}, "must be torch tensors"),
-        "no class axis": ((lambda t: t.flatten(1).sum(1), x, y), {}, "must return logits (B, K)"),
+        "uint8 images": ((model, x.to(torch.uint8), y), {}, "uint8"),
+        "no class axis": ((lambda t: t.flatten(1).sum(1), x, y), {}, "expected logits of shape"),
         "wrong input size": ((model, torch.randn(6, 1, 8, 8), y), {}, "the model fails on these"),
         "si_subset 0": ((model, x, y), {"si_subset": 0}, "si_subset must be a whole number ≥ 1"),
         "negative subset": ((model, x, y), {"sensitivity_subset": -2}, "sensitivity_subset must"),
@@ -390,7 +398,7 @@ def test_no_measure_named_and_study_seeds_past_2_63_are_one_line(capsys) -> None
     from ginv.models.mlp import MLP
 
     x, y = torch.randn(4, 1, 12, 12), torch.arange(4)
-    with pytest.raises(GinvError, match="unknown measures: none named"):
+    with pytest.raises(GinvError, match="no measures asked for"):
         measure(MLP(144, 16, 2), x, y, R4(), metrics=())
     assert main(["measure", "--checkpoint", "nowhere", "--metrics", ",,"]) == 2
     assert "unknown measures: none named" in capsys.readouterr().err

@@ -107,3 +107,34 @@ def test_groups_can_be_built_from_new_generators() -> None:
     assert torch.equal(group.act(1, x), x.transpose(-2, -1))
     with pytest.raises(GinvError, match="distinct elements"):
         PermutationGroup("Wrong", [transpose], 3)
+
+
+def test_element_names_say_what_each_element_does() -> None:
+    """Names are words in the generators, applied right to left, in element order."""
+    x = images()
+    rot = lambda v, k=1: torch.rot90(v, k, dims=(-2, -1))  # noqa: E731
+    mirror = lambda v: torch.flip(v, dims=(-1,))  # noqa: E731
+    expected = {
+        "id": x,
+        "rot90": rot(x),
+        "rot90²": rot(x, 2),
+        "rot90³": rot(x, 3),
+        "flipH": mirror(x),
+        "flipH∘rot90": mirror(rot(x)),
+        "rot90∘flipH": rot(mirror(x)),
+        "flipH∘rot90²": mirror(rot(x, 2)),
+    }
+    d4 = D4()
+    assert d4.element_names == [
+        "id", "rot90", "flipH", "rot90²", "flipH∘rot90", "rot90∘flipH", "rot90³", "flipH∘rot90²"
+    ]  # fmt: skip
+    for g, name in enumerate(d4.element_names):
+        assert torch.equal(d4.act(g, x), expected[name]), name
+    assert R4().element_names == ["id", "rot90", "rot90²", "rot90³"]
+    assert T3().element_names == ["id", "shiftx", "shiftx²"]
+    assert get_group("T3y").element_names == ["id", "shifty", "shifty²"]
+    assert get_group("FlipV").element_names == ["id", "flipV"]
+    transpose = lambda h, w: torch.arange(h * w).view(h, w).T.flatten()  # noqa: E731
+    assert PermutationGroup("T", [transpose], 2, generator_names=["t"]).element_names == ["id", "t"]
+    with pytest.raises(GinvError, match="generator names"):
+        PermutationGroup("T", [transpose], 2, generator_names=["a", "b"])

@@ -15,6 +15,7 @@ from torch import nn
 from ginv.errors import GinvError
 from ginv.groups import R4, T3, FlipH, get_group
 from ginv.measures import (
+    MeasureReport,
     SaliencyConfig,
     aligned_orbit_maps,
     input_jacobians,
@@ -228,14 +229,244 @@ def test_report_json_and_table(tmp_path: Path) -> None:
     model = MLP(144, 16, 2)
     x, y = torch.randn(10, 1, 12, 12), torch.randint(9, (10,))
     report = measure(model, x, y, T3(), si_subset=4, sensitivity_subset=3, batch_size=4)
-    assert report.subsets == {"si": 4, "sigma_j": 3}
+    assert report.subsets == {"accuracy": 10, "di": 10, "li": 10, "si": 4, "sensitivity": 3}
     assert len(report.per_element["si"]) == 3 and report.per_element["li"][0] == 0.0
     report.write_json(tmp_path / "r.json")
     data = json.loads((tmp_path / "r.json").read_text())
-    assert set(data["metrics"]) == {"accuracy", "di", "li", "si", "sigma_j"}
+    assert set(data["metrics"]) == {"accuracy", "di", "li", "si", "sensitivity"}
+    assert data["elements"] == ["id", "shiftx", "shiftx²"]
     assert "SI" in report.table() and model.training
     with pytest.raises(GinvError, match="unknown measures"):
         measure(model, x, y, T3(), metrics=("nope",))
+
+
+def small_cnn(classes: int = 5) -> nn.Module:
+    """A CNN on 3×32×32 RGB images with BatchNorm, its running statistics made non-trivial."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.Conv2d(6, 8, 3, stride=2, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, classes),
+    )  # fmt: skip
+    with torch.no_grad():
+        for _ in range(3):
+            model(2 * torch.randn(16, 3, 32, 32) + 0.5)  # train mode: moves the running stats
+    return model.eval()
+
+
+def assert_same_report(a, b, rtol: float = 1e-6) -> None:
+    """Equal up to float rounding in every field but the timings."""
+    assert (a.group, a.n_samples, a.elements, a.subsets) == (
+        b.group,
+        b.n_samples,
+        b.elements,
+        b.subsets,
+    )
+    assert a.metrics.keys() == b.metrics.keys() and a.per_sample.keys() == b.per_sample.keys()
+    for key in a.metrics:
+        assert a.metrics[key] == pytest.approx(b.metrics[key], rel=rtol, abs=1e-12), key
+        assert a.std_over_samples[key] == pytest.approx(
+            b.std_over_samples[key], rel=rtol, abs=1e-12
+        )
+        assert a.per_element.get(key, []) == pytest.approx(
+            b.per_element.get(key, []), rel=rtol, abs=1e-12
+        )
+        assert a.per_element_std.get(key, []) == pytest.approx(
+            b.per_element_std.get(key, []), rel=rtol, abs=1e-12
+        )
+        assert torch.allclose(a.per_sample[key], b.per_sample[key], rtol=rtol, atol=1e-12), key
+    assert a.weight_sigma_max == pytest.approx(b.weight_sigma_max)
+
+
+FAST = SaliencyConfig(steps=4)
+
+
+@pytest.mark.parametrize("group_name", ["R4", "FlipH", "D4"])
+def test_a_data_loader_gives_the_tensor_paths_report(group_name: str) -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    group, model = get_group(group_name), small_cnn()
+    x, y = torch.randn(11, 3, 32, 32), torch.randint(5, (11,))
+    kwargs = dict(saliency=FAST, si_subset=7, sensitivity_subset=6)
+    whole = measure(model, x, y, group, **kwargs)
+    loader = DataLoader(TensorDataset(x, y), batch_size=4)
+    assert_same_report(measure(model, loader, None, group, **kwargs), whole)
+    numpy_batches = ((a.numpy(), b.numpy()) for a, b in zip(x.split(3), y.split(3), strict=True))
+    assert_same_report(measure(model, numpy_batches, None, group, **kwargs), whole)
+    # a 1 MiB budget splits every pass, down to groups of integration steps within one image
+    assert_same_report(measure(model, x, y, group, memory_budget_mb=1, **kwargs), whole)
+    assert whole.elements == group.element_names and len(whole.per_element["si"]) == len(group)
+    assert not model.training
+
+
+def test_reports_merge_into_the_report_of_all_samples(tmp_path: Path) -> None:
+    model = small_cnn()
+    x, y = torch.randn(9, 3, 32, 32), torch.randint(5, (9,))
+    kwargs = dict(saliency=FAST, si_subset=6)
+    first, second = (
+        measure(model, x[:4], y[:4], R4(), **kwargs),
+        measure(model, x[4:], y[4:], R4(), **kwargs),
+    )
+    merged = MeasureReport.merge(first, second)
+    assert_same_report(merged, measure(model, x, y, R4(), saliency=FAST, si_subset=10))
+    # and from JSON, without per-sample values
+    first.write_json(tmp_path / "a.json")
+    second.write_json(tmp_path / "b.json")
+    loaded = [
+        MeasureReport.from_dict(json.loads((tmp_path / f).read_text()))
+        for f in ("a.json", "b.json")
+    ]
+    again = MeasureReport.merge(*loaded)
+    assert again.metrics == pytest.approx(
+        merged.metrics
+    ) and again.std_over_samples == pytest.approx(merged.std_over_samples)
+    with pytest.raises(GinvError, match="cannot merge"):
+        MeasureReport.merge(first, measure(model, x, y, FlipH(), metrics="li"))
+
+
+def test_pooled_spread_by_hand() -> None:
+    a = MeasureReport(
+        "G",
+        2,
+        ["id"],
+        metrics={"sensitivity": 1.0},
+        std_over_samples={"sensitivity": math.sqrt(2)},
+        subsets={"sensitivity": 2},
+    )
+    b = MeasureReport(
+        "G",
+        1,
+        ["id"],
+        metrics={"sensitivity": 4.0},
+        std_over_samples={"sensitivity": 0.0},
+        subsets={"sensitivity": 1},
+    )
+    merged = MeasureReport.merge(a, b)  # samples 0, 2 and 4
+    assert merged.metrics["sensitivity"] == pytest.approx(2.0)
+    assert merged.std_over_samples["sensitivity"] == pytest.approx(2.0)
+    assert merged.subsets["sensitivity"] == 3 and merged.n_samples == 3
+
+
+def test_old_reports_read_sigma_j_as_sensitivity() -> None:
+    old = {
+        "group": "R4",
+        "n_samples": 3,
+        "metrics": {"li": 0.5, "sigma_j": 2.0},
+        "std_over_samples": {"sigma_j": 0.1},
+        "subsets": {"sigma_j": 2},
+        "settings_key": {},
+    }
+    report = MeasureReport.from_dict(old)
+    assert report.metrics == {"li": 0.5, "sensitivity": 2.0}
+    assert report.subsets == {"li": 3, "sensitivity": 2}
+
+
+def test_tidy_rows_csv_and_dataframe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    x = torch.tensor([[[[1.0, 3.0]]]])
+    report = measure(first_two_pixels, x, torch.tensor([1]), FlipH(), metrics=("accuracy", "li"))
+    report.write_csv(tmp_path / "r.csv")
+    assert (tmp_path / "r.csv").read_text(encoding="utf-8").splitlines() == [
+        "measure,element,value,std,samples",
+        "accuracy,mean,0.5,0.0,1",
+        "accuracy,id,1.0,0.0,1",
+        "accuracy,flipH,0.0,0.0,1",
+        "li,mean,4.0,0.0,1",
+        "li,id,0.0,0.0,1",
+        "li,flipH,4.0,0.0,1",
+    ]
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
+    with pytest.raises(GinvError, match="needs pandas"):
+        report.to_dataframe()
+    monkeypatch.undo()
+    pytest.importorskip("pandas")
+    frame = report.to_dataframe()
+    assert list(frame.columns) == ["measure", "element", "value", "std", "samples"]
+    assert frame.set_index(["measure", "element"]).loc[("li", "flipH"), "value"] == 4.0
+
+
+def test_json_has_null_not_nan(tmp_path: Path) -> None:
+    report = MeasureReport(
+        "R4", 1, metrics={"li": float("nan")}, weight_sigma_max={"w": float("inf")}
+    )
+    report.write_json(tmp_path / "r.json")
+    text = (tmp_path / "r.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text)["metrics"] == {"li": None}
+
+
+def test_weight_sigma_max_covers_conv_kernels_reshaped() -> None:
+    model = small_cnn()
+    norms = weight_spectral_norms(model)
+    kernel = model[0].weight.detach()
+    assert set(norms) == {"0.weight", "3.weight", "7.weight"}  # not the 1-D BatchNorm weight
+    assert norms["0.weight"] == pytest.approx(float(torch.linalg.svdvals(kernel.reshape(6, 27))[0]))
+
+
+def nan_for_negative(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1)[:, :2].log()
+
+
+MISUSE = {
+    "labels out of range": (
+        lambda x, y: (first_two_pixels, x, y + 2),
+        "labels must lie in \\[0, 2\\)",
+    ),
+    "float labels": (lambda x, y: (first_two_pixels, x, y.float()), "integer class indices"),
+    "(N, 1) labels": (lambda x, y: (first_two_pixels, x, y[:, None]), "shape \\(N,\\)"),
+    "uint8 images": (lambda x, y: (first_two_pixels, x.to(torch.uint8), y), "floating point"),
+    "a tuple": (lambda x, y: (lambda v: (first_two_pixels(v), v), x, y), "returned a tuple"),
+    "wrong shape": (lambda x, y: (lambda v: v.flatten(1)[:, 0], x, y), "returned shape \\(1,\\)"),
+    "non-finite images": (
+        lambda x, y: (first_two_pixels, (x - 2).log(), y),
+        "images contain 2 non-finite",
+    ),
+    "non-finite logits": (
+        lambda x, y: (nan_for_negative, x - 2, y),
+        "non-finite logits .* sample 0 under id",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MISUSE))
+def test_misuse_is_one_clear_error(case: str) -> None:
+    x, y = torch.tensor([[[[1.0, 3.0]]], [[[3.0, 1.0]]]]), torch.tensor([1, 0])
+    make, message = MISUSE[case]
+    with pytest.raises(GinvError, match=message):
+        measure(*make(x, y), FlipH(), metrics=("accuracy", "li"))
+
+
+def test_measure_arguments_are_checked_or_accepted() -> None:
+    x, y = torch.tensor([[[[1.0, 3.0]]], [[[3.0, 1.0]]]]), torch.tensor([1, 0])
+    with pytest.raises(GinvError, match="batch_size must be a positive"):
+        measure(first_two_pixels, x, y, FlipH(), batch_size=0)
+    with pytest.raises(GinvError, match="labels are missing"):
+        measure(first_two_pixels, x, None, FlipH())
+    with pytest.raises(GinvError, match="non-finite target logits"):  # SI alone
+        measure(nan_for_negative, x - 2, y, FlipH(), metrics="si", saliency=PLAIN)
+    li = measure(first_two_pixels, x, y, FlipH(), metrics="li")  # one name, as a string
+    assert set(li.metrics) == {"li"} and li.metrics["li"] == pytest.approx(4.0)
+    arrays = measure(first_two_pixels, x.numpy(), y.numpy(), FlipH(), metrics=("accuracy", "li"))
+    assert (
+        arrays.metrics
+        == measure(first_two_pixels, x, y, FlipH(), metrics=("accuracy", "li")).metrics
+    )
+    assert (
+        measure(first_two_pixels, x, y.view(-1), FlipH(), metrics="accuracy").metrics["accuracy"]
+        == 0.5
+    )
+
+
+@pytest.mark.slow
+def test_measures_stay_within_their_memory_budget() -> None:
+    """256 RGB 128×128 images under D4, every measure, a 256 MiB budget: the peak resident
+    memory grows by less than 1 GiB (3.4 GiB when the orbit went through in one pass)."""
+    script = Path(__file__).parent / "_memory_probe.py"
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    growth_mib = float(done.stdout.split()[0])
+    assert growth_mib < 1024
 
 
 def test_cli_measure_on_a_trained_run(tmp_path: Path, real_data_dir: Path) -> None:

@@ -17,6 +17,7 @@ from ginv.losses import (
     normalised_logit_invariance,
 )
 from ginv.models import MLP, Ensemble, WeightTiedMLP, build_model, check_invariance
+from ginv.testing import assert_invariant
 
 
 def test_default_mlp_has_the_studys_parameter_count() -> None:
@@ -33,14 +34,35 @@ def test_default_mlp_has_the_studys_parameter_count() -> None:
 def test_weight_tied_model_is_exactly_invariant(group, pool) -> None:
     model = WeightTiedMLP(group, pool=pool).double()
     x = torch.randn(16, 1, 36, 36, dtype=torch.float64)
-    errors = check_invariance(model, group, x)
-    assert errors.shape == (len(group),)
-    assert float(errors.max()) <= 1e-10
+    assert_invariant(model, group, x, atol=1e-10, rtol=0)
     features = model.features(x)
     for g in group.elements:
         assert torch.allclose(model.features(group.act(g, x)), features, atol=1e-10, rtol=0)
+    with pytest.raises(AssertionError, match="worst element"):
+        assert_invariant(MLP(), group, x)
     mlp_errors = check_invariance(MLP().double(), group, x)
     assert float(mlp_errors[0]) == 0.0 and float(mlp_errors[1:].min()) > 1e-3
+
+
+def test_assert_invariant_names_the_worst_element() -> None:
+    # f(x) = x₀₀ on [[0, 1], [2, 3]]: rot90 brings 1 there, rot90² 3, rot90³ 2
+    x = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
+    corner = lambda v: v.flatten(1)[:, :1]  # noqa: E731
+    with pytest.raises(AssertionError) as failure:
+        assert_invariant(corner, R4(), x, atol=0.5, rtol=0)
+    assert str(failure.value).startswith(
+        "not invariant under R4: worst element rot90², |f(g·x) − f(x)| = 3 at sample 0, output 0"
+    )
+    assert "id 0, rot90 1, rot90² 3, rot90³ 2" in str(failure.value)
+
+
+def test_assert_invariant_runs_in_float64_on_a_copy() -> None:
+    """A float32 WT model is invariant up to float32 rounding; its float64 copy exactly."""
+    torch.manual_seed(0)
+    model, x = WeightTiedMLP(D4(), width=16, depth=2), torch.randn(8, 1, 36, 36)
+    assert float(check_invariance(model, D4(), x).max()) > 1e-9  # float32 rounding
+    assert_invariant(model, D4(), x, atol=1e-12, rtol=0)
+    assert model.first.weight.dtype == torch.float32
 
 
 def orbit_copy_embed(model: WeightTiedMLP, x: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """ginv: measure and learn genuine group invariance in PyTorch classifiers."""
 
+from ginv import testing
 from ginv.errors import GinvError
 from ginv.groups import D4, R4, T3, FlipH, FlipV, PermutationGroup, Tn, get_group
 from ginv.measures import MeasureReport, SaliencyConfig, measure
@@ -19,4 +20,5 @@ __all__ = [
     "Tn",
     "get_group",
     "measure",
+    "testing",
 ]

@@ -1,9 +1,11 @@
 """Finite groups acting on ``B×C×H×W`` image batches by exact pixel permutation.
 
-A group is given by generators, each a function from an image size ``(H, W)``
+A group is given by named generators, each a function from an image size ``(H, W)``
 to a flat pixel permutation. Its elements are found by breadth-first search
 over products of generators, so element 0 is always the identity and the
 element order is the same for every image size on which the action is faithful.
+Each element is named by the shortest word in the generators that reaches it first,
+applied right to left: ``flipH∘rot90`` rotates, then mirrors; ``rot90²`` rotates twice.
 
 Convention: for element ``g`` with permutation ``p_g``, ``(g·x).flat[i] = x.flat[p_g[i]]``.
 """
@@ -72,6 +74,28 @@ class _Action:
     perms: Tensor  # (|G|, H·W) long
     table: Tensor  # (|G|, |G|) long, table[g, h] = index of g∘h
     inverses: Tensor  # (|G|,) long
+    names: list[str]  # element names, in element order
+
+
+Word = tuple[tuple[int, int], ...]
+"""An element as generator powers ``((s, k), ...)``, leftmost applied last."""
+
+_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _extend(word: Word, s: int) -> Word:
+    """The word of ``s∘word``: one more power of ``s`` if ``word`` ends with it (applied last)."""
+    if word and word[0][0] == s:
+        return ((s, word[0][1] + 1), *word[1:])
+    return ((s, 1), *word)
+
+
+def _word_name(word: Word, generator_names: Sequence[str]) -> str:
+    if not word:
+        return "id"
+    return "∘".join(
+        generator_names[s] + (str(k).translate(_SUPERSCRIPTS) if k > 1 else "") for s, k in word
+    )
 
 
 @dataclass
@@ -83,11 +107,20 @@ class PermutationGroup:
     order: int
     reference_size: int = 12
     """Side of a square image on which the action is faithful; fixes the group structure."""
+    generator_names: Sequence[str] | None = None
+    """One name per generator, used in element names; the functions' names by default."""
     _actions: dict[tuple[int, int], _Action] = field(default_factory=dict, repr=False)
     _device_perms: dict[tuple[int, int, str], Tensor] = field(default_factory=dict, repr=False)
     _structure: _Action = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.generator_names is None:
+            self.generator_names = [g.__name__ for g in self.generators]
+        if len(self.generator_names) != len(self.generators):
+            raise GinvError(
+                f"{self.name}: {len(self.generators)} generators but "
+                f"{len(self.generator_names)} generator names"
+            )
         self._structure = self.action(self.reference_size, self.reference_size)
 
     def __len__(self) -> int:
@@ -97,6 +130,12 @@ class PermutationGroup:
     def elements(self) -> list[int]:
         """Element indices, identity first."""
         return list(range(self.order))
+
+    @property
+    def element_names(self) -> list[str]:
+        """Element names in element order: ``id`` first, then words in the generators
+        (``flipH∘rot90``: rotate, then mirror), shortest first."""
+        return list(self._structure.names)
 
     def action(self, h: int, w: int) -> _Action:
         """Permutations, Cayley table and inverses on ``h×w`` images (built once, cached)."""
@@ -109,18 +148,20 @@ class PermutationGroup:
         gens = [g(h, w) for g in self.generators]
         identity = torch.arange(h * w)
         perms = [identity]
+        words: list[Word] = [()]
         index = {tuple(identity.tolist()): 0}
-        frontier = [identity]
+        frontier: list[tuple[Tensor, Word]] = [(identity, ())]
         while frontier:
-            nxt = []
-            for p in frontier:
-                for s in gens:
-                    q = p[s]  # apply s, then p: (p∘s).flat
+            nxt: list[tuple[Tensor, Word]] = []
+            for p, word in frontier:
+                for i, s in enumerate(gens):
+                    q = p[s]  # x.flat[p[s[i]]]: apply p, then s (the element s∘p)
                     key = tuple(q.tolist())
                     if key not in index:
                         index[key] = len(perms)
                         perms.append(q)
-                        nxt.append(q)
+                        words.append(_extend(word, i))
+                        nxt.append((q, words[-1]))
             frontier = nxt
         if len(perms) != self.order:
             raise GroupShapeError(
@@ -137,7 +178,8 @@ class PermutationGroup:
         inverses = (table == 0).float().argmax(dim=1)
         if self._actions and not torch.equal(table, self._structure.table):
             raise GroupShapeError(f"{self.name} acts on {h}×{w} images with another structure")
-        return _Action(stacked, table, inverses)
+        names = [_word_name(w, self.generator_names or ()) for w in words]
+        return _Action(stacked, table, inverses, names)
 
     # --- group structure -------------------------------------------------
     def compose(self, g: int, h: int) -> int:
@@ -197,16 +239,20 @@ class PermutationGroup:
 
 
 def R4() -> PermutationGroup:
-    """The four rotations by multiples of 90°; element k rotates by k·90°."""
-    return PermutationGroup("R4", [rotation90], 4)
+    """The four rotations by multiples of 90°; element k rotates by k·90°: id, rot90, rot90²,
+    rot90³."""
+    return PermutationGroup("R4", [rotation90], 4, generator_names=["rot90"])
 
 
 def Tn(n: int, axis: str = "x") -> PermutationGroup:
-    """``n`` cyclic translations by ``k·size/n`` pixels along ``axis``; element k shifts by k."""
+    """``n`` cyclic translations by ``k·size/n`` pixels along ``axis``; element k shifts by k
+    steps: id, shiftx, shiftx², … (shifty… on the y-axis)."""
     if n < 1:
         raise GinvError(f"Tn needs n ≥ 1, got {n}")
     name = f"T{n}" if axis == "x" else f"T{n}y"
-    return PermutationGroup(name, [cyclic_shift(n, axis)], n, reference_size=2 * n)
+    return PermutationGroup(
+        name, [cyclic_shift(n, axis)], n, reference_size=2 * n, generator_names=[f"shift{axis}"]
+    )
 
 
 def T3() -> PermutationGroup:
@@ -215,18 +261,21 @@ def T3() -> PermutationGroup:
 
 
 def FlipH() -> PermutationGroup:
-    """Identity and the left–right mirror."""
-    return PermutationGroup("FlipH", [flip_horizontal], 2)
+    """Identity and the left–right mirror: id, flipH."""
+    return PermutationGroup("FlipH", [flip_horizontal], 2, generator_names=["flipH"])
 
 
 def FlipV() -> PermutationGroup:
-    """Identity and the top–bottom mirror."""
-    return PermutationGroup("FlipV", [flip_vertical], 2)
+    """Identity and the top–bottom mirror: id, flipV."""
+    return PermutationGroup("FlipV", [flip_vertical], 2, generator_names=["flipV"])
 
 
 def D4() -> PermutationGroup:
-    """The dihedral group of the square: four rotations and four reflections."""
-    return PermutationGroup("D4", [rotation90, flip_horizontal], 8)
+    """The dihedral group of the square: four rotations and four reflections, in the order
+    id, rot90, flipH, rot90², flipH∘rot90, rot90∘flipH, rot90³, flipH∘rot90²."""
+    return PermutationGroup(
+        "D4", [rotation90, flip_horizontal], 8, generator_names=["rot90", "flipH"]
+    )
 
 
 GROUPS: dict[str, Callable[[], PermutationGroup]] = {

@@ -36,8 +36,8 @@ def run(study: Study, folder) -> Results:
             sigmas, spreads = [], []
             for r in runs:
                 m = study.measure_run(r, group, ("sensitivity",), samples=c.sensitivity_samples)
-                sigmas.append(m["metrics"]["sigma_j"])
-                spreads.append(m["std_over_samples"]["sigma_j"])
+                sigmas.append(m["metrics"]["sensitivity"])
+                spreads.append(m["std_over_samples"]["sensitivity"])
                 for layer, s in m["weight_sigma_max"].items():
                     weight_rows.append([group_name, label, r.config.seed, layer, round(s, 5)])
             mean, std = mean_std(sigmas)

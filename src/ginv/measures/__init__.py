@@ -1,5 +1,6 @@
 """Invariance measures for any classifier: orbit accuracy, DI, LI, SI and sensitivity."""
 
+from ginv.measures.memory import Footprint, probe
 from ginv.measures.orbit import OrbitValues, orbit_logits, orbit_values
 from ginv.measures.report import METRICS, MeasureReport, measure
 from ginv.measures.saliency import (
@@ -21,6 +22,7 @@ from ginv.measures.sensitivity import (
 
 __all__ = [
     "METRICS",
+    "Footprint",
     "MeasureReport",
     "OrbitValues",
     "SaliencyConfig",
@@ -33,6 +35,7 @@ __all__ = [
     "measure",
     "orbit_logits",
     "orbit_values",
+    "probe",
     "quadrature",
     "saliency_map",
     "saliency_similarity",

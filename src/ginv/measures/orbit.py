@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ginv.groups import PermutationGroup
 from ginv.losses import distribution_invariance, logit_invariance
+from ginv.measures.memory import check_logits
 
 Classifier = Callable[[Tensor], Tensor]
 
@@ -21,7 +22,7 @@ Classifier = Callable[[Tensor], Tensor]
 @torch.no_grad()
 def orbit_logits(model: Classifier, images: Tensor, group: PermutationGroup) -> Tensor:
     """``f(g·x)`` for every element and image: ``(|G|, N, K)``, identity first."""
-    logits = model(group.orbit(images))
+    logits = check_logits(model(group.orbit(images)), len(group) * len(images))
     return logits.view(len(group), len(images), -1)
 
 

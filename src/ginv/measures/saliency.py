@@ -20,6 +20,10 @@ from torch import Tensor
 
 from ginv.errors import GinvError
 from ginv.groups import PermutationGroup
+from ginv.measures.memory import Footprint, probe, samples_per_pass
+
+DEFAULT_BUDGET_MB = 256
+"""Working memory, in MiB, that a measure may use beyond its inputs and outputs."""
 
 Rule = Literal[
     "gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"
@@ -39,7 +43,6 @@ class SaliencyConfig:
     threshold: float = 0.9
     blur_size: int = 3
     blur_sigma: float = 1.0
-    memory_budget_mb: int = 128
 
     def validate(self) -> SaliencyConfig:
         if self.rule not in RULES:
@@ -99,26 +102,45 @@ def integrated_gradients(
     baseline: Tensor,
     steps: int = 50,
     rule: str = "gausslegendre",
-    memory_budget_mb: int = 128,
+    memory_budget_mb: int = DEFAULT_BUDGET_MB,
 ) -> Tensor:
-    """``(x − b) ⊙ Σ_k w_k ∇_x f_t(b + α_k (x − b))``, batched over samples × steps in
-    chunks whose path points fit ``memory_budget_mb``. Signed attributions, shape of ``images``."""
+    """``(x − b) ⊙ Σ_k w_k ∇_x f_t(b + α_k (x − b))``: signed attributions, shape of ``images``.
+    Path points, their gradients and the model's activations (probed) fit ``memory_budget_mb``."""
+    points = (memory_budget_mb << 20) // probe(model, images).backward()
+    return _integrated_gradients(model, images, targets, baseline, steps, rule, points)
+
+
+def _integrated_gradients(
+    model: Classifier,
+    images: Tensor,
+    targets: Tensor,
+    baseline: Tensor,
+    steps: int,
+    rule: str,
+    points_per_pass: int,
+) -> Tensor:
+    """Batched over samples × steps, ``points_per_pass`` path points at a time: whole samples
+    when they fit, else one sample's steps in groups."""
     alphas, weights = quadrature(steps, rule)
     alphas = alphas.to(images.device, images.dtype).view(-1, 1, *[1] * (images.dim() - 1))
     weights = weights.to(images.device, images.dtype)
-    # path points, their gradients and the network's activations: about 5 copies of the points
-    per_sample = 5 * steps * images[0].numel() * images.element_size()
-    chunk = max(1, (memory_budget_mb << 20) // per_sample)
+    chunk = max(1, points_per_pass // steps)
+    step_group = steps if points_per_pass >= steps else max(1, points_per_pass)
     out = torch.empty_like(images)
     for start in range(0, len(images), chunk):
         x, t = images[start : start + chunk], targets[start : start + chunk]
         delta = x - baseline
-        points = torch.addcmul(baseline, alphas, delta).requires_grad_(True)  # (S, n, ...)
-        with torch.enable_grad():
-            logits = model(points.flatten(0, 1))
-            chosen = logits.gather(1, t.repeat(steps).unsqueeze(1)).sum()
-            (grads,) = torch.autograd.grad(chosen, points)
-        out[start : start + chunk] = delta * torch.tensordot(weights, grads, dims=1)
+        total = torch.zeros_like(x)
+        for k in range(0, steps, step_group):
+            path = torch.addcmul(baseline, alphas[k : k + step_group], delta).requires_grad_(True)
+            with torch.enable_grad():
+                logits = model(path.flatten(0, 1))
+                chosen = logits.gather(1, t.repeat(len(path)).unsqueeze(1))
+                if not bool(torch.isfinite(chosen).all()):
+                    raise GinvError("non-finite target logits on the integration path")
+                (grads,) = torch.autograd.grad(chosen.sum(), path)
+            total += torch.tensordot(weights[k : k + step_group], grads, dims=1)
+        out[start : start + chunk] = delta * total
     return out
 
 
@@ -160,14 +182,19 @@ def saliency_targets(model: Classifier, images: Tensor, labels: Tensor, target: 
 
 
 def saliency_map(
-    model: Classifier, images: Tensor, labels: Tensor, config: SaliencyConfig = SaliencyConfig()
+    model: Classifier,
+    images: Tensor,
+    labels: Tensor,
+    config: SaliencyConfig = SaliencyConfig(),
+    memory_budget_mb: int = DEFAULT_BUDGET_MB,
 ) -> Tensor:
     """``m(x)``: thresholded absolute integrated gradients, then the Gaussian filter."""
     config.validate()
     baseline = constant_baseline(config.baseline, images)
     targets = saliency_targets(model, images, labels, config.target)
-    attributions = integrated_gradients(
-        model, images, targets, baseline, config.steps, config.rule, config.memory_budget_mb
+    points = (memory_budget_mb << 20) // probe(model, images).backward()
+    attributions = _integrated_gradients(
+        model, images, targets, baseline, config.steps, config.rule, points
     )
     return blur(threshold_map(attributions, config.threshold), config.blur_size, config.blur_sigma)
 
@@ -179,32 +206,62 @@ def aligned_orbit_maps(
     group: PermutationGroup,
     config: SaliencyConfig = SaliencyConfig(),
     baseline: Tensor | None = None,
+    memory_budget_mb: int = DEFAULT_BUDGET_MB,
 ) -> Tensor:
     """``g⁻¹ m(g·x)`` for every element and image, ``(|G|, N, C, H, W)``: thresholded maps
-    realigned to ``x``'s orientation, then filtered. Works through the samples in chunks
-    whose working memory (path points, gradients, intermediate maps) fits the budget."""
+    realigned to ``x``'s orientation, then filtered. Path points, gradients, the model's
+    activations and intermediate maps fit ``memory_budget_mb`` besides the output."""
     config.validate()
     base = baseline if baseline is not None else constant_baseline(config.baseline, images)
     check_baseline(base, group)
-    order, n = len(group), len(images)
-    map_bytes = order * images[0].numel() * images.element_size()
-    chunk = max(1, (config.memory_budget_mb << 20) // (map_bytes * (5 * config.steps + 6)))
-    out = images.new_empty(order, n, *images.shape[1:])
-    for start in range(0, n, chunk):
-        x, y = images[start : start + chunk], labels[start : start + chunk]
-        orbit = group.orbit(x)
-        targets = saliency_targets(model, orbit, y.repeat(order), config.target)
-        maps = integrated_gradients(
-            model, orbit, targets, base, config.steps, config.rule, config.memory_budget_mb
-        )
-        del orbit
-        maps = threshold_map(maps, config.threshold, inplace=True).view(order, len(x), *x.shape[1:])
-        for g in group.elements:
-            maps[g] = group.act_inverse(g, maps[g])
-        out[:, start : start + chunk] = blur(
-            maps.flatten(0, 1), config.blur_size, config.blur_sigma
-        ).view_as(maps)
+    footprint = probe(model, images)
+    out = images.new_empty(len(group), *images.shape)
+    chunk = samples_per_pass(
+        memory_budget_mb, si_sample_bytes(footprint, group, config), len(images)
+    )
+    for start in range(0, len(images), chunk):
+        out[:, start : start + chunk] = _aligned_orbit_maps(
+            model, images[start : start + chunk], labels[start : start + chunk], group,
+            config, base, footprint, memory_budget_mb,
+        )  # fmt: skip
     return out
+
+
+MAP_COPIES = 5
+"""Image-sized buffers per orbit image besides the path: the orbit, its maps, the blur's
+padded copy and output, the aligned map."""
+
+
+def si_sample_bytes(footprint: Footprint, group: PermutationGroup, config: SaliencyConfig) -> int:
+    """Working memory of one sample's aligned orbit maps in one pass: every path point of every
+    orbit image, with its forward and backward pass, and the maps."""
+    per_image = config.steps * footprint.backward() + MAP_COPIES * footprint.input_bytes
+    return len(group) * per_image
+
+
+def _aligned_orbit_maps(
+    model: Classifier,
+    images: Tensor,
+    labels: Tensor,
+    group: PermutationGroup,
+    config: SaliencyConfig,
+    baseline: Tensor,
+    footprint: Footprint,
+    memory_budget_mb: int,
+) -> Tensor:
+    """One pass: the orbit's maps, with integrated gradients in as many path points at a
+    time as the budget leaves once the maps are counted."""
+    order = len(group)
+    maps_bytes = MAP_COPIES * order * len(images) * footprint.input_bytes
+    points = max(1, ((memory_budget_mb << 20) - maps_bytes) // footprint.backward())
+    orbit = group.orbit(images)
+    targets = saliency_targets(model, orbit, labels.repeat(order), config.target)
+    maps = _integrated_gradients(model, orbit, targets, baseline, config.steps, config.rule, points)
+    del orbit
+    maps = threshold_map(maps, config.threshold, inplace=True).view(order, *images.shape)
+    for g in group.elements:
+        maps[g] = group.act_inverse(g, maps[g])
+    return blur(maps.flatten(0, 1), config.blur_size, config.blur_sigma).view_as(maps)
 
 
 def saliency_similarity(maps: Tensor) -> Tensor:

@@ -1,5 +1,5 @@
 """Sensitivity (SPEC §5): the spectral norm ``σmax(J)`` of the input–logit Jacobian per
-input, and ``σmax(W)`` of each weight matrix."""
+input, and ``σmax(W)`` of each weight matrix or reshaped convolution kernel."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.func import jvp, vjp
 
 from ginv.errors import GinvError
+from ginv.measures.memory import Footprint
 
 Classifier = Callable[[Tensor], Tensor]
 
@@ -48,6 +49,14 @@ def jacobian_spectral_norm(
     return torch.cat(out)
 
 
+def sensitivity_sample_bytes(footprint: Footprint, method: str) -> int:
+    """Working memory per image: ``'exact'`` keeps the graph, a backward pass and K Jacobian
+    rows (twice, stacked); ``'power'`` a forward-mode pass (activations and tangents) too."""
+    if method == "exact":
+        return footprint.backward() + (2 * footprint.classes + 2) * footprint.input_bytes
+    return 2 * footprint.backward() + 2 * footprint.input_bytes
+
+
 def _power_iteration(model: Classifier, x: Tensor, iterations: int) -> Tensor:
     # A copy, not a view: forward AD gives a view's tangent the size of its base's storage,
     # so each jvp on a chunk of a whole split would allocate the whole split again.
@@ -66,9 +75,11 @@ def _power_iteration(model: Classifier, x: Tensor, iterations: int) -> Tensor:
 
 
 def weight_spectral_norms(model: nn.Module) -> dict[str, float]:
-    """``σmax(W)`` of every weight matrix (2-D parameter), by parameter name."""
+    """``σmax(W)`` of every weight with two or more dimensions, by parameter name. A
+    convolution kernel ``(out, in, k, k)`` is taken as the matrix ``(out, in·k·k)`` (as in
+    spectral normalisation), not as the convolution operator, whose norm depends on the image size."""
     return {
-        name: float(torch.linalg.matrix_norm(p.detach(), ord=2))
+        name: float(torch.linalg.matrix_norm(p.detach().flatten(1), ord=2))
         for name, p in model.named_parameters()
-        if p.dim() == 2
+        if p.dim() >= 2
     }
