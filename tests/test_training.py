@@ -373,3 +373,11 @@ def test_a_corrupt_run_folder_is_one_error_line_naming_it(
     text = str(error.value)
     assert str(folder) in text and message in text and "\n" not in text
     assert not (folder / "ran").exists()
+
+
+def test_run_cache_keys_of_existing_runs_are_unchanged() -> None:
+    """Finished runs are cached under ``TrainConfig.key()``: these are the keys of runs
+    trained before the model registry; a new setting must not move them."""
+    assert TrainConfig().key() == "0ba9145f49efa1e5"
+    assert TrainConfig(model="wt").key() == "3c5841707c1638f0"
+    assert TrainConfig(model="wt", pool="max", group="T3").key() == "a4bde8b83922b5c1"
