@@ -97,6 +97,14 @@ def test_weight_tied_model_runs_on_cuda() -> None:
     assert torch.allclose(cuda(x.cuda()).cpu(), expected, atol=1e-5)
     ensemble = Ensemble([cuda, WeightTiedMLP(group, width=16, depth=2).cuda()])
     assert ensemble(x.cuda(), shared_input=True).shape == (2, 4, 9)
+    cnn = build_model("wt-cnn", group)
+    expected = cnn(x)
+    # cuDNN convolutions default to TF32, whose rounding of the body's inputs is coarser
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        ensemble = Ensemble([cnn.cuda(), build_model("wt-cnn", group).cuda()])
+        out = ensemble(x.cuda(), shared_input=True)
+        assert torch.allclose(out[0].cpu(), expected, atol=1e-5)
+        assert float(check_invariance(cnn, group, x.cuda()).max()) <= 1e-5
 
 
 def test_ensemble_members_match_the_plain_models() -> None:
