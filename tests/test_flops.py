@@ -25,3 +25,19 @@ def test_weight_tied_first_layer_costs_the_group_order() -> None:
     model = build_model("wt", R4())
     assert forward_flops(model, SHAPE) == 2 * (4 * FIRST + REST)
     assert train_step_flops(model, SHAPE) == 2 * (4 * FIRST + REST) * 2 + 2 * REST
+
+
+# the default CNN on 36×36: 3×3 convolutions of stride 2 to 18², 9² and 5² pixels, then the head
+CONV1 = 18 * 18 * 16 * 1 * 9
+CONV_REST = 9 * 9 * 32 * 16 * 9 + 5 * 5 * 64 * 32 * 9 + 64 * 9
+
+
+def test_cnn_counts_match_the_layer_sizes() -> None:
+    model = build_model("cnn", R4())
+    assert forward_flops(model, SHAPE) == 2 * (CONV1 + CONV_REST)
+    # backward: weight gradients everywhere, input gradients everywhere but the first layer
+    expected = 2 * (CONV1 + CONV_REST) * 2 + 2 * CONV_REST
+    assert train_step_flops(model, SHAPE) == expected
+    assert input_gradient_flops(model, SHAPE) == 2 * (CONV1 + CONV_REST) * 2
+    tied = build_model("wt-cnn", R4())
+    assert forward_flops(tied, SHAPE) == 2 * (4 * CONV1 + CONV_REST)

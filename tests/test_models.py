@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from ginv.errors import GinvError
 from ginv.groups import D4, R4, T3, get_group
 from ginv.losses import (
     INVARIANCE_ERRORS,
@@ -16,7 +17,17 @@ from ginv.losses import (
     logit_invariance,
     normalised_logit_invariance,
 )
-from ginv.models import MLP, Ensemble, WeightTiedMLP, build_model, check_invariance
+from ginv.models import (
+    ARCHITECTURES,
+    CNN,
+    MLP,
+    MODEL_KINDS,
+    Ensemble,
+    WeightTied,
+    WeightTiedMLP,
+    build_model,
+    check_invariance,
+)
 from ginv.testing import assert_invariant
 
 
@@ -67,7 +78,9 @@ def test_assert_invariant_runs_in_float64_on_a_copy() -> None:
 
 def orbit_copy_embed(model: WeightTiedMLP, x: torch.Tensor) -> torch.Tensor:
     """The textbook WT first layer: ``W₁`` applied to all |G|·B copies ``g·x``, then the pool."""
-    h = torch.relu(model.first(model.group.orbit(x).flatten(1))).view(len(model.group), len(x), -1)
+    first = model.first
+    h = torch.nn.functional.linear(model.group.orbit(x).flatten(1), first.weight, first.bias)
+    h = torch.relu(h).view(len(model.group), len(x), -1)
     return h.mean(0) if model.pool == "mean" else h.amax(0)
 
 
@@ -106,6 +119,14 @@ def test_weight_tied_model_runs_on_cuda() -> None:
     assert torch.allclose(cuda(x.cuda()).cpu(), expected, atol=1e-5)
     ensemble = Ensemble([cuda, WeightTiedMLP(group, width=16, depth=2).cuda()])
     assert ensemble(x.cuda(), shared_input=True).shape == (2, 4, 9)
+    cnn = build_model("wt-cnn", group)
+    expected = cnn(x)
+    # cuDNN convolutions default to TF32, whose rounding of the body's inputs is coarser
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        ensemble = Ensemble([cnn.cuda(), build_model("wt-cnn", group).cuda()])
+        out = ensemble(x.cuda(), shared_input=True)
+        assert torch.allclose(out[0].cpu(), expected, atol=1e-5)
+        assert float(check_invariance(cnn, group, x.cuda()).max()) <= 1e-5
 
 
 def test_ensemble_members_match_the_plain_models() -> None:
@@ -113,7 +134,7 @@ def test_ensemble_members_match_the_plain_models() -> None:
     models = []
     for seed in range(3):
         torch.manual_seed(seed)
-        models.append(build_model("wt", group, in_features=144, width=8, depth=2, num_classes=3))
+        models.append(build_model("wt", group, (1, 12, 12), width=8, depth=2, num_classes=3))
     ensemble = Ensemble(models)
     x = torch.randn(3, 5, 1, 12, 12)
     out = ensemble(x)
@@ -121,7 +142,7 @@ def test_ensemble_members_match_the_plain_models() -> None:
     for i, model in enumerate(models):
         assert torch.allclose(out[i], model(x[i]), atol=1e-6)
         assert torch.allclose(shared[i], model(x[0]), atol=1e-6)
-        restored = build_model("wt", group, in_features=144, width=8, depth=2, num_classes=3)
+        restored = build_model("wt", group, (1, 12, 12), width=8, depth=2, num_classes=3)
         restored.load_state_dict(ensemble.member_state(i))
         assert torch.allclose(restored(x[i]), model(x[i]), atol=1e-6)
 
@@ -158,3 +179,106 @@ def test_invariance_penalty_averages_over_batch_and_non_identity_elements() -> N
     assert float(invariance_penalty("logit", orbit)) == pytest.approx(1.125)
     stacked = torch.stack([orbit, 2 * orbit])  # leading member dimension
     assert invariance_penalty("logit", stacked).tolist() == pytest.approx([1.125, 4.5])
+
+
+def test_the_registry_is_the_list_of_model_names() -> None:
+    assert ARCHITECTURES == {"mlp": MLP, "cnn": CNN}
+    assert MODEL_KINDS == ("mlp", "wt", "cnn", "wt-cnn")
+    with pytest.raises(GinvError, match=r"unknown model 'resnet' \(known: mlp, wt, cnn, wt-cnn\)"):
+        build_model("resnet", R4())
+    assert isinstance(build_model("wt", R4()).first, WeightTied)
+    assert isinstance(build_model("wt-cnn", R4()).first, WeightTied)
+    assert isinstance(build_model("cnn", R4()).first, torch.nn.Conv2d)
+
+
+def test_cnn_shape_and_parameter_count() -> None:
+    model = CNN()
+    assert sum(p.numel() for p in model.parameters()) == 23_881
+    assert [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)] == [
+        16,
+        32,
+        64,
+    ]
+    x = torch.randn(3, 1, 36, 36)
+    assert model.features(x).shape == (3, 64) and model(x).shape == (3, 9)
+    assert not list(model.buffers())
+    wide = build_model("cnn", R4(), (2, 20, 20), width=40, depth=2, num_classes=4)
+    assert wide(torch.randn(2, 2, 20, 20)).shape == (2, 4)
+    with pytest.raises(GinvError, match="a CNN needs images shaped"):
+        build_model("cnn", R4(), 1296)
+
+
+def orbit_copy_cnn_embed(model, x: torch.Tensor) -> torch.Tensor:
+    """The textbook WT-CNN first stage: the conv and ReLU of every ``g·x``, one at a time."""
+    first, group = model.first, model.first.group
+    maps = [
+        torch.relu(torch.nn.functional.conv2d(group.act(g, x), first.weight, first.bias,
+                                              stride=2, padding=1))
+        for g in group.elements
+    ]  # fmt: skip
+    stacked = torch.stack(maps)
+    return stacked.mean(0) if first.pool == "mean" else stacked.amax(0)
+
+
+@pytest.mark.parametrize("group", [R4(), T3(), D4()], ids=str)
+@pytest.mark.parametrize("pool", ["mean", "max"])
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_weight_tied_cnn_is_exactly_invariant(group, pool, dtype, tol) -> None:
+    """``pool_g relu(conv(g·x))`` pools the same |G| maps for ``x`` and ``g'·x``: the whole
+    network is invariant although a strided, padded convolution commutes with no rotation."""
+    torch.manual_seed(0)
+    model = build_model("wt-cnn", group, pool=pool).to(dtype)
+    x = torch.randn(16, 1, 36, 36, dtype=dtype)
+    assert float(check_invariance(model, group, x).max()) <= tol
+    features = model.features(x)
+    for g in group.elements:
+        assert torch.allclose(model.features(group.act(g, x)), features, atol=tol, rtol=0)
+    assert torch.allclose(model.embed(x), orbit_copy_cnn_embed(model, x), atol=tol, rtol=0)
+    # the plain CNN, with the same weights, is not invariant
+    plain = build_model("cnn", group).to(dtype)
+    plain.load_state_dict(model.state_dict())
+    assert float(check_invariance(plain, group, x)[1:].min()) > 1e-4
+
+
+def test_weight_tied_twins_keep_the_plain_keys_and_initialisation() -> None:
+    for name, twin in (("mlp", "wt"), ("cnn", "wt-cnn")):
+        torch.manual_seed(5)
+        plain = build_model(name, R4(), width=16, depth=2)
+        torch.manual_seed(5)
+        tied = build_model(twin, R4(), width=16, depth=2)
+        tied(torch.randn(2, 1, 36, 36))
+        assert list(tied.state_dict()) == list(plain.state_dict())
+        for k, v in plain.state_dict().items():
+            assert torch.equal(tied.state_dict()[k], v), k
+        assert not list(tied.buffers())
+
+
+def test_ensemble_of_cnns_matches_the_plain_models() -> None:
+    group = R4()
+    models = []
+    for seed, kind in ((0, "cnn"), (1, "cnn"), (0, "wt-cnn"), (1, "wt-cnn")):
+        torch.manual_seed(seed)
+        models.append(build_model(kind, group, (1, 12, 12), width=8, depth=2, num_classes=3))
+    for members in (models[:2], models[2:]):
+        ensemble = Ensemble(members)
+        x = torch.randn(2, 5, 1, 12, 12)
+        out, shared = ensemble(x), ensemble(x[0], shared_input=True)
+        for i, model in enumerate(members):
+            assert torch.allclose(out[i], model(x[i]), atol=1e-6)
+            assert torch.allclose(shared[i], model(x[0]), atol=1e-6)
+
+
+def test_ensemble_refuses_buffers_in_one_line() -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    with pytest.raises(GinvError, match=r"Sequential holds buffers \(1\.running_mean") as error:
+        Ensemble([net, net])
+    assert "\n" not in str(error.value)
+
+
+def test_tsne_reads_any_model_with_features() -> None:
+    tsne = pytest.importorskip("ginv.experiments.tsne")
+    x = torch.randn(3, 1, 36, 36)
+    assert tsne.penultimate_features(build_model("wt-cnn", R4()), x).shape == (3, 64)
+    assert tsne.penultimate_features(MLP(), x).shape == (3, 128)
+    with pytest.raises(GinvError, match="Linear has no features"):
+        tsne.penultimate_features(torch.nn.Linear(1296, 9), x)

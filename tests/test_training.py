@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,10 @@ from ginv.training import TrainConfig, Trainer, TrainingDiverged, load_run
 TOY = dict(epochs=3, batch_size=32, depth=2, width=16, n_train=256, n_val=64)
 
 
-@pytest.mark.parametrize(("model", "reg"), [("mlp", "logit"), ("mlp", "none"), ("wt", "none")])
+@pytest.mark.parametrize(
+    ("model", "reg"),
+    [("mlp", "logit"), ("mlp", "none"), ("wt", "none"), ("cnn", "logit"), ("wt-cnn", "none")],
+)
 def test_members_trained_together_equal_members_trained_alone(tmp_path: Path, model, reg) -> None:
     data = synthetic_dataset()
     configs = [
@@ -51,13 +55,13 @@ def test_members_trained_together_equal_members_trained_alone(tmp_path: Path, mo
     assert isinstance(model_0, torch.nn.Module)
 
 
-@pytest.mark.parametrize("model", ["mlp", "wt"])
+@pytest.mark.parametrize("model", ["mlp", "wt", "cnn", "wt-cnn"])
 def test_initialisation_leaves_the_global_rng_alone(tmp_path: Path, model: str) -> None:
     """Building a trainer or loading a run does not reseed the caller's RNG, and a seed's
     initial weights are still those of ``torch.manual_seed(seed)`` (cached runs rely on it)."""
     config = TrainConfig(model=model, group="R4", seed=3, **{**TOY, "epochs": 1})
     torch.manual_seed(3)
-    expected = build_model(model, get_group("R4"), 144, TOY["width"], TOY["depth"], 3)
+    expected = build_model(model, get_group("R4"), (1, 12, 12), TOY["width"], TOY["depth"], 3)
     torch.manual_seed(123)
     before = torch.get_rng_state()
     trainer = Trainer([config], synthetic_dataset(), tmp_path, "cpu", progress=False)
@@ -253,7 +257,8 @@ def test_every_torch_load_in_src_is_weights_only() -> None:
         (["--group", "Q3"], "unknown group"),
         (["--reg", "logit", "--nu", "-1"], "ν must be ≥ 0"),
         (["--dataset", "cifar10"], "unknown dataset"),
-        (["--model", "cnn"], "unknown model"),
+        (["--model", "resnet"], "unknown model"),
+        (["--model", "cnn", "--depth", "0"], "depth must be ≥ 1"),
         (["--out", "/proc/forbidden"], "cannot write to"),
         (["--device", "tpu9"], "unknown device"),
         (["--lr", "inf"], "lr must be finite, got inf"),
@@ -337,13 +342,32 @@ CORRUPTIONS = {
     "truncated model.pt": (_cut("model.pt"), "corrupt, truncated or not a torch file"),
     "model.pt not torch": (lambda f: (f / "model.pt").write_text("weights"), "not a torch file"),
     "model.pt a list": (_edit_state(lambda s: list(s.values())), "not a state dict of tensors"),
-    "no head": (_edit_state(lambda s: {**s, "head.weight": s["head.bias"]}), "no first.weight"),
+    "no head, old record": (
+        lambda f: (
+            _edit_record(lambda r: r.pop("model_args"))(f),
+            _edit_state(lambda s: {**s, "head.weight": s["head.bias"]})(f),
+        ),
+        "no first.weight",
+    ),
+    "no head": (
+        _edit_state(lambda s: {**s, "head.weight": s["head.bias"]}),
+        "does not fit the run's mlp settings (head.weight (3,) ≠ (3, 16))",
+    ),
+    "model_args a list": (_edit_record(lambda r: r.update(model_args=[1])), "model_args must"),
+    "model_args bad shape": (
+        _edit_record(lambda r: r["model_args"].update(in_shape=[1, 0, 12])),
+        "model_args must hold in_shape",
+    ),
     "missing key": (
         _edit_state(lambda s: {k: v for k, v in s.items() if k != "hidden.0.bias"}),
         "does not fit the run's mlp settings (hidden.0.bias)",
     ),
     "other width": (
         _edit_record(lambda r: r["config"].update(width=8)),
+        "model_args disagree with the run's settings (width 16 ≠ 8)",
+    ),
+    "other width, old record": (
+        _edit_record(lambda r: (r.pop("model_args"), r["config"].update(width=8))),
         "does not fit the run's mlp settings (first.weight (16, 144) ≠ (8, 144), ",
     ),
     "planted code": (lambda f: _plant(f / "model.pt", f / "ran"), "model.pt: refused"),
@@ -373,3 +397,77 @@ def test_a_corrupt_run_folder_is_one_error_line_naming_it(
     text = str(error.value)
     assert str(folder) in text and message in text and "\n" not in text
     assert not (folder / "ran").exists()
+
+
+def test_run_cache_keys_of_existing_runs_are_unchanged() -> None:
+    """Finished runs are cached under ``TrainConfig.key()``: these are the keys of runs
+    trained before the model registry; a new setting must not move them."""
+    assert TrainConfig().key() == "0ba9145f49efa1e5"
+    assert TrainConfig(model="wt").key() == "3c5841707c1638f0"
+    assert TrainConfig(model="wt", pool="max", group="T3").key() == "a4bde8b83922b5c1"
+
+
+def test_a_setting_added_later_keeps_the_keys_at_its_default() -> None:
+    @dataclass(frozen=True)
+    class Later(TrainConfig):
+        extra: int = 0
+
+    assert Later().key() == TrainConfig().key()
+    assert Later(model="wt").key() == TrainConfig(model="wt").key()
+    assert Later(extra=1).key() != TrainConfig().key()
+
+
+def test_width_and_depth_default_to_the_architectures() -> None:
+    assert (TrainConfig().width, TrainConfig().depth) == (128, 5)
+    assert (TrainConfig(model="wt").width, TrainConfig(model="wt").depth) == (128, 5)
+    assert (TrainConfig(model="cnn").width, TrainConfig(model="cnn").depth) == (64, 3)
+    assert TrainConfig(model="wt-cnn", width=32) == TrainConfig.from_dict(
+        {"model": "wt-cnn", "width": 32, "depth": 3}
+    )
+    assert TrainConfig.from_dict(TrainConfig(model="cnn").to_dict()) == TrainConfig(model="cnn")
+
+
+@pytest.mark.parametrize("model", ["cnn", "wt-cnn"])
+def test_a_run_records_its_model_args_and_loads_from_them(tmp_path: Path, model: str) -> None:
+    config = TrainConfig(model=model, **{**TOY, "epochs": 1})
+    trainer = Trainer([config], synthetic_dataset(), tmp_path, "cpu", progress=False)
+    run = trainer.fit()[0]
+    assert run["model_args"] == {
+        "in_shape": [1, 12, 12], "width": 16, "depth": 2, "num_classes": 3, "pool": "mean"
+    }  # fmt: skip
+    loaded, record = load_run(trainer.member_dir(0))
+    assert record["model_args"] == run["model_args"]
+    x = torch.randn(4, 1, 12, 12)
+    with torch.no_grad():
+        expected = trainer.model(x, shared_input=True)[0]
+        assert torch.allclose(loaded(x), expected, atol=1e-6)
+
+
+def test_an_old_run_without_model_args_still_loads(finished_run: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder)
+    model, _ = load_run(folder)
+    _edit_record(lambda r: r.pop("model_args"))(folder)
+    old, run = load_run(folder)
+    assert "model_args" not in run
+    x = torch.randn(4, 1, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(old(x), model(x))
+
+
+@pytest.mark.parametrize("group", ["R4", "T3"])
+def test_cli_trains_an_exactly_invariant_wt_cnn(tmp_path: Path, real_data_dir: Path, group) -> None:
+    from ginv.data import DataConfig, load_transforming
+    from ginv.models import check_invariance
+
+    argv = ["train", "--model", "wt-cnn", "--group", group, "--epochs", "1", "--n-train", "256"]
+    argv += ["--n-val", "64", "--quiet", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    model, run = load_run(next(tmp_path.glob("*/run.json")).parent)
+    assert run["model_args"]["in_shape"] == [1, 36, 36] and run["config"]["width"] == 64
+    x = load_transforming(DataConfig("mnist"), real_data_dir).test.images[:64]
+    assert x.dtype == torch.float32
+    errors = check_invariance(model, get_group(group), x)
+    assert float(errors.max()) <= 1e-5
+    with torch.no_grad():
+        assert float(model(x).abs().max()) > 1e-2  # not invariant by being constant

@@ -75,9 +75,13 @@ def _train(args: argparse.Namespace) -> int:
     from ginv.training import TrainConfig, Trainer, resolve_device
 
     device = resolve_device(args.device)
+    for flag in ("depth", "width"):  # left out: the architecture's default (0 to TrainConfig)
+        n = getattr(args, flag)
+        if n is not None and n < 1:
+            raise GinvError(f"{flag} must be ≥ 1 (leave it out for the model's default), got {n}")
     base = TrainConfig(
         dataset=args.dataset, group=args.group, model=args.model, pool=args.pool,
-        depth=args.depth, width=args.width, reg=args.reg, epochs=args.epochs,
+        depth=args.depth or 0, width=args.width or 0, reg=args.reg, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, n_train=args.n_train, n_val=args.n_val,
         split_seed=args.split_seed,
     )  # fmt: skip
@@ -245,6 +249,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ginv.models import ARCHITECTURES, MODEL_KINDS
     from ginv.training import REGULARIZERS
 
     parser = argparse.ArgumentParser(
@@ -263,7 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train DA, WT or IR models (several seeds at once)")
     train.add_argument("--dataset", default="mnist", help="mnist or fmnist (Transforming-)")
     train.add_argument("--group", default="R4", help="R4, T3, D4, FlipH, FlipV, Tn, Tny")
-    train.add_argument("--model", default="mlp", help="mlp (DA / IR) or wt (weight-tied)")
+    train.add_argument(
+        "--model", default="mlp",
+        help=f"{', '.join(MODEL_KINDS)}: an architecture (DA / IR) or its weight-tied twin (WT)",
+    )  # fmt: skip
     train.add_argument("--pool", default="mean", help="WT pooling over the group: mean or max")
     train.add_argument(
         "--reg", default="none", help=f"invariance regularizer: {', '.join(REGULARIZERS)}"
@@ -274,8 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=300)
     train.add_argument("--batch-size", type=int, default=512)
     train.add_argument("--lr", type=float, default=8e-4)
-    train.add_argument("--depth", type=int, default=5, help="hidden layers")
-    train.add_argument("--width", type=int, default=128, help="hidden units")
+    sizes = ", ".join(f"{k} {a.default_depth}" for k, a in ARCHITECTURES.items())
+    train.add_argument(
+        "--depth", type=int, help=f"hidden layers (MLP) or convolutions (CNN); default {sizes}"
+    )
+    sizes = ", ".join(f"{k} {a.default_width}" for k, a in ARCHITECTURES.items())
+    train.add_argument(
+        "--width", type=int,
+        help=f"hidden units (MLP) or last convolution's channels (CNN); default {sizes}",
+    )  # fmt: skip
     train.add_argument(
         "--seeds", type=_number_list(int), default=[0], help="e.g. 0,1,2,3 (trained together)"
     )

@@ -9,11 +9,23 @@ import matplotlib.pyplot as plt
 import torch
 from sklearn.manifold import TSNE
 
+from ginv.errors import GinvError
 from ginv.experiments.results import Results
-from ginv.models import MLP
 
 if TYPE_CHECKING:
     from ginv.experiments.study import Study
+
+
+def penultimate_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model.features(x)`` flattened to ``(B, D)``: any model that exposes ``features``
+    (every ginv architecture); one :class:`GinvError` line for a model that does not."""
+    features = getattr(model, "features", None)
+    if not callable(features):
+        raise GinvError(
+            f"T-SNE reads a model's penultimate layer, and {type(model).__name__} has no "
+            "features() method"
+        )
+    return features(x).flatten(1)
 
 
 def run(study: Study, folder) -> Results:
@@ -27,10 +39,9 @@ def run(study: Study, folder) -> Results:
     )  # fmt: skip
     study.status.set_postfix_str(f"t-sne {group_name} DA")
     model = study.family(group_name, "DA")[0].model(study.device)
-    assert isinstance(model, MLP), "T-SNE reads the penultimate layer of ginv's MLP"
     split = study.data().test.head(c.tsne_samples)
     with torch.no_grad():
-        features = model.features(group.orbit(split.images)).cpu().double()
+        features = penultimate_features(model, group.orbit(split.images)).cpu().double()
     n, order = len(split), len(group)
     perplexity = float(min(30, max(5, (n * order - 1) // 4)))
     embedding = TSNE(2, perplexity=perplexity, init="pca", random_state=0).fit_transform(

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from ginv.errors import GinvError
+
 
 class Ensemble(nn.Module):
     """``M`` copies of one architecture with stacked parameters ``(M, *shape)``."""
@@ -21,10 +23,15 @@ class Ensemble(nn.Module):
     def __init__(self, members: Sequence[nn.Module]) -> None:
         super().__init__()
         if not members:
-            raise ValueError("an ensemble needs at least one member")
-        params, buffers = stack_module_state(list(members))
+            raise GinvError("an ensemble needs at least one member")
+        buffers = [name for name, _ in members[0].named_buffers()]
         if buffers:
-            raise ValueError("members with buffers are not supported")
+            raise GinvError(
+                f"{type(members[0]).__name__} holds buffers ({', '.join(buffers[:3])}), which "
+                "batched members do not support: use a buffer-free layer (e.g. GroupNorm, not "
+                "BatchNorm)"
+            )
+        params, _ = stack_module_state(list(members))
         # A weightless template (kept out of the module tree): the weights live in `stacked`.
         self._template = [copy.deepcopy(members[0]).to("meta")]
         self.names = list(params)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
 
 import torch
 from torch import Tensor, nn
 
 from ginv.errors import GinvError
 from ginv.groups import PermutationGroup
+from ginv.models.base import Network, Pool, WeightTied
 
-Pool = Literal["mean", "max"]
 
-
-class MLP(nn.Module):
+class MLP(Network):
     """``depth`` hidden ReLU layers of ``width`` units and a linear head; the default
     1296 → 128×5 → 9 has 233,225 parameters. ``features`` is the penultimate layer."""
+
+    default_width = 128
+    default_depth = 5
 
     def __init__(
         self, in_features: int = 36 * 36, width: int = 128, depth: int = 5, num_classes: int = 9
@@ -27,24 +29,21 @@ class MLP(nn.Module):
         self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(depth - 1))
         self.head = nn.Linear(width, num_classes)
 
-    def embed(self, x: Tensor) -> Tensor:
-        """The first hidden layer, ``relu(W₁ x + b₁)``."""
-        return torch.relu(self.first(x.flatten(1)))
+    @classmethod
+    def build(cls, in_shape: tuple[int, ...], width: int, depth: int, num_classes: int) -> MLP:
+        return cls(math.prod(in_shape), width, depth, num_classes)
 
-    def features(self, x: Tensor) -> Tensor:
-        """The penultimate representation (input of the head)."""
-        h = self.embed(x)
+    def body(self, h: Tensor) -> Tensor:
         for layer in self.hidden:
             h = torch.relu(layer(h))
         return h
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
-
 
 class WeightTiedMLP(MLP):
-    """WT: the first layer sees every ``g·x`` with the same weights, then ReLU, then a pool over
-    the group: ``h(x) = pool_g relu(W₁ g·x + b₁)``, exactly invariant as ``{g·hx} = {g·x}``."""
+    """WT: the MLP with its first layer in :class:`~ginv.models.base.WeightTied`,
+    ``h(x) = pool_g relu(W₁ g·x + b₁)``, exactly invariant as ``{g·hx} = {g·x}``."""
+
+    first: WeightTied
 
     def __init__(
         self,
@@ -56,38 +55,15 @@ class WeightTiedMLP(MLP):
         pool: Pool = "mean",
     ) -> None:
         super().__init__(in_features, width, depth, num_classes)
-        if pool not in ("mean", "max"):
-            raise GinvError(f"pool must be 'mean' or 'max', got {pool!r}")
-        self.group = group
-        self.pool = pool
-        # Gather indices by image shape and device: plain tensors, not buffers, so that
-        # state_dict keys stay those of the MLP and Ensemble (which refuses buffers) accepts it.
-        self._tied_index: dict[tuple[int, int, int, str], Tensor] = {}
+        self.first = WeightTied(group, self.first, pool)
 
-    def tied_index(self, x: Tensor) -> Tensor:
-        """``(C·H·W, |G|)`` indices with ``W₁[:, index[:, g]] x = W₁ (g·x)`` for images like ``x``:
-        as ``(g·x).flat[i] = x.flat[p_g[i]]``, column ``j`` of ``W₁ P_g`` is ``W₁[:, p_g⁻¹[j]]``."""
-        c, h, w = x.shape[-3:]
-        key = (c, h, w, str(x.device))
-        if key not in self._tied_index:
-            perms = self.group.permutations(x)  # (|G|, H·W) on x's device
-            inverse = perms[[self.group.inverse(g) for g in self.group.elements]]
-            channels = torch.arange(c, device=x.device).view(c, 1, 1) * (h * w)
-            index = (inverse.t().unsqueeze(0) + channels).flatten(0, 1)
-            # Contiguous: a gather's output takes its index's layout, and embed views it as rows.
-            self._tied_index[key] = index.contiguous()
-        return self._tied_index[key]
+    @property
+    def group(self) -> PermutationGroup:
+        return self.first.group
 
-    def embed(self, x: Tensor) -> Tensor:
-        """``pool_g relu(W₁ P_g x + b₁)`` as one matmul of ``x`` with ``[W₁ P_g]_g`` stacked:
-        only W₁'s columns are gathered (|G|·in·width), never the |G|·B·in orbit of the input."""
-        n, width = len(self.group), self.first.out_features
-        # Row gather of the (in, width) transpose straight into the (in, |G|·width) layout that
-        # the matmul and its weight gradient use as they are: no permute copies of either.
-        stacked = self.first.weight.t().contiguous()[self.tied_index(x)].view(-1, n * width)
-        h = torch.addmm(self.first.bias.repeat(n), x.flatten(1), stacked)
-        h = torch.relu(h).view(-1, n, width)
-        return h.mean(1) if self.pool == "mean" else h.amax(1)
+    @property
+    def pool(self) -> Pool:
+        return self.first.pool
 
 
 def check_invariance(model: nn.Module, group: PermutationGroup, x: Tensor) -> Tensor:

@@ -5,6 +5,8 @@ from ginv.training.trainer import (
     Trainer,
     TrainingDiverged,
     load_run,
+    model_args,
+    model_for,
     orbit_accuracy,
     resolve_device,
 )
@@ -15,6 +17,8 @@ __all__ = [
     "Trainer",
     "TrainingDiverged",
     "load_run",
+    "model_args",
+    "model_for",
     "orbit_accuracy",
     "resolve_device",
 ]

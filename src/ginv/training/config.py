@@ -11,21 +11,33 @@ from typing import Any
 from ginv.errors import GinvError
 from ginv.groups import get_group
 from ginv.losses import INVARIANCE_ERRORS
-from ginv.models import MODEL_KINDS
+from ginv.models import MODEL_KINDS, architecture_of
 
 REGULARIZERS = ("none", *INVARIANCE_ERRORS)
+
+# The settings of the first release: always in the run-cache key. A setting added later is
+# hashed only when it differs from its default, so that adding one keeps every cached key.
+_KEYED_ALWAYS = frozenset(
+    ("dataset", "group", "model", "pool", "depth", "width", "reg", "nu", "epochs",
+     "batch_size", "lr", "seed", "n_train", "n_val", "split_seed")
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One run: data, group, model, optional invariance regularizer ``ν·I(f)``, optimisation."""
+    """One run: data, group, model, optional invariance regularizer ``ν·I(f)``, optimisation.
+
+    ``model`` is a name of :data:`ginv.models.MODEL_KINDS`; ``depth`` and ``width`` are its
+    architecture's (the MLP: hidden layers and units, 5 and 128; the CNN: convolutions and
+    the channels of the last one, 3 and 64), and 0 stands for the architecture's default,
+    filled in at construction. ``pool`` is the WT twins' pooling over the group."""
 
     dataset: str = "mnist"
     group: str = "R4"
     model: str = "mlp"
     pool: str = "mean"
-    depth: int = 5
-    width: int = 128
+    depth: int = 0
+    width: int = 0
     reg: str = "none"
     nu: float = 0.0
     epochs: int = 300
@@ -35,6 +47,13 @@ class TrainConfig:
     n_train: int = 10_000
     n_val: int = 2_000
     split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model in MODEL_KINDS:  # an unknown model is validate's to name
+            cls, _ = architecture_of(self.model)
+            for name, default in (("depth", cls.default_depth), ("width", cls.default_width)):
+                if getattr(self, name) == 0:
+                    object.__setattr__(self, name, default)
 
     def validate(self) -> TrainConfig:
         """Raise a :class:`GinvError` naming the first bad setting; return ``self``."""
@@ -87,8 +106,12 @@ class TrainConfig:
         return f"{self.dataset}-{self.group}-{self.model}{reg}-seed{self.seed}"
 
     def key(self) -> str:
-        """A hash of every setting: equal keys mean the same run."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        """A hash of every setting: equal keys mean the same run. Settings added after the
+        first release enter it only when they differ from their default, so every key
+        computed before them is unchanged."""
+        defaults = {f.name: f.default for f in fields(self)}
+        settings = {k: v for k, v in asdict(self).items() if k in _KEYED_ALWAYS or v != defaults[k]}
+        text = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from ginv.errors import GinvError
 from ginv.groups import PermutationGroup, get_group
 from ginv.losses import invariance_penalty
 from ginv.models import Ensemble, build_model
-from ginv.models.mlp import Pool
+from ginv.models.base import Pool
 from ginv.training.checkpoint import atomic_torch_save, atomic_write_json, load_torch_file
 from ginv.training.config import TrainConfig
 
@@ -62,18 +62,41 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return resolved
 
 
-def model_for(config: TrainConfig, in_features: int = 36 * 36, num_classes: int = 9) -> nn.Module:
-    """A freshly initialised model for ``config``: the initialisation that
-    ``torch.manual_seed(config.seed)`` gives, drawn without touching the global RNG."""
+def model_args(
+    config: TrainConfig, in_shape: int | Sequence[int] = (1, 36, 36), num_classes: int = 9
+) -> dict[str, Any]:
+    """The arguments that rebuild ``config``'s model (``run.json``'s ``model_args``): image
+    shape ``(C, H, W)``, width, depth, number of classes and the WT pooling."""
+    shape = [in_shape] if isinstance(in_shape, int) else [int(n) for n in in_shape]
+    return {
+        "in_shape": shape,
+        "width": config.width,
+        "depth": config.depth,
+        "num_classes": int(num_classes),
+        "pool": config.pool,
+    }
+
+
+def model_for(
+    config: TrainConfig,
+    in_shape: int | Sequence[int] = (1, 36, 36),
+    num_classes: int = 9,
+    args: dict[str, Any] | None = None,
+) -> nn.Module:
+    """A freshly initialised model for ``config`` on images ``in_shape`` (or as ``args``, a
+    :func:`model_args` record, says): the initialisation that ``torch.manual_seed(config.seed)``
+    gives, drawn without touching the global RNG."""
     group = get_group(config.group)
-    pool: Pool = "max" if config.pool == "max" else "mean"
+    args = args if args is not None else model_args(config, in_shape, num_classes)
+    pool: Pool = "max" if args["pool"] == "max" else "mean"
     # nn.init draws from the global CPU generator only; fork it so that callers (a script
     # loading a run, a caller's own seeding) see their RNG stream unchanged.
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(config.seed)
         return build_model(
-            config.model, group, in_features, config.width, config.depth, num_classes, pool
-        )
+            config.model, group, args["in_shape"], args["width"], args["depth"],
+            args["num_classes"], pool,
+        )  # fmt: skip
 
 
 @torch.no_grad()
@@ -154,8 +177,9 @@ class Trainer:
                 "and ν (ν values are told apart by their 6 significant digits, as in run names)"
             )
         self.progress = progress
-        in_features = int(self.train_split.images[0].numel())
-        models = [model_for(c, in_features, data.num_classes) for c in self.configs]
+        in_shape = tuple(self.train_split.images.shape[1:])
+        self.model_args = model_args(self.base, in_shape, data.num_classes)
+        models = [model_for(c, args=self.model_args) for c in self.configs]
         self.template = models[0]
         self.model = Ensemble(models).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.base.lr, fused=True)
@@ -369,6 +393,7 @@ class Trainer:
             run = {
                 "config": m.config.to_dict(),
                 "name": m.config.name,
+                "model_args": self.model_args,
                 "selected_epoch": m.best_epoch,
                 "best_val_acc": m.best_val_acc,
                 "epochs_trained": self.epoch,
@@ -400,6 +425,28 @@ def remove_finished_checkpoints(
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _checked_model_args(args: Any, record: Path) -> dict[str, Any]:
+    """``run.json``'s ``model_args``, or one line saying what is wrong with them."""
+    shape = args.get("in_shape") if isinstance(args, dict) else None
+    ok = (
+        isinstance(args, dict)
+        and isinstance(shape, list)
+        and 1 <= len(shape) <= 3
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)
+        and all(
+            isinstance(args.get(k), int) and not isinstance(args.get(k), bool) and args[k] >= 1
+            for k in ("width", "depth", "num_classes")
+        )
+        and args.get("pool") in ("mean", "max")
+    )
+    if not ok:
+        raise GinvError(
+            f"{record}: model_args must hold in_shape (1 to 3 positive ints), positive width, "
+            f"depth and num_classes, and pool 'mean' or 'max'; got {args!r:.120}"
+        )
+    return args
+
+
 def load_run(
     folder: Path | str, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -422,10 +469,23 @@ def load_run(
     state = load_torch_file(weights, device)
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise GinvError(f"{weights}: not a state dict of tensors")
-    first, head = state.get("first.weight"), state.get("head.weight")
-    if first is None or head is None or first.dim() != 2 or head.dim() != 2:
-        raise GinvError(f"{weights}: no first.weight and head.weight matrices")
-    model = model_for(config, int(first.shape[1]), int(head.shape[0]))
+    args = run.get("model_args")
+    if args is None:  # a run from before model_args: an MLP or WT, read off its weights
+        first, head = state.get("first.weight"), state.get("head.weight")
+        if first is None or head is None or first.dim() != 2 or head.dim() != 2:
+            raise GinvError(f"{weights}: no first.weight and head.weight matrices")
+        args = model_args(config, int(first.shape[1]), int(head.shape[0]))
+    args = _checked_model_args(args, record)
+    differ = [f"{k} {args[k]!r} ≠ {getattr(config, k)!r}" for k in ("width", "depth", "pool")
+              if args[k] != getattr(config, k)]  # fmt: skip
+    if differ:
+        raise GinvError(
+            f"{record}: model_args disagree with the run's settings ({', '.join(differ)})"
+        )
+    try:
+        model = model_for(config, args=args)
+    except GinvError as e:
+        raise GinvError(f"{record}: {e}") from None
     expected = model.state_dict()
     mismatched = sorted(expected.keys() ^ state.keys()) + [
         f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}"
