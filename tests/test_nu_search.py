@@ -58,7 +58,7 @@ def check_bracket(result, curve: Curve, spec: SearchSpec = SPEC) -> None:
         assert chosen.si >= spec.target
         assert all(p.si < spec.target for p in result.points if p.nu < d.nu)
         if d.miss_below is not None:
-            assert d.nu / d.miss_below <= spec.resolution * (1 + 1e-6)
+            assert d.nu / d.miss_below <= spec.resolution * (1 + 2e-3)
 
 
 def test_monotone_curve_is_bracketed_to_the_resolution() -> None:
@@ -176,6 +176,8 @@ def test_proposals_by_hand() -> None:
     # bracket 10 → 30 (ratio 3): log-spaced fill, ratio 3^(1/3) ≈ 1.44 ≤ 1.5 in one round
     assert propose(pts((10, 0.9), (30, 0.96)), SPEC) == [14.4, 20.8]
     assert propose(pts((10, 0.9), (14.4, 0.96)), SPEC) == []  # resolved
+    # steps of 1.5 rounded to three digits (4.44 → 6.67 is ×1.502) count as resolved
+    assert propose(pts((4.44, 0.9), (6.67, 0.96)), SPEC) == []
     # extensions step by the resolution: a crossing within 1.5⁴ ≈ 5 needs no refinement after
     assert propose(pts((1, 0.96), (3, 0.97)), SPEC) == [0.198, 0.296, 0.444, 0.667]
     assert propose(pts((1, 0.5), (3, 0.6)), SPEC) == [4.5, 6.75, 10.1, 15.2]

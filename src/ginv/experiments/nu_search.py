@@ -65,6 +65,9 @@ class Decision:
     reason: str
 
 
+ROUNDING = 2e-3  # ratios of ν rounded to three digits are off by up to this much
+
+
 def round_nu(nu: float) -> float:
     """ν to three significant digits: run names and cache keys stay readable and stable."""
     return float(f"{nu:.3g}")
@@ -118,7 +121,7 @@ def propose(points: Sequence[Point], spec: SearchSpec) -> list[float]:
         downs = [round_nu(best.nu / step ** (i + 1)) for i in range(spec.round_size)]
         return _fresh([v for v in downs if v >= spec.nu_min * (1 - 1e-9)], ordered)
     miss = below[-1]
-    if best.nu / miss.nu <= spec.resolution * (1 + 1e-9):
+    if best.nu / miss.nu <= spec.resolution * (1 + ROUNDING):
         return []
     # as many log-spaced candidates as reach the resolution, at most a round's worth
     needed = math.ceil(math.log(best.nu / miss.nu) / math.log(spec.resolution)) - 1
