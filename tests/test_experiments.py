@@ -199,8 +199,11 @@ def test_cli_calibrate_reports_the_chosen_nu(tmp_path: Path, real_data_dir: Path
     assert deciding["epochs"] == smoke.epochs
     assert (tmp_path / "calibration" / "nu-mnist-T3-kl.png").is_file()
     runs = set((tmp_path / "runs").iterdir())
+    # a kill between the record and its figure loses nothing: a rerun writes both again
+    (tmp_path / "calibration" / "nu-mnist-T3-kl.png").unlink()
     again = _run(args)
     assert again.returncode == 0 and set((tmp_path / "runs").iterdir()) == runs
+    assert (tmp_path / "calibration" / "nu-mnist-T3-kl.png").read_bytes()[:4] == b"\x89PNG"
     # any setting that reaches training gives new runs, never the old ν
     for change in ("lr=0.003", "n_train=200", "batch_size=64", "n_val=50"):
         before = set((tmp_path / "runs").iterdir())
