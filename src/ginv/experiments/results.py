@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from ginv.experiments import style
 from ginv.training.checkpoint import atomic_write, atomic_write_json, atomic_write_text
 
 
@@ -89,7 +90,8 @@ def save_figure(fig: Figure, stem: Path) -> None:
 
 
 def _savefig(fig: Figure, ext: str, handle: IO[bytes]) -> None:
-    fig.savefig(handle, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight")
+    with style.context():  # the shared style's save settings (PDF fonts), see style.py
+        fig.savefig(handle, format=ext, dpi=200 if ext == "png" else None, bbox_inches="tight")
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
