@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 
+from ginv.experiments import style
 from ginv.experiments.results import Results, mean_std
 
 if TYPE_CHECKING:
@@ -62,18 +63,27 @@ def run(study: Study, folder) -> Results:
         folder, "weights", ["group", "model", "seed", "layer", "sigma_max"], weight_rows
     )
     labels = ["DA"] + [f"IR-{loss}" for loss in c.spectral_losses]
-    fig, ax = plt.subplots(figsize=(1.6 * len(labels) * len(c.groups) / 2 + 3, 3.4))
-    width = 0.8 / len(c.groups)
-    for j, group_name in enumerate(c.groups):
-        xs = [i + (j - (len(c.groups) - 1) / 2) * width for i in range(len(labels))]
-        ax.bar(xs, [bars[(group_name, lab)][0] for lab in labels], width,
-               yerr=[bars[(group_name, lab)][1] for lab in labels], label=group_name)  # fmt: skip
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_ylabel("mean σmax(J)")
-    ax.legend(fontsize=8)
-    ax.set_title("Sensitivity of DA and IR models", fontsize=9)
+    fig = _plot(c.groups, labels, bars)
     results.add_figure(
         folder, "spectral", fig, "Mean σmax(J) over test inputs; error bars: std over seeds."
     )
     results.data = {f"{g}/{lab}": list(v) for (g, lab), v in bars.items()}
     return results
+
+
+@style.styled
+def _plot(groups, labels, bars):
+    """Groups along x, one bar per model (DA, then IR per loss) in that model's colour."""
+    fig, ax = plt.subplots(figsize=(style.COLUMN, 2.3))
+    width = 0.8 / len(labels)
+    for k, label in enumerate(labels):
+        xs = [j + (k - (len(labels) - 1) / 2) * width for j in range(len(groups))]
+        ax.bar(xs, [bars[(g, label)][0] for g in groups], width,
+               yerr=[bars[(g, label)][1] for g in groups], color=style.color(label),
+               label=label, ecolor="black", error_kw={"lw": 0.6})  # fmt: skip
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel("mean σmax(J) over test inputs")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(labels),
+              columnspacing=1.0, handlelength=1.2)  # fmt: skip
+    fig.tight_layout()
+    return fig
