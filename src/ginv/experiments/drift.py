@@ -61,8 +61,8 @@ def run(study: Study, folder) -> Results:
                         b,
                         round(ratio[0], 4),
                         round(ratio[1], 4),
-                        f"{di[0]:.4g}",
-                        f"{di[1]:.2g}",
+                        di[0],
+                        di[1],
                     ]
                 )
             curves[f"{group_name}/{kind}"] = curve
@@ -73,7 +73,7 @@ def run(study: Study, folder) -> Results:
     results.add_csv(
         folder,
         "drift",
-        ["group", "model", "beta", "acc_ratio", "acc_ratio_std", "DI", "DI_std"],
+        ["group", "model", "beta", "acc_ratio", "acc_ratio_std", "di", "di_std"],
         rows,
     )
     fig = _plot(c.groups, curves, f"drift β (0: {c.dataset.upper()}, 1: {c.drift_target.upper()})")
@@ -96,6 +96,10 @@ def run(study: Study, folder) -> Results:
         f"At β = {c.drift_betas[-1]}",
         ["group", "model", "acc ratio", "DI"],
         summary,
+        tidy=(
+            ["group", "model", "beta", "acc_ratio", "acc_ratio_std", "di", "di_std"],
+            [[g, k, *curves[f"{g}/{k}"][-1]] for g in c.groups for k in KINDS],
+        ),
     )
     return results
 

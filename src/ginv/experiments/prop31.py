@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import torch
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
 from torch import Tensor
 
 from ginv.experiments import style
@@ -89,7 +89,12 @@ def run(study: Study, folder) -> Results:
     results.passed = passed
     results.data = cases
     results.add_table(folder, "prop31", f"Closed form vs gradient descent (tolerance {tolerance:g}) and monotone σmax along gradient descent",
-                      ["case", "max relative error", "largest σmax increase", "σmax(W(0)) → σmax(W(T))", "check"], rows)  # fmt: skip
+                      ["case", "max relative error", "largest σmax increase", "σmax(W(0)) → σmax(W(T))", "check"], rows,
+                      tidy=(["case", "samples", "max_relative_error", "tolerance", "largest_sigma_max_increase",
+                             "sigma_max_start", "sigma_max_end", "passed"],
+                            [[name, r["samples"], r["max_gd_error"], tolerance, r["largest_sigma_increase"],
+                              r["sigma_max"][0], r["sigma_max"][-1], row[-1] == "pass"]
+                             for (name, r), row in zip(cases.items(), rows, strict=True)]))  # fmt: skip
     results.notes.append(
         "Largest violation of σmax(W_{k+1}) ≤ σmax(W_k) along gradient descent: "
         + ", ".join(f"{n}: {r['largest_sigma_increase']:.2e}" for n, r in cases.items())
@@ -114,6 +119,10 @@ def _plot(cases: dict[str, dict[str, Any]]):
     axes[0].set_ylabel("σmax(W$_k$)")
     axes[0].set_title("σmax along gradient descent")
     axes[1].set_ylabel("relative error (log)")
+    axes[1].yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axes[1].yaxis.set_major_formatter(
+        LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(9, 9))
+    )
     axes[1].yaxis.set_minor_formatter(NullFormatter())
     axes[1].set_title("gradient descent vs W(0)·exp(−Σt)")
     for ax in axes:

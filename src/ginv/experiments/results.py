@@ -48,9 +48,20 @@ class Results:
         self.files.append(f"{name}.csv")
 
     def add_table(
-        self, folder: Path, name: str, caption: str, columns: list[str], rows: list[list[Any]]
+        self,
+        folder: Path,
+        name: str,
+        caption: str,
+        columns: list[str],
+        rows: list[list[Any]],
+        tidy: tuple[list[str], list[list[Any]]] | None = None,
     ) -> None:
-        write_csv(folder / f"{name}.csv", columns, rows)
+        """A table the report prints (``columns``, ``rows``: formatted for reading) and its
+        ``name.csv``: ``tidy`` (ASCII column names, one number per cell, mean and std in
+        columns of their own) where the printed cells are formatted (``0.95 ± 0.01``), else
+        the printed rows themselves."""
+        csv_columns, csv_rows = tidy if tidy is not None else (columns, rows)
+        write_csv(folder / f"{name}.csv", csv_columns, csv_rows)
         self.tables.append(Table(caption, columns, rows, f"{name}.csv"))
         self.files.append(f"{name}.csv")
 

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from ginv.experiments.study import Study
 
 
+TIDY_COLUMNS = ["group", "model", "loss", "nu", "n_seeds", "sigma_max_j", "sigma_max_j_std",
+                "spread_over_inputs"]  # fmt: skip
+
+
 def run(study: Study, folder) -> Results:
     c = study.config
     results = Results(
@@ -21,7 +25,7 @@ def run(study: Study, folder) -> Results:
         "σmax of the input–logit Jacobian per test input (mean over inputs, then mean ± std over "
         f"seeds), and σmax of each weight matrix. IR losses: {', '.join(c.spectral_losses)}.",
     )  # fmt: skip
-    rows, weight_rows, bars = [], [], {}
+    rows, weight_rows, bars, tidy = [], [], {}, []
     for group_name in c.groups:
         group = study.group(group_name)
         variants = [("DA", None)] + [("IR", loss) for loss in c.spectral_losses]
@@ -43,6 +47,9 @@ def run(study: Study, folder) -> Results:
                     weight_rows.append([group_name, label, r.config.seed, layer, round(s, 5)])
             mean, std = mean_std(sigmas)
             bars[(group_name, label)] = (mean, std)
+            spread = sum(spreads) / len(spreads)
+            tidy.append([group_name, label, loss or "", nu if loss else "", len(runs), mean, std,
+                         spread])  # fmt: skip
             rows.append(
                 [
                     group_name,
@@ -58,6 +65,7 @@ def run(study: Study, folder) -> Results:
         "σmax(J) per test input",
         ["group", "model", "ν", "σmax(J) (seeds)", "spread over inputs"],
         rows,
+        tidy=(TIDY_COLUMNS, tidy),
     )
     results.add_csv(
         folder, "weights", ["group", "model", "seed", "layer", "sigma_max"], weight_rows
@@ -78,8 +86,9 @@ def _plot(groups, labels, bars):
     width = 0.8 / len(labels)
     for k, label in enumerate(labels):
         xs = [j + (k - (len(labels) - 1) / 2) * width for j in range(len(groups))]
+        stds = [bars[(g, label)][1] for g in groups]
         ax.bar(xs, [bars[(g, label)][0] for g in groups], width,
-               yerr=[bars[(g, label)][1] for g in groups], color=style.color(label),
+               yerr=stds if any(stds) else None, color=style.color(label),
                label=label, ecolor="black", error_kw={"lw": 0.6})  # fmt: skip
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("mean σmax(J) over test inputs")

@@ -34,6 +34,41 @@ def family_metrics(study: Study, group_name: str, runs: list[Run]) -> dict[str, 
     return values
 
 
+TIDY_COLUMNS = [
+    "group", "model", "loss", "nu", "n_seeds", *(f"{k}{s}" for k, _ in COLUMNS for s in ("", "_std")),
+    "val_si", "val_si_std", "si_target_reached",
+]  # fmt: skip
+"""``table.csv``: one number per cell (empty where a column does not apply: ν, val SI of WT
+and DA), mean and std over seeds in columns of their own."""
+
+
+def tidy_row(record: dict[str, Any]) -> list[Any]:
+    """One line of ``table.csv`` from one record of ``results.json``'s ``data.rows``."""
+    ir = record["model"] == "IR"
+    val_si = mean_std(record["val_si_per_seed"]) if ir else ("", "")
+    return [
+        record["group"], record["model"], record.get("loss", ""), record.get("nu", ""),
+        len(record["seeds"]), *(record[f"{k}{s}"] for k, _ in COLUMNS for s in ("", "_std")),
+        *val_si, record["si_target_reached"] if ir else "",
+    ]  # fmt: skip
+
+
+def summary_lines(records: list[dict[str, Any]]) -> list[str]:
+    """The main table for a terminal: group, model, accuracy, LI, DI, SI, val SI (mean ± std
+    over seeds), from ``results.json``'s ``data.rows``."""
+    head = ["group", "model", "accuracy", "LI", "DI", "SI", "val SI"]
+    lines = [head]
+    for r in records:
+        model = r["model"]
+        if model == "IR":
+            model = f"IR ν={r['nu']:g}" + ("" if r["si_target_reached"] else " (missed)")
+        val = fmt(*mean_std(r["val_si_per_seed"]), digits=3) if "val_si_per_seed" in r else ""
+        lines.append([r["group"], model, *(fmt(r[k], r[f"{k}_std"], 3) for k, _ in COLUMNS), val])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+            for line in lines]  # fmt: skip
+
+
 def run(study: Study, folder) -> Results:
     c = study.config
     results = Results(
@@ -84,6 +119,7 @@ def run(study: Study, folder) -> Results:
     results.add_table(
         folder, "table", "Accuracy and invariance on the test orbit; val SI on the validation orbit",
         ["group", "model", *(n for _, n in COLUMNS), "val SI"], rows,
+        tidy=(TIDY_COLUMNS, [tidy_row(r) for r in records]),
     )  # fmt: skip
     results.data = {"rows": records}
     data = {f"{r['group']}/{r['model']}": r["per_seed"] for r in records}
@@ -120,9 +156,9 @@ def _plot(groups, data):
                 bottom = style.FLOOR / 10  # an exact zero still shows as a one-decade stub
                 shown = style.clip_floor(means)
                 ax.bar(xs, [v - bottom for v in shown], width, bottom=bottom,
-                       yerr=style.log_errors(means, stds), **bar)  # fmt: skip
+                       yerr=style.log_errors(means, stds) if any(stds) else None, **bar)  # fmt: skip
             else:
-                ax.bar(xs, means, width, yerr=stds, **bar)
+                ax.bar(xs, means, width, yerr=stds if any(stds) else None, **bar)
         ax.set_xticks(range(len(groups)), groups)
         ax.set_ylabel(name)
         if log:
