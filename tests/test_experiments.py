@@ -71,12 +71,37 @@ def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*GINV, *args], capture_output=True, text=True, timeout=600, **kw)
 
 
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_tidy_csv(path: Path) -> list[dict[str, str]]:
+    """A data file loads as numbers: ASCII names without spaces, and a column whose first
+    value is a number holds only numbers (or nothing, where it does not apply)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        header, *rows = list(csv.reader(handle))
+    assert rows, path
+    assert all(h.isascii() and h.isidentifier() for h in header), (path, header)
+    for i, column in enumerate(header):
+        cells = [row[i] for row in rows if row[i] != ""]
+        assert all("±" not in c for c in cells), (path, column)
+        if cells and _is_float(cells[0]):
+            assert all(_is_float(c) for c in cells), (path, column)
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
 def _check_outputs(out: Path) -> dict:
-    for name in EXPERIMENTS:
+    for name in (*EXPERIMENTS, "fidelity", "calibration"):
         results = json.loads((out / name / "results.json").read_text())
         for f in results["files"]:
-            with open(out / name / f) as handle:
-                assert len(list(csv.reader(handle))) >= 2, f
+            _check_tidy_csv(out / name / f)
+    for row in _check_tidy_csv(out / "table" / "table.csv"):
+        for measure in ("accuracy", "li", "di", "si"):
+            float(row[measure]), float(row[f"{measure}_std"])
         for fig in results["figures"]:
             assert (out / name / fig["png"]).read_bytes()[:4] == b"\x89PNG"
             assert (out / name / fig["pdf"]).read_bytes()[:4] == b"%PDF"
@@ -92,6 +117,10 @@ def test_reproduce_all_smoke_end_to_end(tmp_path: Path, real_data_dir: Path) -> 
     done = _run(["reproduce", "all", "--profile", "smoke", "--out", str(out), "--quiet"])
     assert done.returncode == 0, done.stderr
     assert "total" in done.stdout
+    # the main table in the terminal: a header, then WT, DA, IR per group
+    main = done.stdout.split("main table", 1)[1].splitlines()[1:8]
+    assert main[0].split() == ["group", "model", "accuracy", "LI", "DI", "SI", "val", "SI"]
+    assert [line.split()[:2] for line in main[1:4]] == [["R4", "WT"], ["R4", "DA"], ["R4", "IR"]]
     prop = _check_outputs(out)
     assert prop["passed"] is True
     table = json.loads((out / "table" / "results.json").read_text())

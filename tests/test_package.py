@@ -79,6 +79,20 @@ def _results_folder(out: Path, profile: str) -> Path:
     return out
 
 
+def test_report_marks_a_section_from_other_settings(tmp_path: Path) -> None:
+    """A section left by an earlier or different run keeps its own settings' label."""
+    out = _results_folder(tmp_path / "r", "paper")
+    section = json.loads((out / "prop31" / "results.json").read_text())
+    section["config"] = {"profile": "smoke", "epochs": 3, "seeds": [0]}
+    (out / "prop31" / "results.json").write_text(json.dumps(section))
+    md, page = (p.read_text() for p in write_report(out))
+    assert "profile = smoke (report: paper)" in md and "Other settings" in page
+    assert "Not the paper's scale" in md and "Proposition 3.1 (smoke)" in md
+    (out / "config.json").unlink()  # no finished run: the sections' own settings label it
+    md = write_report(out)[0].read_text()
+    assert "Profile **smoke**" in md and "Other settings" not in md
+
+
 @pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
 def test_report_has_contents_scale_banner_and_provenance(tmp_path: Path, profile: str) -> None:
     md_path, html_path = write_report(_results_folder(tmp_path / profile, profile))

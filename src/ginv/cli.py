@@ -194,6 +194,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     for name, seconds in timings.items():
         print(f"  {name:<10}{seconds:8.1f}s")
     print(f"  {'total':<10}{time.perf_counter() - start:8.1f}s; report: {out / 'report.html'}")
+    if "table" in timings:
+        from ginv.experiments.table import summary_lines
+
+        rows = load_json(out / "table" / "results.json")["data"]["rows"]
+        print("main table (test orbit; mean ± std over seeds; val SI on the validation orbit):")
+        print("\n".join(f"  {line}" for line in summary_lines(rows)))
     for name in names:
         results = load_json(out / name / "results.json")
         for note in results["notes"]:

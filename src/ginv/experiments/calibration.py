@@ -15,6 +15,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from ginv.experiments.results import Results, save_figure
+from ginv.experiments.style import PAGE, styled
 from ginv.training.checkpoint import atomic_write_json, load_json
 
 
@@ -30,9 +31,10 @@ def write_calibration(folder: Path, record: dict[str, Any]) -> None:
     save_figure(_plot(record), path.with_suffix(""))
 
 
+@styled
 def _plot(cal: dict[str, Any]):
     target = cal["settings"]["target"]
-    fig, (ax_si, ax_acc) = plt.subplots(1, 2, figsize=(7.2, 3.2), sharex=True)
+    fig, (ax_si, ax_acc) = plt.subplots(1, 2, figsize=(PAGE, 3.0), sharex=True)
     for stage, style in (("presearch", {"alpha": 0.45, "mfc": "none"}), ("final", {})):
         pts = sorted((p for p in cal["curve"] if p["stage"] == stage), key=lambda p: p["nu"])
         if not pts:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 
 from ginv.data import drift_split
+from ginv.experiments import style
 from ginv.experiments.results import Results, mean_std
 from ginv.measures import measure
 
@@ -60,8 +61,8 @@ def run(study: Study, folder) -> Results:
                         b,
                         round(ratio[0], 4),
                         round(ratio[1], 4),
-                        f"{di[0]:.4g}",
-                        f"{di[1]:.2g}",
+                        di[0],
+                        di[1],
                     ]
                 )
             curves[f"{group_name}/{kind}"] = curve
@@ -72,27 +73,17 @@ def run(study: Study, folder) -> Results:
     results.add_csv(
         folder,
         "drift",
-        ["group", "model", "beta", "acc_ratio", "acc_ratio_std", "DI", "DI_std"],
+        ["group", "model", "beta", "acc_ratio", "acc_ratio_std", "di", "di_std"],
         rows,
     )
-    fig, axes = plt.subplots(2, len(c.groups), figsize=(4.2 * len(c.groups), 6), squeeze=False)
-    for j, group_name in enumerate(c.groups):
-        for kind in KINDS:
-            curve = curves[f"{group_name}/{kind}"]
-            betas = [p[0] for p in curve]
-            axes[0, j].errorbar(
-                betas, [p[3] for p in curve], [p[4] for p in curve], label=kind, marker="o", ms=3
-            )
-            axes[1, j].errorbar(
-                betas, [p[1] for p in curve], [p[2] for p in curve], label=kind, marker="o", ms=3
-            )
-        axes[0, j].set_title(f"{group_name}: DI against β", fontsize=9)
-        axes[1, j].set_title(f"{group_name}: Acc(D(β)) / Acc(D1)", fontsize=9)
-        axes[1, j].set_xlabel("β")
-        axes[0, j].legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
+    fig = _plot(c.groups, curves, f"drift β (0: {c.dataset.upper()}, 1: {c.drift_target.upper()})")
     results.add_figure(
-        folder, "drift", fig, "DI (top) and accuracy ratio (bottom) against the drift β."
+        folder,
+        "drift",
+        fig,
+        f"DI (top, log axis; values below {style.FLOOR:g}, exact zeros included, drawn at "
+        f"{style.FLOOR:g}, dotted line) and accuracy ratio (bottom) against the drift β; "
+        "mean ± std over seeds.",
     )
     summary = [
         [g, k, f"{curves[f'{g}/{k}'][-1][1]:.3f}", f"{curves[f'{g}/{k}'][-1][3]:.3g}"]
@@ -105,5 +96,37 @@ def run(study: Study, folder) -> Results:
         f"At β = {c.drift_betas[-1]}",
         ["group", "model", "acc ratio", "DI"],
         summary,
+        tidy=(
+            ["group", "model", "beta", "acc_ratio", "acc_ratio_std", "di", "di_std"],
+            [[g, k, *curves[f"{g}/{k}"][-1]] for g in c.groups for k in KINDS],
+        ),
     )
     return results
+
+
+@style.styled
+def _plot(groups, curves, xlabel: str = "drift β"):
+    """DI (log axis: WT and IR sit many decades below DA) above the accuracy ratio, one column
+    per group; each curve is ``(β, ratio, ratio std, DI, DI std)`` per β."""
+    fig, axes = plt.subplots(2, len(groups), figsize=(style.PAGE, 3.6), sharex=True,
+                             sharey="row", squeeze=False)  # fmt: skip
+    for j, group_name in enumerate(groups):
+        top, bottom = axes[0, j], axes[1, j]
+        for kind in ("WT", "DA", "IR"):  # the legend's order in every figure
+            curve = curves[f"{group_name}/{kind}"]
+            betas = [p[0] for p in curve]
+            line = {"color": style.color(kind), "marker": style.marker(kind), "label": kind}
+            di, di_std = [p[3] for p in curve], [p[4] for p in curve]
+            top.errorbar(betas, style.clip_floor(di), style.log_errors(di, di_std), **line)
+            bottom.errorbar(betas, [p[1] for p in curve], [p[2] for p in curve], **line)
+        top.set_yscale("log")
+        top.axhline(style.FLOOR, color=style.NEUTRAL, lw=0.6, ls=":")
+        top.set_title(group_name)
+        bottom.axhline(1.0, color=style.NEUTRAL, lw=0.6, ls=":")
+        bottom.set_xlabel(xlabel)
+    axes[0, 0].set_ylabel("DI (log)")
+    axes[1, 0].set_ylabel("Acc(D(β)) / Acc(D(0))")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=3,
+               bbox_to_anchor=(0.5, 1.02))  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig

@@ -53,6 +53,21 @@ def table_rows(table: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def table_tidy(table: dict[str, Any]) -> list[list[Any]]:
+    """:func:`table_rows` as numbers: paper and ginv mean and std, and their difference."""
+    rows = []
+    for r in table["data"]["rows"]:
+        paper = PAPER_TABLE.get((r["group"], r["model"]))
+        if paper is None:
+            continue
+        for m in MEASURES:
+            scale = 100.0 if m == "accuracy" else 1.0
+            p_mean, p_std = paper[m]
+            rows.append([r["group"], r["model"], m, p_mean, p_std, scale * r[m],
+                         scale * r[f"{m}_std"], scale * r[m] - p_mean])  # fmt: skip
+    return rows
+
+
 def claims(table: dict[str, Any] | None, drift: dict[str, Any] | None,
            spectral: dict[str, Any] | None) -> list[list[str]]:  # fmt: skip
     """Each of the paper's claims, per group: supported / not supported / not run, and why."""
@@ -130,6 +145,8 @@ def fidelity_results(out: Path, profile: str) -> Results | None:
     results.add_table(
         out / "fidelity", "table1", "Table 1: the paper beside ginv (accuracy in %)",
         ["group", "model", "measure", "paper", "ginv", "ginv − paper"], table_rows(table),
+        tidy=(["group", "model", "measure", "paper", "paper_std", "ginv", "ginv_std",
+               "ginv_minus_paper"], table_tidy(table)),
     )  # fmt: skip
     verdicts = claims(table, _load(out, "drift"), _load(out, "spectral"))
     results.add_table(

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
 from torch import Tensor
 
+from ginv.experiments import style
 from ginv.experiments.results import Results
 
 if TYPE_CHECKING:
@@ -87,21 +89,17 @@ def run(study: Study, folder) -> Results:
     results.passed = passed
     results.data = cases
     results.add_table(folder, "prop31", f"Closed form vs gradient descent (tolerance {tolerance:g}) and monotone σmax along gradient descent",
-                      ["case", "max relative error", "largest σmax increase", "σmax(W(0)) → σmax(W(T))", "check"], rows)  # fmt: skip
+                      ["case", "max relative error", "largest σmax increase", "σmax(W(0)) → σmax(W(T))", "check"], rows,
+                      tidy=(["case", "samples", "max_relative_error", "tolerance", "largest_sigma_max_increase",
+                             "sigma_max_start", "sigma_max_end", "passed"],
+                            [[name, r["samples"], r["max_gd_error"], tolerance, r["largest_sigma_increase"],
+                              r["sigma_max"][0], r["sigma_max"][-1], row[-1] == "pass"]
+                             for (name, r), row in zip(cases.items(), rows, strict=True)]))  # fmt: skip
     results.notes.append(
         "Largest violation of σmax(W_{k+1}) ≤ σmax(W_k) along gradient descent: "
         + ", ".join(f"{n}: {r['largest_sigma_increase']:.2e}" for n, r in cases.items())
     )
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
-    for name, r in cases.items():
-        axes[0].plot(r["times"], r["sigma_max"], label=name)
-        axes[1].semilogy(r["times"][1:], r["gd_relative_error"][1:], label=name)
-    axes[0].set_title("σmax of the gradient-descent iterates", fontsize=9)
-    axes[1].set_title("‖W_GD − W(0)exp(−Σt)‖ / ‖W(0)exp(−Σt)‖", fontsize=9)
-    for ax in axes:
-        ax.set_xlabel("t")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig = _plot(cases)
     results.add_figure(
         folder,
         "prop31",
@@ -109,3 +107,26 @@ def run(study: Study, folder) -> Results:
         "σmax along gradient descent (left) and gradient descent's distance to the closed form (right).",
     )
     return results
+
+
+@style.styled
+def _plot(cases: dict[str, dict[str, Any]]):
+    fig, axes = plt.subplots(1, 2, figsize=(style.PAGE, 2.2))
+    for (name, r), ls in zip(cases.items(), ("-", "--", "-.", ":"), strict=False):
+        axes[0].plot(r["times"], r["sigma_max"], color="black", ls=ls, label=name)
+        axes[1].semilogy(r["times"][1:], r["gd_relative_error"][1:], color="black", ls=ls,
+                         label=name)  # fmt: skip
+    axes[0].set_ylabel("σmax(W$_k$)")
+    axes[0].set_title("σmax along gradient descent")
+    axes[1].set_ylabel("relative error (log)")
+    axes[1].yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axes[1].yaxis.set_major_formatter(
+        LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(9, 9))
+    )
+    axes[1].yaxis.set_minor_formatter(NullFormatter())
+    axes[1].set_title("gradient descent vs W(0)·exp(−Σt)")
+    for ax in axes:
+        ax.set_xlabel("t (units of 1/‖Σ‖)")
+        ax.legend()
+    fig.tight_layout()
+    return fig

@@ -50,8 +50,6 @@ def reproduce(
 ) -> dict[str, float]:
     """Run ``names`` (experiment keys) into ``out``; return wall seconds per experiment."""
     study = Study(config, out, data_dir, device, progress)
-    atomic_write_json(config.to_dict(), out / "config.json")
-    atomic_write_json(environment(study.device), out / "environment.json")
     timings: dict[str, float] = {}
     bar = tqdm(total=len(names), desc="reproduce", unit="experiment", disable=not progress)
     study.status = bar
@@ -65,9 +63,18 @@ def reproduce(
             bar.update(1)
     finally:
         bar.close()
-    fidelity = fidelity_results(out, config.profile)
+    # Written once every experiment has finished, so that a failed run leaves the previous
+    # run's labels; each experiment's results.json carries its own settings besides, which
+    # the report shows wherever they differ from these.
+    atomic_write_json(config.to_dict(), out / "config.json")
+    atomic_write_json(environment(study.device), out / "environment.json")
+    table_path = out / "table" / "results.json"
+    # the fidelity section reads the table, so it carries the table's settings
+    table_config = load_json(table_path).get("config") if table_path.is_file() else None
+    table_config = table_config or config.to_dict()
+    fidelity = fidelity_results(out, table_config.get("profile", config.profile))
     if fidelity is not None:
-        fidelity.write(out / "fidelity", config.to_dict(), 0.0)
+        fidelity.write(out / "fidelity", table_config, 0.0)
     if (out / "calibration").is_dir():
         calibration_results(out / "calibration", config.si_target).write(
             out / "calibration", config.to_dict(), 0.0

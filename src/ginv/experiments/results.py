@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from ginv.experiments import style
 from ginv.training.checkpoint import atomic_write, atomic_write_json, atomic_write_text
 
 
@@ -47,9 +48,20 @@ class Results:
         self.files.append(f"{name}.csv")
 
     def add_table(
-        self, folder: Path, name: str, caption: str, columns: list[str], rows: list[list[Any]]
+        self,
+        folder: Path,
+        name: str,
+        caption: str,
+        columns: list[str],
+        rows: list[list[Any]],
+        tidy: tuple[list[str], list[list[Any]]] | None = None,
     ) -> None:
-        write_csv(folder / f"{name}.csv", columns, rows)
+        """A table the report prints (``columns``, ``rows``: formatted for reading) and its
+        ``name.csv``: ``tidy`` (ASCII column names, one number per cell, mean and std in
+        columns of their own) where the printed cells are formatted (``0.95 ± 0.01``), else
+        the printed rows themselves."""
+        csv_columns, csv_rows = tidy if tidy is not None else (columns, rows)
+        write_csv(folder / f"{name}.csv", csv_columns, csv_rows)
         self.tables.append(Table(caption, columns, rows, f"{name}.csv"))
         self.files.append(f"{name}.csv")
 
@@ -89,7 +101,8 @@ def save_figure(fig: Figure, stem: Path) -> None:
 
 
 def _savefig(fig: Figure, ext: str, handle: IO[bytes]) -> None:
-    fig.savefig(handle, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight")
+    with style.context():  # the shared style's save settings (PDF fonts), see style.py
+        fig.savefig(handle, format=ext, dpi=200 if ext == "png" else None, bbox_inches="tight")
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

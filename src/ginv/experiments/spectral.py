@@ -7,10 +7,15 @@ from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 
+from ginv.experiments import style
 from ginv.experiments.results import Results, mean_std
 
 if TYPE_CHECKING:
     from ginv.experiments.study import Study
+
+
+TIDY_COLUMNS = ["group", "model", "loss", "nu", "n_seeds", "sigma_max_j", "sigma_max_j_std",
+                "spread_over_inputs"]  # fmt: skip
 
 
 def run(study: Study, folder) -> Results:
@@ -20,7 +25,7 @@ def run(study: Study, folder) -> Results:
         "σmax of the input–logit Jacobian per test input (mean over inputs, then mean ± std over "
         f"seeds), and σmax of each weight matrix. IR losses: {', '.join(c.spectral_losses)}.",
     )  # fmt: skip
-    rows, weight_rows, bars = [], [], {}
+    rows, weight_rows, bars, tidy = [], [], {}, []
     for group_name in c.groups:
         group = study.group(group_name)
         variants = [("DA", None)] + [("IR", loss) for loss in c.spectral_losses]
@@ -42,6 +47,9 @@ def run(study: Study, folder) -> Results:
                     weight_rows.append([group_name, label, r.config.seed, layer, round(s, 5)])
             mean, std = mean_std(sigmas)
             bars[(group_name, label)] = (mean, std)
+            spread = sum(spreads) / len(spreads)
+            tidy.append([group_name, label, loss or "", nu if loss else "", len(runs), mean, std,
+                         spread])  # fmt: skip
             rows.append(
                 [
                     group_name,
@@ -57,23 +65,34 @@ def run(study: Study, folder) -> Results:
         "σmax(J) per test input",
         ["group", "model", "ν", "σmax(J) (seeds)", "spread over inputs"],
         rows,
+        tidy=(TIDY_COLUMNS, tidy),
     )
     results.add_csv(
         folder, "weights", ["group", "model", "seed", "layer", "sigma_max"], weight_rows
     )
     labels = ["DA"] + [f"IR-{loss}" for loss in c.spectral_losses]
-    fig, ax = plt.subplots(figsize=(1.6 * len(labels) * len(c.groups) / 2 + 3, 3.4))
-    width = 0.8 / len(c.groups)
-    for j, group_name in enumerate(c.groups):
-        xs = [i + (j - (len(c.groups) - 1) / 2) * width for i in range(len(labels))]
-        ax.bar(xs, [bars[(group_name, lab)][0] for lab in labels], width,
-               yerr=[bars[(group_name, lab)][1] for lab in labels], label=group_name)  # fmt: skip
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_ylabel("mean σmax(J)")
-    ax.legend(fontsize=8)
-    ax.set_title("Sensitivity of DA and IR models", fontsize=9)
+    fig = _plot(c.groups, labels, bars)
     results.add_figure(
         folder, "spectral", fig, "Mean σmax(J) over test inputs; error bars: std over seeds."
     )
     results.data = {f"{g}/{lab}": list(v) for (g, lab), v in bars.items()}
     return results
+
+
+@style.styled
+def _plot(groups, labels, bars):
+    """Groups along x, one bar per model (DA, then IR per loss) in that model's colour."""
+    fig, ax = plt.subplots(figsize=(style.COLUMN, 2.3))
+    width = 0.8 / len(labels)
+    for k, label in enumerate(labels):
+        xs = [j + (k - (len(labels) - 1) / 2) * width for j in range(len(groups))]
+        stds = [bars[(g, label)][1] for g in groups]
+        ax.bar(xs, [bars[(g, label)][0] for g in groups], width,
+               yerr=stds if any(stds) else None, color=style.color(label),
+               label=label, ecolor="black", error_kw={"lw": 0.6})  # fmt: skip
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel("mean σmax(J) over test inputs")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(labels),
+              columnspacing=1.0, handlelength=1.2)  # fmt: skip
+    fig.tight_layout()
+    return fig

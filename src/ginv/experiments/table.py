@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 
+from ginv.experiments import style
 from ginv.experiments.results import Results, fmt, mean_std
 
 if TYPE_CHECKING:
@@ -31,6 +32,41 @@ def family_metrics(study: Study, group_name: str, runs: list[Run]) -> dict[str, 
             values[k].append(m["metrics"][k])
         values["si_se"].append(m["std_over_samples"]["si"] / math.sqrt(m["subsets"]["si"]))
     return values
+
+
+TIDY_COLUMNS = [
+    "group", "model", "loss", "nu", "n_seeds", *(f"{k}{s}" for k, _ in COLUMNS for s in ("", "_std")),
+    "val_si", "val_si_std", "si_target_reached",
+]  # fmt: skip
+"""``table.csv``: one number per cell (empty where a column does not apply: ν, val SI of WT
+and DA), mean and std over seeds in columns of their own."""
+
+
+def tidy_row(record: dict[str, Any]) -> list[Any]:
+    """One line of ``table.csv`` from one record of ``results.json``'s ``data.rows``."""
+    ir = record["model"] == "IR"
+    val_si = mean_std(record["val_si_per_seed"]) if ir else ("", "")
+    return [
+        record["group"], record["model"], record.get("loss", ""), record.get("nu", ""),
+        len(record["seeds"]), *(record[f"{k}{s}"] for k, _ in COLUMNS for s in ("", "_std")),
+        *val_si, record["si_target_reached"] if ir else "",
+    ]  # fmt: skip
+
+
+def summary_lines(records: list[dict[str, Any]]) -> list[str]:
+    """The main table for a terminal: group, model, accuracy, LI, DI, SI, val SI (mean ± std
+    over seeds), from ``results.json``'s ``data.rows``."""
+    head = ["group", "model", "accuracy", "LI", "DI", "SI", "val SI"]
+    lines = [head]
+    for r in records:
+        model = r["model"]
+        if model == "IR":
+            model = f"IR ν={r['nu']:g}" + ("" if r["si_target_reached"] else " (missed)")
+        val = fmt(*mean_std(r["val_si_per_seed"]), digits=3) if "val_si_per_seed" in r else ""
+        lines.append([r["group"], model, *(fmt(r[k], r[f"{k}_std"], 3) for k, _ in COLUMNS), val])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+            for line in lines]  # fmt: skip
 
 
 def run(study: Study, folder) -> Results:
@@ -83,27 +119,55 @@ def run(study: Study, folder) -> Results:
     results.add_table(
         folder, "table", "Accuracy and invariance on the test orbit; val SI on the validation orbit",
         ["group", "model", *(n for _, n in COLUMNS), "val SI"], rows,
+        tidy=(TIDY_COLUMNS, [tidy_row(r) for r in records]),
     )  # fmt: skip
     results.data = {"rows": records}
     data = {f"{r['group']}/{r['model']}": r["per_seed"] for r in records}
     results.add_figure(
-        folder, "table", _plot(c.groups, data), "Mean ± std over seeds of each measure."
+        folder,
+        "table",
+        _plot(c.groups, data),
+        f"Mean ± std over seeds of each measure. LI and DI on log axes: values below "
+        f"{style.FLOOR:g}, exact zeros included, are drawn at {style.FLOOR:g} (dotted line).",
     )
     return results
 
 
+PANELS = (("accuracy", "test orbit accuracy", False), ("li", "LI (log)", True),
+          ("di", "DI (log)", True), ("si", "SI", False))  # fmt: skip
+
+
+@style.styled
 def _plot(groups, data):
-    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(3.0 * len(COLUMNS), 3))
+    """One panel per measure; groups along x, one bar per model in the model's colour. LI and
+    DI span many decades (WT ~1e-16, IR ~1e-3, DA ~10), so their axes are logarithmic, with
+    values below :data:`style.FLOOR` (exact zeros) drawn at the floor."""
     kinds = ("WT", "DA", "IR")
-    width = 0.8 / len(groups)
-    for ax, (key, name) in zip(axes, COLUMNS, strict=True):
-        for j, group_name in enumerate(groups):
-            stats = [mean_std(data[f"{group_name}/{k}"][key]) for k in kinds]
-            xs = [i + (j - (len(groups) - 1) / 2) * width for i in range(len(kinds))]
-            ax.bar(xs, [s[0] for s in stats], width, yerr=[s[1] for s in stats], label=group_name)
-        ax.set_xticks(range(len(kinds)), kinds)
-        ax.set_title(name)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(groups), fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(style.PAGE, 1.9))
+    width = 0.8 / len(kinds)
+    for ax, (key, name, log) in zip(axes, PANELS, strict=True):
+        for k, kind in enumerate(kinds):
+            stats = [mean_std(data[f"{g}/{kind}"][key]) for g in groups]
+            means, stds = [m for m, _ in stats], [s for _, s in stats]
+            xs = [j + (k - (len(kinds) - 1) / 2) * width for j in range(len(groups))]
+            bar = {"color": style.color(kind), "label": kind, "ecolor": "black",
+                   "error_kw": {"lw": 0.6}}  # fmt: skip
+            if log:
+                bottom = style.FLOOR / 10  # an exact zero still shows as a one-decade stub
+                shown = style.clip_floor(means)
+                ax.bar(xs, [v - bottom for v in shown], width, bottom=bottom,
+                       yerr=style.log_errors(means, stds) if any(stds) else None, **bar)  # fmt: skip
+            else:
+                ax.bar(xs, means, width, yerr=stds if any(stds) else None, **bar)
+        ax.set_xticks(range(len(groups)), groups)
+        ax.set_ylabel(name)
+        if log:
+            ax.set_yscale("log")
+            ax.axhline(style.FLOOR, color=style.NEUTRAL, lw=0.6, ls=":")
+            ax.set_ylim(bottom=style.FLOOR / 10)
+        else:
+            ax.set_ylim(0, 1.05)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=len(kinds),
+               bbox_to_anchor=(0.5, 1.02))  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 0.9), w_pad=1.0)
     return fig

@@ -1,5 +1,6 @@
 """Experiment 3 (SPEC §6): T-SNE of the penultimate layer of the R4 DA model; each
-sample's orbit is joined by lines, points coloured by class."""
+point is one image of a sample's orbit, coloured by class; a few orbits are drawn as stars
+from their centre."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.lines import Line2D
 from sklearn.manifold import TSNE
 
 from ginv.errors import GinvError
+from ginv.experiments import style
 from ginv.experiments.results import Results
 
 if TYPE_CHECKING:
@@ -34,8 +37,9 @@ def run(study: Study, folder) -> Results:
     group = study.group(group_name)
     results = Results(
         "tsne", f"T-SNE of the DA model's penultimate layer ({group_name})",
-        f"{c.tsne_samples} test samples and their orbits (seed {c.seeds[0]}). Lines join the "
-        "images of one orbit: a genuinely invariant representation collapses each to a point.",
+        f"{c.tsne_samples} test samples and their orbits (seed {c.seeds[0]}). For a few "
+        "samples lines join each image of the orbit to its centre: a genuinely invariant "
+        "representation collapses each orbit to a point.",
     )  # fmt: skip
     study.status.set_postfix_str(f"t-sne {group_name} DA")
     model = study.family(group_name, "DA")[0].model(study.device)
@@ -61,25 +65,56 @@ def run(study: Study, folder) -> Results:
         for i in range(n)
     ]
     results.add_csv(folder, "tsne", ["element", "sample", "label", "x", "y"], rows)
-    fig, ax = plt.subplots(figsize=(6, 5.5))
-    cmap = plt.get_cmap("tab10")
-    for i in range(n):
-        loop = torch.cat([points[:, i], points[:1, i]])
-        ax.plot(loop[:, 0], loop[:, 1], color=cmap(int(labels[i])), lw=0.4, alpha=0.5)
-    for cls in labels.unique().tolist():
-        mask = labels == cls
-        ax.scatter(
-            points[:, mask, 0].flatten(),
-            points[:, mask, 1].flatten(),
-            s=6,
-            color=cmap(cls),
-            label=str(cls),
-        )
-    ax.legend(title="class", fontsize=7, markerscale=2)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(f"T-SNE, DA model, {group_name} orbits joined", fontsize=9)
+    fig = _plot(points, labels, group_name)
     results.add_figure(
-        folder, "tsne", fig, "Penultimate features of each test image under every group element."
+        folder,
+        "tsne",
+        fig,
+        f"Penultimate features of each test image under every group element, coloured by "
+        f"class; for {min(HIGHLIGHT, n)} samples (one per class, marked ×) lines join each "
+        "image of the orbit to the orbit's centre.",
     )
     return results
+
+
+HIGHLIGHT = 5
+"""Orbits drawn as stars to their centre: the first sample of each of the first classes."""
+
+
+@style.styled
+def _plot(points: torch.Tensor, labels: torch.Tensor, group_name: str):
+    """``points`` ``(|G|, N, 2)``: every orbit image as a small class-coloured dot; a handful
+    of orbits (one per class, the first samples) as black stars from their centre, so that
+    an orbit's spread reads against the class clusters without a tangle of lines."""
+    fig, ax = plt.subplots(figsize=(style.COLUMN, 3.4))
+    cmap = plt.get_cmap("tab10")
+    for cls in labels.unique().tolist():
+        mask = labels == cls
+        ax.scatter(points[:, mask, 0].flatten(), points[:, mask, 1].flatten(), s=4,
+                   color=cmap(cls % 10), alpha=0.55, linewidths=0, label=str(cls))  # fmt: skip
+    chosen: list[int] = []
+    for i, cls in enumerate(labels.tolist()):
+        if len(chosen) < HIGHLIGHT and cls not in [labels[j] for j in chosen]:
+            chosen.append(i)
+    for i in chosen:
+        centre = points[:, i].mean(0)
+        for g in range(points.shape[0]):
+            ax.plot([centre[0], points[g, i, 0]], [centre[1], points[g, i, 1]], color="black",
+                    lw=0.6, zorder=3)  # fmt: skip
+        ax.scatter(points[:, i, 0], points[:, i, 1], s=10, color=cmap(int(labels[i]) % 10),
+                   edgecolors="black", linewidths=0.5, zorder=4)  # fmt: skip
+        ax.scatter([centre[0]], [centre[1]], marker="x", s=16, color="black", linewidths=0.8,
+                   zorder=5)  # fmt: skip
+    handles, names = ax.get_legend_handles_labels()
+    star = Line2D([], [], color="black", lw=0.6, marker="x", ms=3, mew=0.8)
+    legend = ax.legend([*handles, star], [*names, "orbit → centre"], title="class",
+                       loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=6,
+                       markerscale=1.6, handlelength=1.0, handletextpad=0.3,
+                       columnspacing=0.8)  # fmt: skip
+    for handle in legend.legend_handles[:-1]:
+        if handle is not None:
+            handle.set_alpha(1.0)
+    ax.set_axis_off()  # t-SNE's axes have no units
+    ax.set_title(f"DA model, penultimate layer, {group_name} orbits")
+    fig.tight_layout()
+    return fig

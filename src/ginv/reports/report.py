@@ -1,7 +1,8 @@
 """``report.md`` and a self-contained ``report.html`` from a reproduction folder.
 
 Reads ``config.json``, ``environment.json``, ``summary.json`` and each experiment's
-``results.json``; figures are linked in Markdown and embedded (base64) in HTML.
+``results.json``; figures are linked in Markdown and embedded (base64) in HTML. A section
+whose own settings (its ``results.json``'s ``config``) differ from ``config.json`` says so.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import html
 import json
 import re
 import subprocess
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,8 @@ def collect(
     ]
     if not sections:
         raise GinvError(f"{out}: no experiment results to report (run `ginv reproduce` first)")
+    if not config:  # no finished run yet: the settings its experiments recorded
+        config = next((s["config"] for s in sections if s.get("config")), {})
     return config, env, summary, sections
 
 
@@ -98,6 +102,7 @@ def _section(out: Path, folder: str, raw: Any) -> dict[str, Any]:
     for name in lists["files"]:
         _inside(out, folder, name, path)
     need(all(isinstance(n, str) for n in lists["notes"]), "notes must be text")
+    need(isinstance(raw.get("config", {}), dict), "'config' must be an object of settings")
     # paths below are built from the folder, never from the file's own 'experiment'
     return {**raw, **lists, "experiment": folder, "passed": raw.get("passed")}
 
@@ -149,20 +154,49 @@ def _provenance() -> str:
     )
 
 
-def _scale_warning(config: dict[str, Any]) -> str | None:
-    """A warning for the smoke and quick profiles: their numbers are not the paper's scale."""
+def _scale_warning(config: dict[str, Any], sections: Sequence[dict[str, Any]] = ()) -> str | None:
+    """A warning for the smoke and quick profiles: their numbers are not the paper's scale.
+    Sections whose own settings name such a profile are named when the report's do not."""
     name = config.get("profile")
-    if name not in ("smoke", "quick"):
-        return None
     from ginv.experiments.config import PROFILES
 
     paper = PROFILES["paper"]
-    return (
-        f"The {name} profile ({config.get('epochs', '?')} epochs, seeds "
-        f"{config.get('seeds', '?')}, {config.get('n_train', '?')} training samples) is for "
-        f"checking the pipeline, not the paper's scale ({paper.epochs} epochs, seeds "
+    scale = (
+        f"not the paper's scale ({paper.epochs} epochs, seeds "
         f"{', '.join(map(str, paper.seeds))}, the whole test orbit): its numbers are not "
         "comparable with the paper's. Run `ginv reproduce all --profile paper` for those."
+    )
+    if name in ("smoke", "quick"):
+        return (
+            f"The {name} profile ({config.get('epochs', '?')} epochs, seeds "
+            f"{config.get('seeds', '?')}, {config.get('n_train', '?')} training samples) is for "
+            f"checking the pipeline, {scale}"
+        )
+    small = [
+        f"{s['title']} ({s['config']['profile']})"
+        for s in sections
+        if s.get("config", {}).get("profile") in ("smoke", "quick")
+    ]
+    if small:
+        return f"These sections come from a pipeline-checking profile, {scale}: " + "; ".join(small)
+    return None
+
+
+def _own_settings(config: dict[str, Any], section: dict[str, Any]) -> str | None:
+    """The settings in which a section's own run (its ``results.json``'s ``config``) differs
+    from the report's ``config.json``: a section left from an earlier or different run."""
+    own = section.get("config") or {}
+    if not own or not config:
+        return None
+    differ = [k for k in {**config, **own} if own.get(k) != config.get(k)]
+    if not differ:
+        return None
+
+    def show(value: Any) -> str:
+        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    return "This section's results come from other settings than the report's: " + "; ".join(
+        f"{k} = {show(own.get(k, '–'))} (report: {show(config.get(k, '–'))})" for k in differ
     )
 
 
@@ -191,7 +225,7 @@ def _markdown(config, env, summary, sections) -> str:
         f"Profile **{config.get('profile', '?')}**, seeds {config.get('seeds', '?')}. "
         f"{_provenance()}.",
     ]
-    warning = _scale_warning(config)
+    warning = _scale_warning(config, sections)
     if warning:
         parts.append(f"> **Not the paper's scale.** {warning}")
     parts.append("\n".join(f"- [{t}](#{_slug(t)})" for t in _toc(sections, summary)))
@@ -199,6 +233,9 @@ def _markdown(config, env, summary, sections) -> str:
         name = s["experiment"]
         parts.append(f"## {s['title']}")
         parts.append(s["description"])
+        own = _own_settings(config, s)
+        if own:
+            parts.append(f"> **Other settings.** {own}")
         if s.get("passed") is not None:
             parts.append(f"**Check: {'passed' if s['passed'] else 'FAILED'}**")
         for t in s["tables"]:
@@ -241,7 +278,7 @@ def _html(out: Path, config, env, summary, sections) -> str:
         f"<p>Profile <b>{e(str(config.get('profile', '?')))}</b>, seeds {e(str(config.get('seeds', '?')))}. "
         f"{e(_provenance())}.</p>",
     ]
-    warning = _scale_warning(config)
+    warning = _scale_warning(config, sections)
     if warning:
         warning = re.sub(r"`([^`]*)`", r"<code>\1</code>", e(warning))
         parts.append(f"<p class='scale'><b>Not the paper's scale.</b> {warning}</p>")
@@ -252,6 +289,9 @@ def _html(out: Path, config, env, summary, sections) -> str:
         parts.append(
             f"<h2 id='{_slug(s['title'])}'>{e(s['title'])}</h2><p>{e(s['description'])}</p>"
         )
+        own = _own_settings(config, s)
+        if own:
+            parts.append(f"<p class='scale'><b>Other settings.</b> {e(own)}</p>")
         if s.get("passed") is not None:
             cls = "" if s["passed"] else " class='fail'"
             parts.append(f"<p{cls}>Check: {'passed' if s['passed'] else 'FAILED'}</p>")
