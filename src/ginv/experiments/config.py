@@ -8,7 +8,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ginv.errors import GinvError
+from ginv.experiments.nu_search import SearchSpec
 
+_SEARCH = SearchSpec()  # the ν search's defaults, stated once, in nu_search
 BETAS = tuple(round(0.1 * i, 1) for i in range(11))
 
 
@@ -30,21 +32,21 @@ class StudyConfig:
     wt_pool: str = "mean"
     # IR and the calibration of ν
     reg: str = "logit"
-    si_target: float = 0.95
+    si_target: float = _SEARCH.target
     # the pre-search: short runs on this grid (extended upwards while no ν reaches the
     # target) propose where the full-length search looks; 0 epochs skips it
     nu_grid: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
     presearch_epochs: int = 10
     # the search proper trains for `epochs`, as the final models, until the chosen ν and the
     # largest miss below it differ by at most `nu_resolution`; `nu_round` candidates a round
-    nu_resolution: float = 1.5
-    nu_round: int = 4
-    nu_min: float = 0.01
-    nu_max: float = 3000.0
-    nu_max_rounds: int = 8
+    nu_resolution: float = _SEARCH.resolution
+    nu_round: int = _SEARCH.round_size
+    nu_min: float = _SEARCH.nu_min
+    nu_max: float = _SEARCH.nu_max
+    nu_max_rounds: int = _SEARCH.max_rounds
     # a model keeping less than this share of the curve's best accuracy above chance never
     # decides ν (its saliency can be stable for the wrong reason)
-    nu_min_accuracy_share: float = 0.5
+    nu_min_accuracy_share: float = _SEARCH.min_accuracy_share
     calibration_seed: int = 0
     calibration_val_samples: int = 2_000  # the whole validation split
     spectral_losses: tuple[str, ...] = ("logit", "kl", "nlogit")

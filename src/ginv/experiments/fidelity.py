@@ -33,24 +33,14 @@ def _load(out: Path, name: str) -> dict[str, Any] | None:
     return load_json(path) if path.is_file() else None
 
 
-def _pm(mean: float, std: float, scale: float = 1.0) -> str:
-    return f"{scale * mean:.3g} ± {scale * std:.2g}"
+def _pm(mean: float, std: float) -> str:
+    return f"{mean:.3g} ± {std:.2g}"
 
 
 def table_rows(table: dict[str, Any]) -> list[list[Any]]:
-    """One line per group, model and measure: the paper, ginv, and ginv − paper."""
-    rows = []
-    for r in table["data"]["rows"]:
-        paper = PAPER_TABLE.get((r["group"], r["model"]))
-        if paper is None:
-            continue
-        for m in MEASURES:
-            scale = 100.0 if m == "accuracy" else 1.0  # the paper gives accuracy in %
-            p_mean, p_std = paper[m]
-            ours = scale * r[m]
-            rows.append([r["group"], r["model"], m, _pm(p_mean, p_std), _pm(r[m], r[f"{m}_std"], scale),
-                         f"{ours - p_mean:+.3g}"])  # fmt: skip
-    return rows
+    """:func:`table_tidy` for reading: the paper, ginv (mean ± std), and ginv − paper."""
+    return [[g, model, m, _pm(p, p_std), _pm(ours, ours_std), f"{diff:+.3g}"]
+            for g, model, m, p, p_std, ours, ours_std, diff in table_tidy(table)]  # fmt: skip
 
 
 def table_tidy(table: dict[str, Any]) -> list[list[Any]]:
@@ -61,7 +51,7 @@ def table_tidy(table: dict[str, Any]) -> list[list[Any]]:
         if paper is None:
             continue
         for m in MEASURES:
-            scale = 100.0 if m == "accuracy" else 1.0
+            scale = 100.0 if m == "accuracy" else 1.0  # the paper gives accuracy in %
             p_mean, p_std = paper[m]
             rows.append([r["group"], r["model"], m, p_mean, p_std, scale * r[m],
                          scale * r[f"{m}_std"], scale * r[m] - p_mean])  # fmt: skip
