@@ -16,10 +16,11 @@ import pytest
 import torch
 from conftest import synthetic_dataset
 
+from ginv import io as checkpoint
 from ginv.cli import main
 from ginv.errors import GinvError
-from ginv.training import TrainConfig, Trainer, checkpoint
-from ginv.training.checkpoint import atomic_write_text
+from ginv.io import atomic_write_text
+from ginv.training import TrainConfig, Trainer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TOY = dict(epochs=2, batch_size=32, depth=2, width=16, n_train=256, n_val=64)

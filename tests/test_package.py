@@ -102,3 +102,13 @@ def test_report_has_contents_scale_banner_and_provenance(tmp_path: Path, profile
     assert f"by ginv {ginv.__version__}" in md and f"by ginv {ginv.__version__}" in page
     assert ("Not the paper's scale" in md) == (profile != "paper")
     assert ("class='scale'" in page) == (profile != "paper")
+
+
+def test_measures_and_reports_sit_above_io_not_training() -> None:
+    """The layers: ``ginv.io`` is the bottom; measuring and reporting never load training."""
+    code = (
+        "import sys, ginv.measures, ginv.reports, ginv.io; "
+        "print([m for m in sys.modules if m.startswith('ginv.training')])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

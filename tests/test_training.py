@@ -471,3 +471,26 @@ def test_cli_trains_an_exactly_invariant_wt_cnn(tmp_path: Path, real_data_dir: P
     assert float(errors.max()) <= 1e-5
     with torch.no_grad():
         assert float(model(x).abs().max()) > 1e-2  # not invariant by being constant
+
+
+def test_train_flags_are_the_config_fields_with_its_defaults() -> None:
+    """`ginv train` restates no default: each flag is a TrainConfig field, left out → the field's."""
+    from dataclasses import fields
+
+    from ginv.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train"])
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    assert set(given) == {f.name for f in fields(TrainConfig)} and not any(
+        v is not None for v in given.values()
+    )
+    assert TrainConfig(**{k: v for k, v in given.items() if v is not None}) == TrainConfig()
+    args = parser.parse_args(["train", "--reg", "logit", "--seeds", "0,1", "--lr", "0.01"])
+    base = TrainConfig(reg=args.reg, lr=args.lr)
+    members = base.members(args.seed, args.nu)
+    assert [(m.seed, m.nu, m.lr) for m in members] == [(0, 1.0, 0.01), (1, 1.0, 0.01)]
+    # DA and WT: ν is 0 whatever was asked for
+    assert {m.nu for m in TrainConfig().members((0, 1), [0.5, 2.0])} == {0.0}
+    help_text = parser._subparsers._group_actions[0].choices["train"].format_help()  # type: ignore[union-attr]
+    assert "(default: 300)" in help_text and "mlp, wt, cnn, wt-cnn" in help_text

@@ -70,30 +70,62 @@ def writable_dir(path: Path) -> Path:
     return path
 
 
+def _train_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, its default and type read from the dataclass (``seed``
+    and ``nu`` take comma lists: ``--seeds``, ``--nu``)."""
+    import typing
+    from dataclasses import fields
+
+    from ginv.groups import GROUPS
+    from ginv.losses import INVARIANCE_ERRORS
+    from ginv.models import ARCHITECTURES, MODEL_KINDS
+    from ginv.training.config import HELP, TrainConfig
+
+    choices = {
+        "model": MODEL_KINDS,
+        "group": (*GROUPS, "Tn", "Tny"),
+        "reg": ("none", *INVARIANCE_ERRORS),
+    }
+    hints = typing.get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        kind, metavar = hints[f.name], None
+        flag, shown = "--" + f.name.replace("_", "-"), f"{f.default}"
+        if f.name in ("seed", "nu"):  # comma lists: the members trained together
+            flag = "--seeds" if f.name == "seed" else "--nu"
+            kind, metavar = _number_list(hints[f.name]), f.name.upper() + ",..."
+            shown = "0" if f.name == "seed" else ""
+        elif f.name in ("depth", "width"):  # 0 in the config: the architecture's own
+            shown = "the architecture's: " + ", ".join(
+                f"{k} {getattr(a, f'default_{f.name}')}" for k, a in ARCHITECTURES.items()
+            )
+        text = HELP[f.name]
+        if f.name in choices:
+            text += f": {', '.join(choices[f.name])}"
+        if shown:
+            text += f" (default: {shown})"
+        parser.add_argument(flag, dest=f.name, type=kind, default=None, metavar=metavar,
+                            help=text)  # fmt: skip
+
+
 def _train(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from ginv.data import DataConfig, load_transforming
     from ginv.training import TrainConfig, Trainer, resolve_device
 
     device = resolve_device(args.device)
-    for flag in ("depth", "width"):  # left out: the architecture's default (0 to TrainConfig)
-        n = getattr(args, flag)
-        if n is not None and n < 1:
-            raise GinvError(f"{flag} must be ≥ 1 (leave it out for the model's default), got {n}")
-    base = TrainConfig(
-        dataset=args.dataset, group=args.group, model=args.model, pool=args.pool,
-        depth=args.depth or 0, width=args.width or 0, reg=args.reg, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, n_train=args.n_train, n_val=args.n_val,
-        split_seed=args.split_seed,
-    )  # fmt: skip
-    nus = args.nu if args.reg != "none" else [0.0]
-    configs = [
-        TrainConfig(**{**base.to_dict(), "seed": s, "nu": nu}).validate()
-        for nu in nus
-        for s in args.seeds
-    ]
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    seeds, nus = given.pop("seed") or [0], given.pop("nu")
+    for flag in ("depth", "width"):  # 0 would silently mean the architecture's default
+        if given[flag] is not None and given[flag] < 1:
+            raise GinvError(
+                f"{flag} must be ≥ 1 (leave it out for the model's default), got {given[flag]}"
+            )
+    base = TrainConfig(**{k: v for k, v in given.items() if v is not None})
+    configs = base.members(seeds, nus)
     out = writable_dir(args.out)
     data = load_transforming(
-        DataConfig(args.dataset, split_seed=args.split_seed), args.data_dir, device="cpu"
+        DataConfig(base.dataset, split_seed=base.split_seed), args.data_dir, device="cpu"
     )
     start = time.perf_counter()
     trainer = Trainer(configs, data, out, device=device, progress=not args.quiet)
@@ -143,7 +175,7 @@ def _measure(args: argparse.Namespace) -> int:
         DataConfig(dataset, split_seed=split_seed), args.data_dir, device=device, stats=stats
     )
     split = getattr(data, args.split).head(args.subset)
-    baseline = 0.0 if args.baseline == "zero" else -data.mean / data.std
+    baseline = 0.0 if args.baseline == "zero" else data.black
     saliency = SaliencyConfig(
         steps=args.steps, rule=args.rule, baseline=baseline, target=args.target
     ).validate()
@@ -173,7 +205,7 @@ def _study_config(args: argparse.Namespace):
 
 def _reproduce(args: argparse.Namespace) -> int:
     from ginv.experiments.registry import EXPERIMENTS, require_study
-    from ginv.training.checkpoint import load_json
+    from ginv.io import load_json
 
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     config = _study_config(args)
@@ -255,8 +287,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ginv.models import ARCHITECTURES, MODEL_KINDS
-    from ginv.training import REGULARIZERS
 
     parser = argparse.ArgumentParser(
         prog="ginv", description="Measure and learn genuine group invariance."
@@ -271,42 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--cache-dir", type=Path, help="cache folder ($GINV_CACHE_DIR)")
     check.set_defaults(func=_data_check)
 
-    train = sub.add_parser("train", help="train DA, WT or IR models (several seeds at once)")
-    train.add_argument("--dataset", default="mnist", help="mnist or fmnist (Transforming-)")
-    train.add_argument("--group", default="R4", help="R4, T3, D4, FlipH, FlipV, Tn, Tny")
-    train.add_argument(
-        "--model", default="mlp",
-        help=f"{', '.join(MODEL_KINDS)}: an architecture (DA / IR) or its weight-tied twin (WT)",
+    train = sub.add_parser(
+        "train", help="train DA, WT or IR models (several seeds at once)",
+        epilog="Every setting defaults to TrainConfig's; e.g. ginv train --group T3 --model wt "
+        "--seeds 0,1,2,3, or --reg logit --nu 0.1,1,10 for IR.",
     )  # fmt: skip
-    train.add_argument("--pool", default="mean", help="WT pooling over the group: mean or max")
-    train.add_argument(
-        "--reg", default="none", help=f"invariance regularizer: {', '.join(REGULARIZERS)}"
-    )
-    train.add_argument(
-        "--nu", type=_number_list(float), default=[1.0], help="weight ν (comma list trains each)"
-    )
-    train.add_argument("--epochs", type=int, default=300)
-    train.add_argument("--batch-size", type=int, default=512)
-    train.add_argument("--lr", type=float, default=8e-4)
-    sizes = ", ".join(f"{k} {a.default_depth}" for k, a in ARCHITECTURES.items())
-    train.add_argument(
-        "--depth", type=int, help=f"hidden layers (MLP) or convolutions (CNN); default {sizes}"
-    )
-    sizes = ", ".join(f"{k} {a.default_width}" for k, a in ARCHITECTURES.items())
-    train.add_argument(
-        "--width", type=int,
-        help=f"hidden units (MLP) or last convolution's channels (CNN); default {sizes}",
-    )  # fmt: skip
-    train.add_argument(
-        "--seeds", type=_number_list(int), default=[0], help="e.g. 0,1,2,3 (trained together)"
-    )
-    train.add_argument(
-        "--n-train", type=int, default=10_000, help="use the first N training samples"
-    )
-    train.add_argument(
-        "--n-val", type=int, default=2_000, help="use the first N validation samples"
-    )
-    train.add_argument("--split-seed", type=int, default=0)
+    _train_options(train)
     train.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     train.add_argument("--out", type=Path, default=Path("runs"), help="output folder")

@@ -21,6 +21,7 @@ from ginv.data.idx import (
     verify,
 )
 from ginv.errors import GinvError, warn_once
+from ginv.io import atomic_write, atomic_write_json
 
 DATASETS = tuple(KNOWN_SHA256)
 
@@ -171,7 +172,6 @@ def download(
     """Fetch ``name.gz`` from the mirrors into ``dest`` (atomically, only once its
     decompressed checksum passes). Tries every mirror, each ``retries`` times, each attempt
     for at most ``max_seconds`` and ``MAX_DOWNLOAD_BYTES``."""
-    from ginv.training.checkpoint import atomic_write  # here: ginv.training imports ginv.data
 
     raw = _download_verified(dataset, name, mirrors, retries, timeout, max_seconds)
     atomic_write(dest, lambda handle: handle.write(raw))
@@ -198,7 +198,6 @@ def _stamp(path: Path, sha: str) -> list:
 
 
 def _remember(cache_dir: Path, path: Path, sha: str) -> None:
-    from ginv.training.checkpoint import atomic_write_json  # here: ginv.training imports ginv.data
 
     memo = _read_memo(cache_dir)
     key = str(path.resolve())
@@ -235,7 +234,6 @@ def find_file(
         raise DataFileError(f"{dataset}/{name}: not found in {where} and downloads are off")
     raw = _download_verified(dataset, name, mirrors, retries=2, timeout=30.0, max_seconds=600.0)
     path = cache_dir / dataset / f"{name}.gz"
-    from ginv.training.checkpoint import atomic_write  # here: ginv.training imports ginv.data
 
     try:
         atomic_write(path, lambda handle: handle.write(raw))

@@ -9,7 +9,6 @@ mean and standard deviation. Built splits are cached on disk as uint8.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from torch import Tensor
 from ginv.data.idx import FILE_NAMES, KNOWN_SHA256, DataFileError, parse_idx
 from ginv.data.sources import check_file, default_cache_dir, default_data_dir, find_file
 from ginv.errors import GinvError, warn_once
+from ginv.io import atomic_torch_save, short_hash, stable_hash
 
 ALIASES = {"mnist": "mnist", "fmnist": "fashion-mnist", "fashion-mnist": "fashion-mnist"}
 
@@ -49,8 +49,7 @@ class DataConfig:
         """A short hash of everything that determines the splits."""
         content = {**asdict(self), "dataset": source_name(self.dataset)}
         content["sha256"] = KNOWN_SHA256[content["dataset"]]
-        text = json.dumps(content, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return stable_hash(content)
 
 
 @dataclass
@@ -104,6 +103,11 @@ class TransformingDataset:
     def normalise(self, pixels: Tensor) -> Tensor:
         return (pixels - self.mean) / self.std
 
+    @property
+    def black(self) -> float:
+        """A black pixel in the normalised space: the saliency baseline option ``black``."""
+        return -self.mean / self.std
+
 
 def load_pooled(
     dataset: str, data_dir: Path | str | None = None, cache_dir: Path | str | None = None
@@ -146,8 +150,7 @@ SOURCE_SHAPE = (28, 28)  # MNIST's and Fashion-MNIST's images
 
 
 def _cache_path(cfg: DataConfig, cache_dir: Path) -> Path:
-    text = f"{cfg.key()} format {CACHE_FORMAT} torch {torch.__version__}"
-    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    key = short_hash(f"{cfg.key()} format {CACHE_FORMAT} torch {torch.__version__}")
     return cache_dir / "splits" / f"transforming-{source_name(cfg.dataset)}-{key}.pt"
 
 
@@ -196,7 +199,6 @@ def _read_cache(path: Path, cfg: DataConfig) -> dict | None:
 
 
 def _write_cache(raw: dict, path: Path) -> None:
-    from ginv.training.checkpoint import atomic_torch_save  # here: ginv.training imports ginv.data
 
     try:
         atomic_torch_save(raw, path)

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 
 from ginv.experiments.results import Results, save_figure
 from ginv.experiments.style import PAGE, styled
-from ginv.training.checkpoint import atomic_write_json, load_json
+from ginv.io import atomic_write_json, load_json
 
 
 def calibration_path(folder: Path, dataset: str, group: str, loss: str) -> Path:

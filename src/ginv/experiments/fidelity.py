@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ginv.experiments.results import Results
-from ginv.training.checkpoint import load_json
+from ginv.io import load_json
 
 # SPEC §7, Table 1: Transforming-MNIST, mean ± std over 4 seeds (accuracy in %).
 PAPER_TABLE: dict[tuple[str, str], dict[str, tuple[float, float]]] = {

@@ -17,7 +17,7 @@ from ginv.experiments.config import StudyConfig
 from ginv.experiments.fidelity import fidelity_results
 from ginv.experiments.registry import EXPERIMENTS, load_experiment
 from ginv.experiments.study import Study
-from ginv.training.checkpoint import atomic_write_json, load_json
+from ginv.io import atomic_write_json, load_json
 
 __all__ = ["EXPERIMENTS", "environment", "reproduce"]
 

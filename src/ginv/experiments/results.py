@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from ginv.experiments import style
-from ginv.training.checkpoint import atomic_write, atomic_write_json, atomic_write_text
+from ginv.io import atomic_write, atomic_write_json, atomic_write_text
 
 
 @dataclass

@@ -7,8 +7,6 @@ restarted with the same command loses at most the current epoch.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -27,9 +25,9 @@ from ginv.experiments.nu_search import (
     search,
 )
 from ginv.groups import PermutationGroup, get_group
+from ginv.io import atomic_write_json, load_json, short_hash, stable_hash
 from ginv.measures import SaliencyConfig, measure
 from ginv.training import TrainConfig, Trainer, load_run, resolve_device
-from ginv.training.checkpoint import atomic_write_json, load_json
 from ginv.training.trainer import remove_finished_checkpoints
 
 
@@ -98,7 +96,7 @@ class Study:
         while missing:
             batch = [c for c in missing if c.batchable_with(missing[0])]
             missing = [c for c in missing if not c.batchable_with(missing[0])]
-            key = hashlib.sha256("".join(c.key() for c in batch).encode()).hexdigest()[:12]
+            key = short_hash("".join(c.key() for c in batch), 12)
             self.status.set_postfix_str(f"training {batch[0].family} ×{len(batch)}")
             trainer = Trainer(
                 batch, self.data(), self.out / "runs" / f"_batch-{key}", self.device,
@@ -149,7 +147,7 @@ class Study:
             "si_samples": si_samples, "sensitivity_samples": sensitivity_samples,
             "saliency": asdict(self.saliency()),
         }  # fmt: skip
-        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+        key = stable_hash(settings, 12)
         path = run.folder / f"measure-{key}.json"
         if path.is_file():
             return load_json(path)

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ginv.errors import GinvError
 from ginv.groups import PermutationGroup
+from ginv.io import atomic_write_json
 from ginv.measures.memory import Footprint, probe, samples_per_pass
 from ginv.measures.orbit import orbit_logits, orbit_values
 from ginv.measures.saliency import (
@@ -39,7 +40,6 @@ from ginv.measures.sensitivity import (
     sensitivity_sample_bytes,
     weight_spectral_norms,
 )
-from ginv.training.checkpoint import atomic_write_json
 
 METRICS = ("accuracy", "di", "li", "si", "sensitivity")
 LEGACY_NAMES = {"sigma_j": "sensitivity"}

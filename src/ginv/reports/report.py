@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ginv.errors import GinvError
-from ginv.training.checkpoint import atomic_write_text
+from ginv.io import atomic_write_text
 
 ORDER = ("table", "fidelity", "calibration", "saliency", "tsne", "drift", "spectral", "prop31")
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ginv.errors import GinvError
 from ginv.groups import get_group
+from ginv.io import stable_hash
 from ginv.losses import INVARIANCE_ERRORS
 from ginv.models import MODEL_KINDS, architecture_of
 
@@ -21,6 +21,28 @@ _KEYED_ALWAYS = frozenset(
     ("dataset", "group", "model", "pool", "depth", "width", "reg", "nu", "epochs",
      "batch_size", "lr", "seed", "n_train", "n_val", "split_seed")
 )  # fmt: skip
+
+
+DEFAULT_NU = 1.0  # the weight of an invariance regularizer when none is asked for
+
+# What `ginv train --help` says of each setting (the defaults come from the dataclass).
+HELP = {
+    "dataset": "mnist or fmnist (Transforming-)",
+    "group": "the group of the augmentation and of WT",
+    "model": "an architecture (DA / IR) or its weight-tied twin (WT)",
+    "pool": "WT pooling over the group: mean or max",
+    "depth": "hidden layers (MLP) or convolutions (CNN)",
+    "width": "hidden units (MLP) or last convolution's channels (CNN)",
+    "reg": "invariance regularizer",
+    "nu": f"weight ν of the regularizer, comma list trains each (with --reg: default {DEFAULT_NU})",
+    "epochs": "training epochs",
+    "batch_size": "batch size",
+    "lr": "Adam's learning rate",
+    "seed": "seeds, comma list, trained together",
+    "n_train": "use the first N training samples",
+    "n_val": "use the first N validation samples",
+    "split_seed": "seed of the train / test / validation split",
+}
 
 
 @dataclass(frozen=True)
@@ -111,11 +133,21 @@ class TrainConfig:
         computed before them is unchanged."""
         defaults = {f.name: f.default for f in fields(self)}
         settings = {k: v for k, v in asdict(self).items() if k in _KEYED_ALWAYS or v != defaults[k]}
-        text = json.dumps(settings, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return stable_hash(settings)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def members(
+        self, seeds: Sequence[int] = (0,), nus: Sequence[float] | None = None
+    ) -> list[TrainConfig]:
+        """This run for every seed × ν, validated. Without a regularizer ν is 0 (DA and WT);
+        with one and no ν given, :data:`DEFAULT_NU`."""
+        if self.reg == "none":
+            nus = [0.0]
+        elif nus is None:
+            nus = [DEFAULT_NU]
+        return [replace(self, seed=s, nu=nu).validate() for nu in nus for s in seeds]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

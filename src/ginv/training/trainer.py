@@ -8,7 +8,6 @@ one gather per batch. State is checkpointed atomically after every epoch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -26,10 +25,10 @@ from tqdm.auto import tqdm
 from ginv.data import Split, TransformingDataset
 from ginv.errors import GinvError
 from ginv.groups import PermutationGroup, get_group
+from ginv.io import atomic_torch_save, atomic_write_json, load_torch_file, short_hash
 from ginv.losses import invariance_penalty
 from ginv.models import Ensemble, build_model
 from ginv.models.base import Pool
-from ginv.training.checkpoint import atomic_torch_save, atomic_write_json, load_torch_file
 from ginv.training.config import TrainConfig
 
 
@@ -265,7 +264,7 @@ class Trainer:
     @property
     def checkpoint_path(self) -> Path:
         """One checkpoint per set of members, so several trainings can share ``out_dir``."""
-        key = hashlib.sha256("".join(c.key() for c in self.configs).encode()).hexdigest()[:12]
+        key = short_hash("".join(c.key() for c in self.configs), 12)
         return self.out_dir / f"checkpoint-{key}.pt"
 
     def state(self) -> dict[str, Any]:

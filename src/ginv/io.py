@@ -1,11 +1,14 @@
-"""Atomic writes: a file is either the old version or the complete new one, never half, and
-it is on disk (fsync) before it replaces the old one. Safe reads: a torch file is unpickled
-as tensors and plain data only, never as code."""
+"""The bottom layer of ginv's files: atomic writes (a file is either the old version or the
+complete new one, never half, and on disk before it replaces the old one), safe reads (a
+torch file is unpickled as tensors and plain data only, never as code), and the one stable
+hash that names cached runs, measures and splits. It imports nothing else from ginv but its
+errors, so every layer can use it."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import pickle
@@ -130,3 +133,13 @@ def load_torch_file(path: Path, map_location: Any = None, mmap: bool = False) ->
         if str(e) and not isinstance(e, pickle.UnpicklingError):  # whose text says weights_only
             detail += f": {str(e).splitlines()[0].split('. ')[0][:120]}"
         raise GinvError(f"{path}: corrupt, truncated or not a torch file ({detail})") from None
+
+
+def short_hash(text: str, length: int = 16) -> str:
+    """The first ``length`` hex digits of the sha256 of ``text``."""
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """:func:`short_hash` of ``obj`` as JSON with sorted keys: equal settings, equal names."""
+    return short_hash(json.dumps(obj, sort_keys=True), length)
