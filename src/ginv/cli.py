@@ -134,7 +134,7 @@ def _measure(args: argparse.Namespace) -> int:
     model, run = load_run(args.checkpoint, device)
     config = run["config"]
     dataset = args.dataset or config["dataset"]
-    group = get_group(args.group or config["group"])
+    group = get_group(args.group or config["group"], interpolated=True)
     # Inputs are normalised as the model saw them in training: with the statistics of the
     # run's training data, whichever dataset is measured (as the drift experiment does).
     split_seed = config.get("split_seed", 0)
@@ -320,7 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     meas.add_argument("--dataset", help="mnist or fmnist (default: the run's); always "
                       "normalised with the statistics of the run's training data")  # fmt: skip
-    meas.add_argument("--group", help="group of the orbit (default: the run's)")
+    meas.add_argument(
+        "--group",
+        help="group of the orbit (default: the run's); Rot<n> for n interpolated rotations (inexact)",
+    )
     meas.add_argument("--split", default="test", choices=("test", "val", "train"))
     meas.add_argument("--subset", type=int, help="use the first N samples")
     meas.add_argument("--si-subset", type=int, help="SI on the first N samples")
