@@ -68,6 +68,8 @@ class MeasureReport:
     seconds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     per_sample: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    layers: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per-layer invariance (:func:`ginv.measures.layer_invariance`) where measured."""
     exact_group: bool = True
     """False when the group acts by interpolation (e.g. ``Rotations(8)``): then ``g·x`` is
     only approximately a group action, and nonzero LI/DI/SI partly measure interpolation."""
@@ -107,6 +109,7 @@ class MeasureReport:
         out = MeasureReport(a.group, a.n_samples + b.n_samples, list(a.elements))
         out.settings = a.settings
         out.exact_group = a.exact_group and b.exact_group
+        out.layers = _merge_layers(a.layers, b.layers)
         out.weight_sigma_max = a.weight_sigma_max or b.weight_sigma_max
         out.seconds = {
             k: a.seconds.get(k, 0.0) + b.seconds.get(k, 0.0) for k in a.seconds | b.seconds
@@ -208,6 +211,21 @@ class MeasureReport:
                 "measures include interpolation error"
             )
         return "\n".join(lines)
+
+
+def _merge_layers(
+    a: dict[str, dict[str, float]], b: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """Per-layer values of two reports, as means weighted by their samples."""
+    out = {}
+    for name in [*a, *(n for n in b if n not in a)]:
+        if name not in a or name not in b:
+            out[name] = dict(a.get(name) or b[name])
+            continue
+        na, nb = a[name]["samples"], b[name]["samples"]
+        row = {k: (na * a[name][k] + nb * b[name][k]) / (na + nb) for k in a[name] if k in b[name]}
+        out[name] = {**row, "samples": na + nb}
+    return out
 
 
 CSV_COLUMNS = ("measure", "element", "value", "std", "samples")
