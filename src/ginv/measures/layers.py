@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -46,7 +46,7 @@ def layer_invariance(
     order = len(group)
     seen: dict[str, Tensor] = {}
 
-    def hook(name: str):  # type: ignore[no-untyped-def]
+    def hook(name: str) -> Callable[[nn.Module, object, object], None]:
         def record(module: nn.Module, inputs: object, output: object) -> None:
             if not isinstance(output, Tensor):
                 raise GinvError(f"layer {name!r} returns {type(output).__name__}, not a tensor")
