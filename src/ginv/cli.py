@@ -164,9 +164,15 @@ def _measure(args: argparse.Namespace) -> int:
         writable_dir(args.out.parent)
     device = resolve_device(args.device)
     model, run = load_run(args.checkpoint, device)
+    layers = [n.strip() for n in (args.layers or "").split(",") if n.strip()]
+    names = dict(model.named_modules())
+    for name in layers:  # checked before the measuring
+        if name not in names:
+            known = ", ".join(n for n in names if n)
+            raise GinvError(f"--layers: no layer named {name!r} (the model has: {known})")
     config = run["config"]
     dataset = args.dataset or config["dataset"]
-    group = get_group(args.group or config["group"])
+    group = get_group(args.group or config["group"], interpolated=True)
     # Inputs are normalised as the model saw them in training: with the statistics of the
     # run's training data, whichever dataset is measured (as the drift experiment does).
     split_seed = config.get("split_seed", 0)
@@ -190,7 +196,13 @@ def _measure(args: argparse.Namespace) -> int:
         normalisation={"dataset": config["dataset"], "mean": stats[0], "std": stats[1]},
     )  # fmt: skip
     print(f"{run['name']} on {dataset} {args.split} orbit under {group.name}")
+    if layers:
+        from ginv.measures import layer_invariance, layer_table
+
+        report.layers = layer_invariance(model, split.images.to(device), group, layers)
     print(report.table())
+    if report.layers:
+        print(layer_table(report.layers))
     if args.out is not None:
         report.write_json(args.out)
         print(f"wrote {args.out}")
@@ -320,7 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     meas.add_argument("--dataset", help="mnist or fmnist (default: the run's); always "
                       "normalised with the statistics of the run's training data")  # fmt: skip
-    meas.add_argument("--group", help="group of the orbit (default: the run's)")
+    meas.add_argument(
+        "--group",
+        help="group of the orbit (default: the run's); Rot<n> for n interpolated rotations (inexact)",
+    )
     meas.add_argument("--split", default="test", choices=("test", "val", "train"))
     meas.add_argument("--subset", type=int, help="use the first N samples")
     meas.add_argument("--si-subset", type=int, help="SI on the first N samples")
@@ -334,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     meas.add_argument("--target", default="label", choices=("label", "predicted"))
     meas.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
     meas.add_argument("--device", default="auto")
+    meas.add_argument("--layers", help="also LI at these layers, comma-separated names from "
+                      "named_modules(), e.g. first,hidden.0 (invariance only)")  # fmt: skip
     meas.add_argument("--out", type=Path, help="write the report as JSON")
     meas.add_argument("--quiet", action="store_true", help="no progress bar")
     meas.set_defaults(func=_measure)

@@ -8,14 +8,14 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ginv.groups import PermutationGroup
+from ginv.groups import Group
 
 Classifier = Callable[[Tensor], Tensor]
 
 
 def assert_invariant(
     model: Classifier,
-    group: PermutationGroup,
+    group: Group,
     x: Tensor,
     atol: float = 1e-8,
     rtol: float = 1e-6,

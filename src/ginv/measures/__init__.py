@@ -1,5 +1,6 @@
 """Invariance measures for any classifier: orbit accuracy, DI, LI, SI and sensitivity."""
 
+from ginv.measures.layers import layer_invariance, layer_table
 from ginv.measures.memory import Footprint, probe
 from ginv.measures.orbit import OrbitValues, orbit_logits, orbit_values
 from ginv.measures.report import METRICS, MeasureReport, measure
@@ -32,6 +33,8 @@ __all__ = [
     "input_jacobians",
     "integrated_gradients",
     "jacobian_spectral_norm",
+    "layer_invariance",
+    "layer_table",
     "measure",
     "orbit_logits",
     "orbit_values",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ginv.groups import PermutationGroup
+from ginv.groups import Group
 from ginv.losses import distribution_invariance, logit_invariance
 from ginv.measures.memory import check_logits
 
@@ -20,7 +20,7 @@ Classifier = Callable[[Tensor], Tensor]
 
 
 @torch.no_grad()
-def orbit_logits(model: Classifier, images: Tensor, group: PermutationGroup) -> Tensor:
+def orbit_logits(model: Classifier, images: Tensor, group: Group) -> Tensor:
     """``f(g·x)`` for every element and image: ``(|G|, N, K)``, identity first."""
     logits = check_logits(model(group.orbit(images)), len(group) * len(images))
     return logits.view(len(group), len(images), -1)

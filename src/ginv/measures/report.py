@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ginv.errors import GinvError
-from ginv.groups import PermutationGroup
+from ginv.groups import Group
 from ginv.io import atomic_write_json
 from ginv.measures.memory import Footprint, probe, samples_per_pass
 from ginv.measures.orbit import orbit_logits, orbit_values
@@ -68,6 +68,11 @@ class MeasureReport:
     seconds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     per_sample: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    layers: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per-layer invariance (:func:`ginv.measures.layer_invariance`) where measured."""
+    exact_group: bool = True
+    """False when the group acts by interpolation (e.g. ``Rotations(8)``): then ``g·x`` is
+    only approximately a group action, and nonzero LI/DI/SI partly measure interpolation."""
 
     def to_dict(self) -> dict[str, Any]:
         """The report without per-sample tensors; non-finite numbers become ``None``."""
@@ -103,6 +108,8 @@ class MeasureReport:
             )
         out = MeasureReport(a.group, a.n_samples + b.n_samples, list(a.elements))
         out.settings = a.settings
+        out.exact_group = a.exact_group and b.exact_group
+        out.layers = _merge_layers(a.layers, b.layers)
         out.weight_sigma_max = a.weight_sigma_max or b.weight_sigma_max
         out.seconds = {
             k: a.seconds.get(k, 0.0) + b.seconds.get(k, 0.0) for k in a.seconds | b.seconds
@@ -198,7 +205,27 @@ class MeasureReport:
                 lines.append(
                     f"{label:<26}{self.metrics[key]:>12.6g}{std:>12.4g}{n:>10}{sec:>10.2f}"
                 )
+        if not self.exact_group:
+            lines.append(
+                f"note: {self.group} is an inexact group (interpolated action); "
+                "measures include interpolation error"
+            )
         return "\n".join(lines)
+
+
+def _merge_layers(
+    a: dict[str, dict[str, float]], b: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """Per-layer values of two reports, as means weighted by their samples."""
+    out = {}
+    for name in [*a, *(n for n in b if n not in a)]:
+        if name not in a or name not in b:
+            out[name] = dict(a.get(name) or b[name])
+            continue
+        na, nb = a[name]["samples"], b[name]["samples"]
+        row = {k: (na * a[name][k] + nb * b[name][k]) / (na + nb) for k in a[name] if k in b[name]}
+        out[name] = {**row, "samples": na + nb}
+    return out
 
 
 CSV_COLUMNS = ("measure", "element", "value", "std", "samples")
@@ -243,6 +270,7 @@ def _summary(report: MeasureReport, key: str, values: Tensor) -> MeasureReport:
             "not averaging them into a report"
         )
     part = MeasureReport(report.group, 0, report.elements, settings=report.settings)
+    part.exact_group = report.exact_group
     if values.dim() == 2:
         per_sample = values.mean(0) if key == "accuracy" else values[1:].mean(0)
         part.per_element[key] = values.mean(1).tolist()
@@ -267,7 +295,7 @@ def measure(
     model: Classifier,
     images: Tensor | np.ndarray | Batches,
     labels: Tensor | np.ndarray | None,
-    group: PermutationGroup,
+    group: Group,
     metrics: Sequence[str] | str = METRICS,
     saliency: SaliencyConfig = SaliencyConfig(),
     si_subset: int | None = None,
@@ -307,6 +335,7 @@ def measure(
     budgets = _Passes(group, saliency, sensitivity_method, memory_budget_mb, batch_size)
     limits = {"si": si_subset or math.inf, "sensitivity": sensitivity_subset or math.inf}
     report = MeasureReport(group.name, 0, group.element_names, settings=settings)
+    report.exact_group = bool(getattr(group, "exact", True))
     per_sample: dict[str, list[Tensor]] = {}  # gathered once at the end, not at every merge
     was_training = isinstance(model, nn.Module) and model.training
     if isinstance(model, nn.Module):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ginv.errors import GinvError
-from ginv.groups import PermutationGroup
+from ginv.groups import Group
 from ginv.measures.memory import Footprint, probe, samples_per_pass
 
 DEFAULT_BUDGET_MB = 256
@@ -83,7 +83,7 @@ def constant_baseline(value: float, like: Tensor) -> Tensor:
     return torch.full_like(like[0], value)
 
 
-def check_baseline(baseline: Tensor, group: PermutationGroup) -> None:
+def check_baseline(baseline: Tensor, group: Group) -> None:
     """Refuse a baseline that some group element moves: SI would then measure the baseline."""
     moved = [
         g for g in group.elements if not torch.equal(group.act(g, baseline[None]), baseline[None])
@@ -203,7 +203,7 @@ def aligned_orbit_maps(
     model: Classifier,
     images: Tensor,
     labels: Tensor,
-    group: PermutationGroup,
+    group: Group,
     config: SaliencyConfig = SaliencyConfig(),
     baseline: Tensor | None = None,
     memory_budget_mb: int = DEFAULT_BUDGET_MB,
@@ -232,7 +232,7 @@ MAP_COPIES = 5
 padded copy and output, the aligned map."""
 
 
-def si_sample_bytes(footprint: Footprint, group: PermutationGroup, config: SaliencyConfig) -> int:
+def si_sample_bytes(footprint: Footprint, group: Group, config: SaliencyConfig) -> int:
     """Working memory of one sample's aligned orbit maps in one pass: every path point of every
     orbit image, with its forward and backward pass, and the maps."""
     per_image = config.steps * footprint.backward() + MAP_COPIES * footprint.input_bytes
@@ -243,7 +243,7 @@ def _aligned_orbit_maps(
     model: Classifier,
     images: Tensor,
     labels: Tensor,
-    group: PermutationGroup,
+    group: Group,
     config: SaliencyConfig,
     baseline: Tensor,
     footprint: Footprint,
