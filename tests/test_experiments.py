@@ -32,6 +32,13 @@ def test_profiles_and_typed_overrides() -> None:
         10_000,
     )
     assert 0 < paper.presearch_epochs < paper.epochs and paper.nu_resolution == 1.5
+    # the study holds a TrainConfig: its training defaults are TrainConfig's, one source
+    from ginv.training import TrainConfig
+
+    assert paper.train == TrainConfig(epochs=300) and quick.train == TrainConfig(epochs=50)
+    tuned = profile("quick", ["lr=0.003", "wt_pool=max", "n-train=500"]).train
+    assert (tuned.lr, tuned.pool, tuned.n_train) == (0.003, "max", 500)
+    assert profile("quick", ["lr=0.003"]).run("R4", "DA", 1).lr == 0.003
     changed = profile(
         "smoke", ["epochs=7", "groups=R4", "nu_grid=0.5,5", "si_target=0.9", "drift-mode=mixture"]
     )
@@ -265,8 +272,10 @@ def test_plan_counts_match_the_model_sizes() -> None:
     fwd = 2 * (1296 * 128 + 4 * 128 * 128 + 128 * 9)
     train = fwd + fwd + 2 * (4 * 128 * 128 + 128 * 9)
     assert rows["DA"].member_epochs == 2 * c.epochs
-    assert rows["DA"].flops == 2 * c.epochs * (c.n_train * train + c.n_val * 4 * fwd)
+    assert rows["DA"].flops == 2 * c.epochs * (c.train.n_train * train + c.train.n_val * 4 * fwd)
     # IR trains on the orbit: four times DA's training step; the calibration seed is shared
     ir = rows["IR-logit family"]
-    assert ir.runs == 1 and ir.flops == c.epochs * (c.n_train * 4 * train + c.n_val * 4 * fwd)
+    assert ir.runs == 1 and ir.flops == c.epochs * (
+        c.train.n_train * 4 * train + c.train.n_val * 4 * fwd
+    )
     assert rows["IR-logit ν pre-search"].runs == len(c.nu_grid)

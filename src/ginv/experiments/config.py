@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 import typing
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ginv.errors import GinvError
 from ginv.experiments.nu_search import SearchSpec
+from ginv.training.config import TrainConfig
 
 _SEARCH = SearchSpec()  # the ν search's defaults, stated once, in nu_search
+# TrainConfig fields a study sets for all its runs (the rest: group, model, reg, ν, seed)
+TRAIN_KEYS = ("dataset", "pool", "epochs", "batch_size", "lr", "n_train", "n_val", "split_seed")
+TRAIN_ALIASES = {"wt_pool": "pool"}
 BETAS = tuple(round(0.1 * i, 1) for i in range(11))
 
 
@@ -19,17 +23,12 @@ class StudyConfig:
     """Everything ``ginv reproduce`` needs; defaults are the quick profile."""
 
     profile: str = "quick"
-    dataset: str = "mnist"
-    drift_target: str = "fmnist"
-    groups: tuple[str, ...] = ("R4", "T3")
-    # training (SPEC §4)
-    epochs: int = 50
+    # training (SPEC §4): every run's settings but its group, model, loss, ν and seed, which
+    # the study sets; ``--set epochs=…`` (or any TRAIN_KEYS) reaches this config
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=50))
     seeds: tuple[int, ...] = (0, 1)
-    batch_size: int = 512
-    lr: float = 8e-4
-    n_train: int = 10_000
-    n_val: int = 2_000
-    wt_pool: str = "mean"
+    groups: tuple[str, ...] = ("R4", "T3")
+    drift_target: str = "fmnist"
     # IR and the calibration of ν
     reg: str = "logit"
     si_target: float = _SEARCH.target
@@ -74,20 +73,46 @@ class StudyConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def dataset(self) -> str:
+        return self.train.dataset
+
+    @property
+    def epochs(self) -> int:
+        """The final models' epochs, which the ν search trains for too."""
+        return self.train.epochs
+
+    def run(self, group: str, kind: str, seed: int, reg: str = "none", nu: float = 0.0,
+            epochs: int | None = None) -> TrainConfig:  # fmt: skip
+        """The config of one of the study's runs: DA (``mlp``), WT or IR (``mlp`` + ``reg``)."""
+        t = self.train
+        return replace(
+            t, group=group, model="wt" if kind == "WT" else "mlp",
+            pool=t.pool if kind == "WT" else "mean", reg=reg if kind == "IR" else "none",
+            nu=nu if kind == "IR" else 0.0, epochs=epochs or t.epochs, seed=seed,
+        ).validate()  # fmt: skip
+
     def with_overrides(self, assignments: list[str]) -> StudyConfig:
         """Apply ``key=value`` strings, parsed by each field's type (tuples comma-separated)."""
         hints = typing.get_type_hints(StudyConfig)
-        names = {f.name for f in fields(self)}
+        train_hints = typing.get_type_hints(TrainConfig)
+        names = {f.name for f in fields(self)} - {"train"}
         changes: dict[str, Any] = {}
+        train: dict[str, Any] = {}
         for assignment in assignments:
             key, sep, text = assignment.partition("=")
-            key = key.strip().replace("-", "_")
+            key = TRAIN_ALIASES.get(key.strip().replace("-", "_"), key.strip().replace("-", "_"))
+            if sep and key in TRAIN_KEYS:
+                train[key] = _parse(train_hints[key], text.strip(), key)
+                continue
             if not sep or key not in names:
                 raise GinvError(
                     f"--set expects key=value with a known key, got {assignment!r} "
-                    f"(keys: {', '.join(sorted(names))})"
+                    f"(keys: {', '.join(sorted(names | set(TRAIN_KEYS)))})"
                 )
             changes[key] = _parse(hints[key], text.strip(), key)
+        if train:
+            changes["train"] = replace(self.train, **train)
         return replace(self, **changes).validate()
 
     def validate(self) -> StudyConfig:
@@ -95,6 +120,12 @@ class StudyConfig:
         from ginv.groups import get_group
         from ginv.losses import INVARIANCE_ERRORS
 
+        self.train.validate()
+        if self.train.model != "mlp" or self.train.reg != "none":
+            raise GinvError(
+                "the study trains the MLP and its WT twin; set group, loss and ν "
+                "through groups, reg and the calibration"
+            )
         for f in fields(self):
             value = getattr(self, f.name)
             items = value if isinstance(value, tuple) else (value,)
@@ -111,9 +142,7 @@ class StudyConfig:
             (0 <= self.calibration_seed < 2**63, "calibration_seed must be in [0, 2⁶³)"),
             (all(loss in INVARIANCE_ERRORS for loss in losses),
              f"invariance losses must be among {', '.join(INVARIANCE_ERRORS)}, got {losses}"),
-            (self.epochs >= 1 and self.presearch_epochs >= 0, "epochs must be ≥ 1, presearch_epochs ≥ 0"),
-            (self.batch_size >= 1 and self.lr > 0, "batch_size must be ≥ 1 and lr > 0"),
-            (self.n_train >= 1 and self.n_val >= 1, "n_train and n_val must be ≥ 1"),
+            (self.presearch_epochs >= 0, "presearch_epochs must be ≥ 0"),
             (0 < self.si_target <= 1, f"si_target must be in (0, 1], got {self.si_target}"),
             (bool(self.nu_grid) and min(self.nu_grid) > 0, f"nu_grid must be ν > 0, got {self.nu_grid}"),
             (0 < self.nu_min <= self.nu_max, "need 0 < nu_min ≤ nu_max"),
@@ -151,7 +180,7 @@ def _parse(kind: Any, text: str, key: str) -> Any:
 
 PROFILES: dict[str, StudyConfig] = {
     "smoke": StudyConfig(
-        profile="smoke", epochs=3, seeds=(0,), n_train=300, n_val=100,
+        profile="smoke", train=TrainConfig(epochs=3, n_train=300, n_val=100), seeds=(0,),
         nu_grid=(0.1, 1.0, 10.0), nu_max=10.0, presearch_epochs=1, nu_round=2, nu_max_rounds=3,
         calibration_val_samples=30,
         test_samples=200, si_samples=20, sensitivity_samples=50, ig_steps=16,
@@ -160,7 +189,7 @@ PROFILES: dict[str, StudyConfig] = {
     ),
     "quick": StudyConfig(),
     "paper": StudyConfig(
-        profile="paper", epochs=300, seeds=(0, 1, 2, 3), presearch_epochs=50, test_samples=0, si_samples=10_000, sensitivity_samples=0,
+        profile="paper", train=TrainConfig(epochs=300), seeds=(0, 1, 2, 3), presearch_epochs=50, test_samples=0, si_samples=10_000, sensitivity_samples=0,
         drift_samples=0, tsne_samples=500,
     ),
 }  # fmt: skip

@@ -131,7 +131,7 @@ def make_plan(
     device = device or torch.device("cpu")
     data = DataConfig(c.dataset)
     n_test = c.test_samples or data.n_test
-    n_val = min(c.n_val, data.n_val)
+    n_val = min(c.train.n_val, data.n_val)
     plan = Plan(device=str(device))
     seen: set[str] = set()
 
@@ -143,7 +143,7 @@ def make_plan(
         costs = _costs(group)
         kind = "wt" if template.model == "wt" else "mlp"
         step = costs(kind, "train_orbit" if template.reg != "none" else "train")
-        per_epoch = c.n_train * step + n_val * costs.order * costs(kind, "forward")
+        per_epoch = c.train.n_train * step + n_val * costs.order * costs(kind, "forward")
         epochs = runs * template.epochs
         extra = f"{cached} cached or shared" if cached else ""
         plan.rows.append(PlanRow(exp, group, item, runs, epochs, epochs * per_epoch,
@@ -171,17 +171,10 @@ def make_plan(
 
     def _costs(group: str) -> _Costs:
         if group not in cost_cache:
-            cost_cache[group] = _Costs(group, c.wt_pool)
+            cost_cache[group] = _Costs(group, c.train.pool)
         return cost_cache[group]
 
-    def tc(group: str, kind: str, seed: int, reg: str = "none", nu: float = 0.0,
-           epochs: int | None = None) -> TrainConfig:  # fmt: skip
-        return TrainConfig(
-            dataset=c.dataset, group=group, model="wt" if kind == "WT" else "mlp",
-            pool=c.wt_pool if kind == "WT" else "mean", reg=reg, nu=nu,
-            epochs=epochs or c.epochs, batch_size=c.batch_size, lr=c.lr, seed=seed,
-            n_train=c.n_train, n_val=c.n_val,
-        )  # fmt: skip
+    tc = c.run  # the study's own run configs, so the plan counts the same runs
 
     def family(exp: str, group: str, kind: str, loss: str = "") -> None:
         if kind != "IR":

@@ -77,14 +77,8 @@ class Study:
     # --- runs ------------------------------------------------------------
     def train_config(self, group: str, kind: str, seed: int, reg: str = "none", nu: float = 0.0,
                      epochs: int | None = None) -> TrainConfig:  # fmt: skip
-        """The config of a DA (``mlp``), WT or IR (``mlp`` + ``reg``) run."""
-        c = self.config
-        return TrainConfig(
-            dataset=c.dataset, group=group, model="wt" if kind == "WT" else "mlp",
-            pool=c.wt_pool if kind == "WT" else "mean", reg=reg if kind == "IR" else "none", nu=nu if kind == "IR" else 0.0,
-            epochs=epochs or c.epochs, batch_size=c.batch_size, lr=c.lr, seed=seed,
-            n_train=c.n_train, n_val=c.n_val,
-        ).validate()  # fmt: skip
+        """The config of a DA (``mlp``), WT or IR (``mlp`` + ``reg``) run: :meth:`StudyConfig.run`."""
+        return self.config.run(group, kind, seed, reg, nu, epochs)
 
     def run_dir(self, config: TrainConfig) -> Path:
         return self.out / "runs" / config.key()

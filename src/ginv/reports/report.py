@@ -166,10 +166,11 @@ def _scale_warning(config: dict[str, Any], sections: Sequence[dict[str, Any]] = 
         f"{', '.join(map(str, paper.seeds))}, the whole test orbit): its numbers are not "
         "comparable with the paper's. Run `ginv reproduce all --profile paper` for those."
     )
+    train = config.get("train") or {}  # the study's TrainConfig
     if name in ("smoke", "quick"):
         return (
-            f"The {name} profile ({config.get('epochs', '?')} epochs, seeds "
-            f"{config.get('seeds', '?')}, {config.get('n_train', '?')} training samples) is for "
+            f"The {name} profile ({train.get('epochs', '?')} epochs, seeds "
+            f"{config.get('seeds', '?')}, {train.get('n_train', '?')} training samples) is for "
             f"checking the pipeline, {scale}"
         )
     small = [
