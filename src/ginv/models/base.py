@@ -8,6 +8,7 @@ wrapped in :class:`WeightTied`: one mechanism for every architecture.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -105,7 +106,7 @@ class WeightTied(nn.Module):
         return self._pool(h.view(n, b, *h.shape[1:]).transpose(0, 1))
 
 
-class Network(nn.Module):
+class Network(nn.Module, ABC):
     """The contract of a ginv architecture (see the module docstring).
 
     A subclass sets ``first`` (``nn.Linear`` on the flattened image, or ``nn.Conv2d``) and
@@ -122,8 +123,9 @@ class Network(nn.Module):
     default_depth: ClassVar[int]
 
     @classmethod
+    @abstractmethod
     def build(cls, in_shape: tuple[int, ...], width: int, depth: int, num_classes: int) -> Network:
-        raise NotImplementedError
+        """One network for images of ``in_shape`` ``(C, H, W)``."""
 
     @property
     def weight_tied(self) -> bool:
@@ -135,9 +137,9 @@ class Network(nn.Module):
             return self.first(x)
         return torch.relu(self.first(x.flatten(1) if isinstance(self.first, nn.Linear) else x))
 
+    @abstractmethod
     def body(self, h: Tensor) -> Tensor:
         """From :meth:`embed`'s output to the penultimate features."""
-        raise NotImplementedError
 
     def features(self, x: Tensor) -> Tensor:
         """The penultimate representation ``(B, width)`` (the input of the head)."""
