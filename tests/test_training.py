@@ -27,7 +27,15 @@ TOY = dict(epochs=3, batch_size=32, depth=2, width=16, n_train=256, n_val=64)
 
 @pytest.mark.parametrize(
     ("model", "reg"),
-    [("mlp", "logit"), ("mlp", "none"), ("wt", "none"), ("cnn", "logit"), ("wt-cnn", "none")],
+    [
+        ("mlp", "logit"),
+        ("mlp", "none"),
+        ("wt", "none"),
+        ("cnn", "logit"),
+        ("wt-cnn", "none"),
+        ("mlp", "orbit"),
+        ("mlp", "saliency"),
+    ],  # fmt: skip
 )
 def test_members_trained_together_equal_members_trained_alone(tmp_path: Path, model, reg) -> None:
     data = synthetic_dataset()
@@ -433,7 +441,8 @@ def test_a_run_records_its_model_args_and_loads_from_them(tmp_path: Path, model:
     trainer = Trainer([config], synthetic_dataset(), tmp_path, "cpu", progress=False)
     run = trainer.fit()[0]
     assert run["model_args"] == {
-        "in_shape": [1, 12, 12], "width": 16, "depth": 2, "num_classes": 3, "pool": "mean"
+        "in_shape": [1, 12, 12], "width": 16, "depth": 2, "num_classes": 3, "pool": "mean",
+        "first_width": 0,
     }  # fmt: skip
     loaded, record = load_run(trainer.member_dir(0))
     assert record["model_args"] == run["model_args"]

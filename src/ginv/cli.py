@@ -77,14 +77,13 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
     from dataclasses import fields
 
     from ginv.groups import GROUPS
-    from ginv.losses import INVARIANCE_ERRORS
     from ginv.models import ARCHITECTURES, MODEL_KINDS
-    from ginv.training.config import HELP, TrainConfig
+    from ginv.training.config import HELP, REGULARIZERS, TrainConfig
 
     choices = {
         "model": MODEL_KINDS,
         "group": (*GROUPS, "Tn", "Tny"),
-        "reg": ("none", *INVARIANCE_ERRORS),
+        "reg": REGULARIZERS,
     }
     hints = typing.get_type_hints(TrainConfig)
     for f in fields(TrainConfig):

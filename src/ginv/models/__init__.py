@@ -51,14 +51,17 @@ def build_model(
     depth: int = 0,
     num_classes: int = 9,
     pool: Pool = "mean",
+    first_width: int = 0,
 ) -> Network:
     """A model by name (:data:`MODEL_KINDS`): ``'mlp'``, ``'cnn'`` (invariance only learnt) or
     their WT twins ``'wt'``, ``'wt-cnn'`` (invariant by construction). ``in_shape`` is the
     image shape ``(C, H, W)`` (an int: the MLP's flat input size); a ``width`` or ``depth`` of
-    0 is the architecture's default."""
+    0 is the architecture's default, and so is a ``first_width`` (the first layer's units) of 0."""
     cls, tied = architecture_of(kind)
     shape = (in_shape,) if isinstance(in_shape, int) else tuple(int(n) for n in in_shape)
-    model = cls.build(shape, width or cls.default_width, depth or cls.default_depth, num_classes)
+    model = cls.build(
+        shape, width or cls.default_width, depth or cls.default_depth, num_classes, first_width
+    )
     return weight_tied(model, group, pool) if tied else model
 
 
