@@ -35,7 +35,7 @@ TOY = dict(epochs=3, batch_size=32, depth=2, width=16, n_train=256, n_val=64)
         ("wt-cnn", "none"),
         ("mlp", "orbit"),
         ("mlp", "saliency"),
-    ],  # fmt: skip
+    ],
 )
 def test_members_trained_together_equal_members_trained_alone(tmp_path: Path, model, reg) -> None:
     data = synthetic_dataset()

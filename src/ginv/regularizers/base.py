@@ -36,7 +36,8 @@ class Regularizer(ABC):
 
     def after_step(self, model: Ensemble, rates: Tensor, image_shape: torch.Size) -> None:
         """Called after each optimiser step with ``lr·ν`` per member ``(M,)``; a decoupled
-        regulariser moves the weights here."""
+        regulariser moves the weights here; the others leave them alone."""
+        return None
 
     def orbit_view(self, t: Tensor) -> Tensor:
         """``(M, |G|·B, ...)`` as ``(M, |G|, B, ...)``."""

@@ -11,7 +11,6 @@ from ginv.errors import GinvError
 from ginv.groups import get_group
 from ginv.io import stable_hash
 from ginv.models import MODEL_KINDS, architecture_of
-
 from ginv.regularizers import REGULARIZERS as _REGULARIZERS
 from ginv.regularizers import regularizer_class
 
