@@ -49,6 +49,15 @@ class StudyConfig:
     calibration_seed: int = 0
     calibration_val_samples: int = 2_000  # the whole validation split
     spectral_losses: tuple[str, ...] = ("logit", "kl", "nlogit")
+    # the frontier (ginv.experiments.frontier): IR with each output loss at its ν grid (the
+    # losses differ in scale: KL and JSD are small where logits differ a little, the
+    # normalised logit divides by ‖f(x)‖²), the orbit structure at these lr·ν, saliency IR
+    frontier_nus_logit: tuple[float, ...] = (1.0, 3.0, 10.0)
+    frontier_nus_kl: tuple[float, ...] = (3.0, 10.0, 30.0)
+    frontier_nus_nlogit: tuple[float, ...] = (30.0, 100.0, 300.0)
+    frontier_nus_jsd: tuple[float, ...] = (10.0, 30.0, 100.0)
+    frontier_orbit_rates: tuple[float, ...] = (0.1, 0.5, 1.0)
+    frontier_saliency_nus: tuple[float, ...] = (0.3, 1.0)
     # measures (SPEC §5); 0 means the whole test split. SI is a mean over samples whose
     # per-sample spread is about 0.3 (DA) and 0.1 (IR): n samples give a standard error of
     # about 0.3/√n, 0.007 at 2,000 and 0.003 at 10,000; the report prints it beside SI
@@ -143,6 +152,12 @@ class StudyConfig:
             (all(loss in INVARIANCE_ERRORS for loss in losses),
              f"invariance losses must be among {', '.join(INVARIANCE_ERRORS)}, got {losses}"),
             (self.presearch_epochs >= 0, "presearch_epochs must be ≥ 0"),
+            (all(v > 0 for v in (*self.frontier_nus_logit, *self.frontier_nus_kl,
+                                 *self.frontier_nus_nlogit, *self.frontier_nus_jsd,
+                                 *self.frontier_saliency_nus)),
+             "the frontier's ν values must be > 0"),
+            (all(0 < r <= 1 for r in self.frontier_orbit_rates),
+             f"frontier_orbit_rates (lr·ν) must lie in (0, 1], got {self.frontier_orbit_rates}"),
             (0 < self.si_target <= 1, f"si_target must be in (0, 1], got {self.si_target}"),
             (bool(self.nu_grid) and min(self.nu_grid) > 0, f"nu_grid must be ν > 0, got {self.nu_grid}"),
             (0 < self.nu_min <= self.nu_max, "need 0 < nu_min ≤ nu_max"),

@@ -23,6 +23,7 @@ EXPERIMENTS: dict[str, str] = {
     "drift": "ginv.experiments.drift:run",
     "spectral": "ginv.experiments.spectral:run",
     "prop31": "ginv.experiments.prop31:run",
+    "frontier": "ginv.experiments.frontier:run",
 }
 
 #: Import name → distribution name of what ``ginv[study]`` adds to the core.
