@@ -9,10 +9,10 @@ orbit of ``h·x`` is the orbit of ``x``, the same image wins, and ``f(h·x) = f(
 
 Exactness needs a unique winner. Scores of distinct images can tie exactly (a scorer whose
 ReLUs are all off on an orbit, zero weights), so the order is *(score, image)*: the highest
-score, and among equal scores the lexicographically largest pixel vector. That is a function
-of the images alone, so ties are broken the same way whatever the order in which the orbit
-comes (a "first maximum" rule would not be: the orbit of ``h·x`` lists the same images in
-another order). Identical images (an image with a symmetry) tie on both keys and are the same
+score, and among equal scores the image with the larger raw bits at the first place where
+the two differ (see :func:`canonical_pose`). That is a function of the images alone, so ties
+are broken the same way whatever the order in which the orbit comes (a "first maximum" rule
+would not be: the orbit of ``h·x`` lists the same images in another order). Identical images (an image with a symmetry) tie on both keys and are the same
 canonical image. What remains is floating point: two scores that are equal up to the
 rounding of the scorer can be ordered differently when the same image is scored in another
 batch shape (see :func:`pose_margin` to count such near ties). Scores are computed on the
@@ -161,7 +161,7 @@ class Canonicaliser(nn.Module):
         """The orbit of each image, flattened: ``(B, |G|, C·H·W)``, identity first."""
         if not isinstance(self.group, PermutationGroup):  # interpolated rotations: no pixel map
             orbit = self.group.orbit(x).view(len(self.group), x.shape[0], -1)
-            return orbit.transpose(0, 1)
+            return orbit.transpose(0, 1).contiguous()
         # One row gather of the (B, C·H·W) batch, straight into the (B, |G|, D) layout
         # (several times faster on CPU than the element-major group.orbit and a transpose).
         c, h, w = x.shape[-3:]
@@ -212,13 +212,11 @@ class Canonicaliser(nn.Module):
         if self.relaxation == "soft":
             logits = self.classifier(orbit.view(b * n, *x.shape[1:])).view(b, n, -1)
             return (p.unsqueeze(-1) * logits).sum(1)
-        # One-hot by comparison (F.one_hot has no vmap rule). Its forward value is exactly the
-        # one-hot (p − p is 0), and the weighted sum of the orbit (one batched matmul: 1·image
-        # plus zeros) exactly the canonical image; backward, the scorer gets ⟨∇c, g·x⟩.
-        hard = (torch.arange(n, device=x.device) == pose.unsqueeze(1)).to(p.dtype)
-        weights = hard + (p - p.detach())
-        mixed = torch.bmm(weights.unsqueeze(1), orbit)  # (B, 1, D)
-        return self.classifier(mixed.view(b, *x.shape[1:]))
+        # Straight-through: the canonical image plus Σ_g (p_g − stop_gradient(p_g)) g·x, which
+        # is exactly 0 (p − p, times anything, in any matmul precision), so the forward value
+        # is eval mode's; backward, the scorer gets ⟨∇c, g·x⟩ through p.
+        zero = torch.bmm((p - p.detach()).unsqueeze(1), orbit).view(b, *x.shape[1:])
+        return self.classifier(self._take(orbit, pose, x.shape[1:]) + zero)
 
     def features(self, x: Tensor) -> Tensor:
         """The classifier's penultimate representation of the canonical images (invariant)."""
