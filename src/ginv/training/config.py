@@ -30,7 +30,7 @@ DEFAULT_NU = 1.0  # the weight of an invariance regularizer when none is asked f
 HELP = {
     "dataset": "mnist or fmnist (Transforming-)",
     "group": "the group of the augmentation and of WT",
-    "model": "an architecture (DA / IR) or its weight-tied twin (WT)",
+    "model": "an architecture (DA / IR) or an invariant wrapper of it (wt: WT, canon: canonicalised)",
     "pool": "WT pooling over the group: mean or max",
     "depth": "hidden layers (MLP) or convolutions (CNN)",
     "width": "hidden units (MLP) or last convolution's channels (CNN)",
