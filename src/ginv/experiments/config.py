@@ -52,12 +52,12 @@ class StudyConfig:
     # the frontier (ginv.experiments.frontier): IR with each output loss at its ν grid (the
     # losses differ in scale: KL and JSD are small where logits differ a little, the
     # normalised logit divides by ‖f(x)‖²), the orbit structure at these lr·ν, saliency IR
-    frontier_nus_logit: tuple[float, ...] = (1.0, 3.0, 10.0)
-    frontier_nus_kl: tuple[float, ...] = (3.0, 10.0, 30.0)
-    frontier_nus_nlogit: tuple[float, ...] = (30.0, 100.0, 300.0)
-    frontier_nus_jsd: tuple[float, ...] = (10.0, 30.0, 100.0)
+    frontier_nus_logit: tuple[float, ...] = (3.0, 10.0, 30.0)
+    frontier_nus_kl: tuple[float, ...] = (30.0, 100.0, 300.0)
+    frontier_nus_nlogit: tuple[float, ...] = (100.0, 1000.0)
+    frontier_nus_jsd: tuple[float, ...] = (100.0, 1000.0)
     frontier_orbit_rates: tuple[float, ...] = (0.1, 0.5, 1.0)
-    frontier_saliency_nus: tuple[float, ...] = (0.3, 1.0)
+    frontier_saliency_nus: tuple[float, ...] = (3.0, 30.0)
     # measures (SPEC §5); 0 means the whole test split. SI is a mean over samples whose
     # per-sample spread is about 0.3 (DA) and 0.1 (IR): n samples give a standard error of
     # about 0.3/√n, 0.007 at 2,000 and 0.003 at 10,000; the report prints it beside SI
@@ -201,6 +201,8 @@ PROFILES: dict[str, StudyConfig] = {
         test_samples=200, si_samples=20, sensitivity_samples=50, ig_steps=16,
         saliency_grid_samples=2, tsne_samples=40, drift_samples=200,
         prop31_dim=16, prop31_samples=20, prop31_time=1.0, prop31_step=1e-3,
+        frontier_nus_logit=(1.0,), frontier_nus_kl=(10.0,), frontier_nus_nlogit=(100.0,),
+        frontier_nus_jsd=(30.0,), frontier_orbit_rates=(0.5, 1.0), frontier_saliency_nus=(1.0,),
     ),
     "quick": StudyConfig(),
     "paper": StudyConfig(

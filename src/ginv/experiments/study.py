@@ -97,7 +97,8 @@ class Study:
     def runs(self, configs: Sequence[TrainConfig]) -> list[Run]:
         """Finished runs for ``configs``: cached ones reused, the rest trained together where
         they differ only in seed and ν, resuming any interrupted training."""
-        missing = [c for c in configs if not (self.run_dir(c) / "run.json").is_file()]
+        # each once: two experiments' (or methods') runs may coincide
+        missing = [c for c in dict.fromkeys(configs) if not (self.run_dir(c) / "run.json").is_file()]
         while missing:
             batch = [c for c in missing if c.batchable_with(missing[0])]
             missing = [c for c in missing if not c.batchable_with(missing[0])]
