@@ -90,8 +90,10 @@ def methods(c: StudyConfig) -> list[Method]:
         Method("WT", _plain("WT")),
         Method("orbit-average", _plain("DA"), wrapper="orbit-average"),
         Method("canonicalise", _canon),
-        *(Method(f"IR-{loss}", _ir(loss), getattr(c, f"frontier_nus_{loss}"), True)
-          for loss in ("logit", "kl", "nlogit", "jsd")),  # fmt: skip
+        *(
+            Method(f"IR-{loss}", _ir(loss), getattr(c, f"frontier_nus_{loss}"), True)
+            for loss in ("logit", "kl", "nlogit", "jsd")
+        ),  # fmt: skip
         Method("IR-saliency", _ir("saliency"), c.frontier_saliency_nus, True),
         Method("orbit", _orbit(False), c.frontier_orbit_rates, True, setting_name="lr·ν"),
         Method("orbit-wide", _orbit(True), c.frontier_orbit_rates, True, setting_name="lr·ν"),
@@ -121,7 +123,9 @@ def _cost(study: Study, run: Run, wrapper: str | None) -> tuple[float, int]:
     return forward_flops(model, shape), sum(p.numel() for p in model.parameters())
 
 
-def _row(study: Study, group: str, method: Method, setting: float, runs: list[Run]) -> dict[str, Any]:
+def _row(
+    study: Study, group: str, method: Method, setting: float, runs: list[Run]
+) -> dict[str, Any]:
     values = family_metrics(study, group, runs, method.wrapper)
     points = [study.validation_point(r, method.wrapper) for r in runs]
     values["val_si"] = [p.si for p in points]
@@ -307,7 +311,9 @@ def _drift(study: Study, best, trained) -> dict[tuple[str, str], list[tuple[Any,
         per_seed = []
         for run in trained[(g, name, r["setting"])]:
             model = run.model(study.device, wrapper)
-            values = {b: accuracy_and_di(model, s.images, s.labels, group) for b, s in splits.items()}
+            values = {
+                b: accuracy_and_di(model, s.images, s.labels, group) for b, s in splits.items()
+            }
             base = values[c.drift_betas[0]][0]
             per_seed.append({b: (acc / base, di) for b, (acc, di) in values.items()})
         curves[(g, name)] = [

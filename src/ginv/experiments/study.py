@@ -98,7 +98,9 @@ class Study:
         """Finished runs for ``configs``: cached ones reused, the rest trained together where
         they differ only in seed and ν, resuming any interrupted training."""
         # each once: two experiments' (or methods') runs may coincide
-        missing = [c for c in dict.fromkeys(configs) if not (self.run_dir(c) / "run.json").is_file()]
+        missing = [
+            c for c in dict.fromkeys(configs) if not (self.run_dir(c) / "run.json").is_file()
+        ]
         while missing:
             batch = [c for c in missing if c.batchable_with(missing[0])]
             missing = [c for c in missing if not c.batchable_with(missing[0])]
