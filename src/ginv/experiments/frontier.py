@@ -93,7 +93,7 @@ def methods(c: StudyConfig) -> list[Method]:
         *(
             Method(f"IR-{loss}", _ir(loss), getattr(c, f"frontier_nus_{loss}"), True)
             for loss in ("logit", "kl", "nlogit", "jsd")
-        ),  # fmt: skip
+        ),
         Method("IR-saliency", _ir("saliency"), c.frontier_saliency_nus, True),
         Method("orbit", _orbit(False), c.frontier_orbit_rates, True, setting_name="lr·ν"),
         Method("orbit-wide", _orbit(True), c.frontier_orbit_rates, True, setting_name="lr·ν"),

@@ -22,7 +22,7 @@ from torch import nn
 
 from ginv.data import DataConfig
 from ginv.experiments.config import StudyConfig
-from ginv.flops import count_flops, forward_flops, input_gradient_flops, train_step_flops
+from ginv.flops import count_flops, forward_flops, input_gradient_flops
 from ginv.groups import PermutationGroup, get_group
 from ginv.models import Ensemble, build_model
 from ginv.models.base import Pool

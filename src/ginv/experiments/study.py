@@ -31,7 +31,6 @@ from ginv.models import OrbitAverage
 from ginv.training import TrainConfig, Trainer, load_run, resolve_device
 from ginv.training.trainer import remove_finished_checkpoints
 
-
 POST_HOC: dict[str, Callable[[nn.Module, PermutationGroup], nn.Module]] = {
     "orbit-average": OrbitAverage,
 }
