@@ -334,3 +334,26 @@ def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(
     for name in ("frontier.png", "frontier-drift.png"):
         assert (out / "frontier" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "accuracy–SI frontier" in (out / "report.md").read_text()
+
+
+def test_plan_counts_the_frontier_methods_by_their_own_models() -> None:
+    from ginv.experiments.plan import make_plan
+    from ginv.experiments.registry import STUDY_EXPERIMENTS
+
+    assert "frontier" not in STUDY_EXPERIMENTS  # `reproduce all` is the paper's study
+    c = profile("smoke", ["groups=R4", "seeds=0,1", "frontier_orbit_rates=0.5,1"])
+    rows = {r.item: r for r in make_plan(["frontier"], c, probe=False).rows}
+    # orbit-wide: the MLP with 4·128 first-layer units, trained as DA (its step is decoupled)
+    fwd = 2 * (1296 * 512 + 512 * 128 + 3 * 128 * 128 + 128 * 9)
+    train = fwd + fwd + 2 * (512 * 128 + 3 * 128 * 128 + 128 * 9)
+    wide = rows["orbit-wide"]
+    assert wide.runs == 2 * 2 and wide.member_epochs == 4 * c.epochs
+    assert wide.flops == 4 * c.epochs * (c.train.n_train * train + c.train.n_val * 4 * fwd)
+    # saliency IR backpropagates through an input gradient of the orbit: dearer than IR
+    per_run = {k: rows[k].flops / rows[k].runs for k in ("IR-logit", "IR-saliency", "DA")}
+    assert per_run["IR-saliency"] > 2 * per_run["IR-logit"] > 2 * per_run["DA"]
+    # orbit averaging measures |G| forward passes per image, and trains nothing of its own
+    assert rows["orbit-average"].flops == 0  # its runs are DA's, counted once
+    assert rows["orbit-average test + validation measures"].flops == pytest.approx(
+        4 * rows["DA test + validation measures"].flops
+    )
