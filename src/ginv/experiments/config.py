@@ -16,6 +16,9 @@ _SEARCH = SearchSpec()  # the ν search's defaults, stated once, in nu_search
 TRAIN_KEYS = ("dataset", "pool", "epochs", "batch_size", "lr", "n_train", "n_val", "split_seed")
 TRAIN_ALIASES = {"wt_pool": "pool"}
 BETAS = tuple(round(0.1 * i, 1) for i in range(11))
+FRONTIER_METHODS = ("DA", "WT", "orbit-average", "canonicalise", "IR-logit", "IR-kl",
+                    "IR-nlogit", "IR-jsd", "IR-saliency", "orbit", "orbit-wide")  # fmt: skip
+"""The frontier's methods (:mod:`ginv.experiments.frontier`), in the order of its table."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class StudyConfig:
     frontier_nus_jsd: tuple[float, ...] = (100.0, 1000.0)
     frontier_orbit_rates: tuple[float, ...] = (0.1, 0.5, 1.0)
     frontier_saliency_nus: tuple[float, ...] = (3.0, 30.0)
+    frontier_methods: tuple[str, ...] = ()  # a subset of the frontier's methods (): all
     # measures (SPEC §5); 0 means the whole test split. SI is a mean over samples whose
     # per-sample spread is about 0.3 (DA) and 0.1 (IR): n samples give a standard error of
     # about 0.3/√n, 0.007 at 2,000 and 0.003 at 10,000; the report prints it beside SI
@@ -157,6 +161,10 @@ class StudyConfig:
                                  *self.frontier_nus_nlogit, *self.frontier_nus_jsd,
                                  *self.frontier_saliency_nus)),
              "the frontier's ν values must be > 0"),
+            (all(m in FRONTIER_METHODS for m in self.frontier_methods)
+             and (not self.frontier_methods or "DA" in self.frontier_methods),
+             f"frontier_methods must be among {', '.join(FRONTIER_METHODS)} and include DA, "
+             f"the reference of every gap; got {self.frontier_methods}"),
             (all(0 < r <= 1 for r in self.frontier_orbit_rates),
              f"frontier_orbit_rates (lr·ν) must lie in (0, 1], got {self.frontier_orbit_rates}"),
             (0 < self.si_target <= 1, f"si_target must be in (0, 1], got {self.si_target}"),

@@ -34,6 +34,7 @@ import torch
 
 from ginv.data import drift_split
 from ginv.experiments import style
+from ginv.experiments.config import FRONTIER_METHODS
 from ginv.experiments.drift import accuracy_and_di
 from ginv.experiments.results import Results, mean_std
 from ginv.experiments.table import family_metrics
@@ -84,8 +85,9 @@ def _orbit(wide: bool) -> MakeConfig:
 
 
 def methods(c: StudyConfig) -> list[Method]:
-    """The frontier's methods under the study's settings, in the order of the table."""
-    return [
+    """The frontier's methods under the study's settings, in the order of the table (those of
+    ``frontier_methods`` where it names some)."""
+    every = [
         Method("DA", _plain("DA"), single_pass=True),
         Method("WT", _plain("WT")),
         Method("orbit-average", _plain("DA"), wrapper="orbit-average"),
@@ -98,6 +100,8 @@ def methods(c: StudyConfig) -> list[Method]:
         Method("orbit", _orbit(False), c.frontier_orbit_rates, True, setting_name="lr·ν"),
         Method("orbit-wide", _orbit(True), c.frontier_orbit_rates, True, setting_name="lr·ν"),
     ]
+    assert [m.name for m in every] == list(FRONTIER_METHODS)
+    return [m for m in every if not c.frontier_methods or m.name in c.frontier_methods]
 
 
 def method_configs(c: StudyConfig, group: str, method: Method) -> dict[float, list[TrainConfig]]:
