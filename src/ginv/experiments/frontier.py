@@ -205,14 +205,14 @@ def run(study: Study, folder) -> Results:
         folder, "frontier-table",
         f"Each method at its calibrated point (validation SI ≥ {target}, else its highest); "
         "gap: accuracy minus DA's, in points; FLOPs per image at inference.",
-        ["group", "method", "setting", "accuracy", "gap to DA", "SI", "val SI", "LI", "params",
+        ["group", "method", "setting", "accuracy %", "gap to DA", "SI", "val SI", "LI", "params",
          "MFLOP", "single pass", "val SI ≥ target"],
         printed, tidy=(CALIBRATED_COLUMNS, tidy),
     )  # fmt: skip
     results.add_table(
         folder, "frontier", "Every method and setting (means over seeds)",
-        ["group", "method", "setting", "accuracy", "SI", "val SI", "LI", "DI"],
-        [[r["group"], r["method"], _setting_label(r), f"{r['accuracy']:.4f}", f"{r['si']:.3f}",
+        ["group", "method", "setting", "accuracy %", "SI", "val SI", "LI", "DI"],
+        [[r["group"], r["method"], _setting_label(r), f"{100 * r['accuracy']:.2f}", f"{r['si']:.3f}",
           f"{r['val_si']:.3f}", f"{r['li']:.3g}", f"{r['di']:.3g}"] for r in rows],
         tidy=(TIDY_COLUMNS, [_tidy(r) for r in rows]),
     )  # fmt: skip
