@@ -252,16 +252,19 @@ class Trainer:
         n, bs = len(self.train_split), self.base.batch_size
         totals = torch.zeros(3, len(self.members), device=self.device)
         steps = math.ceil(n / bs)
+        reg = self.regularizer
+        decoupled = reg is not None and reg.decoupled
         for s in range(steps):
             batch = slice(s * bs, (s + 1) * bs)
             ce, inv = self._loss(orders[:, batch], elements[:, batch])
-            loss = ce + self.nus * inv
+            # a decoupled regulariser acts in after_step: its penalty is reported, not added
+            loss = ce if decoupled else ce + self.nus * inv
             self.optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
             self.optimizer.step()
-            if self.regularizer is not None and self.regularizer.decoupled:
+            if reg is not None and decoupled:
                 shape = self.train_split.images.shape[1:]
-                self.regularizer.after_step(self.model, self.base.lr * self.nus, shape)
+                reg.after_step(self.model, self.base.lr * self.nus, shape)
             totals += torch.stack([loss, ce, inv]).detach()
         totals /= steps
         return {"loss": totals[0], "ce": totals[1], "inv": totals[2]}
