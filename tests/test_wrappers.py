@@ -217,7 +217,8 @@ def test_a_canon_run_trains_saves_and_loads_exactly_invariant(tmp_path: Path) ->
     trainer = Trainer([config], synthetic_dataset(), tmp_path, "cpu", progress=False)
     run = trainer.fit()[0]
     assert run["model_args"] == {
-        "in_shape": [1, 12, 12], "width": 16, "depth": 2, "num_classes": 3, "pool": "mean"
+        "in_shape": [1, 12, 12], "width": 16, "depth": 2, "num_classes": 3, "pool": "mean",
+        "first_width": 0,
     }  # fmt: skip
     assert run["best_val_acc"] > 0.5
     model, record = load_run(trainer.member_dir(0))
