@@ -17,6 +17,7 @@ from ginv.errors import GinvError
 from ginv.experiments import profile
 from ginv.experiments.prop31 import check
 from ginv.experiments.reproduce import EXPERIMENTS
+from ginv.groups import get_group
 
 GINV = [sys.executable, "-m", "ginv.cli"]
 
@@ -279,3 +280,80 @@ def test_plan_counts_match_the_model_sizes() -> None:
         c.train.n_train * 4 * train + c.train.n_val * 4 * fwd
     )
     assert rows["IR-logit ν pre-search"].runs == len(c.nu_grid)
+
+
+def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(
+    tmp_path: Path, real_data_dir: Path
+) -> None:
+    from ginv.experiments.frontier import CALIBRATED_COLUMNS, TIDY_COLUMNS, methods
+
+    out = tmp_path / "frontier"
+    done = _run(["reproduce", "frontier", "--profile", "smoke", "--out", str(out), "--quiet"])
+    assert done.returncode == 0, done.stderr
+    smoke = profile("smoke")
+    expected = {m.name: max(1, len(m.settings)) for m in methods(smoke)}
+    plain = {m.name for m in methods(smoke) if not m.settings}
+    assert set(expected) >= {"DA", "WT", "IR-logit", "IR-kl", "IR-nlogit", "IR-jsd",
+                             "orbit-average", "canonicalise", "orbit", "orbit-wide"}  # fmt: skip
+    with open(out / "frontier" / "frontier.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == TIDY_COLUMNS
+    for group in smoke.groups:
+        mine = [r for r in rows if r["group"] == group]
+        assert {m: sum(r["method"] == m for r in mine) for m in expected} == expected
+    for r in rows:  # every number parses; settings only where a method has them
+        for k in TIDY_COLUMNS[3:-2]:
+            float(r[k])
+        assert (r["setting"] == "") == (r["method"] in plain)
+    results = json.loads((out / "frontier" / "results.json").read_text())
+    calibrated = {(r["group"], r["method"]): r for r in results["data"]["calibrated"]}
+    for group in smoke.groups:
+        # exact by construction, measured by ginv's own measures: zero up to float64 round-off
+        for name in ("orbit-average", "canonicalise", "WT"):
+            r = calibrated[(group, name)]
+            assert r["li"] <= 1e-12 and r["di"] <= 1e-12, (group, name)
+            assert r["si"] == pytest.approx(1.0, abs=1e-12) and r["val_si"] >= 1 - 1e-12
+        assert calibrated[(group, "orbit-average")]["li"] == 0.0  # a mean of sorted values
+        # orbit structure at lr·ν = 1 is projected every step: exactly invariant
+        full = [r for r in results["data"]["rows"]
+                if r["group"] == group and r["method"] == "orbit" and r["setting"] == 1.0]  # fmt: skip
+        assert full and full[0]["li"] <= 1e-12
+        da = calibrated[(group, "DA")]
+        assert calibrated[(group, "orbit-average")]["inference_flops"] == pytest.approx(
+            len(get_group(group)) * da["inference_flops"], rel=0.01
+        )
+        assert calibrated[(group, "orbit")]["params"] == da["params"] == 233_225
+    with open(out / "frontier" / "frontier-table.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == CALIBRATED_COLUMNS
+    assert len(table) == len(smoke.groups) * len(expected)
+    assert all(float(r["gap_to_da_points"]) == 0 for r in table if r["method"] == "DA")
+    with open(out / "frontier" / "frontier-drift.csv", newline="") as f:
+        drift = list(csv.DictReader(f))
+    assert len(drift) == len(smoke.groups) * len(expected) * len(smoke.drift_betas)
+    for name in ("frontier.png", "frontier-drift.png"):
+        assert (out / "frontier" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "accuracy–SI frontier" in (out / "report.md").read_text()
+
+
+def test_plan_counts_the_frontier_methods_by_their_own_models() -> None:
+    from ginv.experiments.plan import make_plan
+    from ginv.experiments.registry import STUDY_EXPERIMENTS
+
+    assert "frontier" not in STUDY_EXPERIMENTS  # `reproduce all` is the paper's study
+    c = profile("smoke", ["groups=R4", "seeds=0,1", "frontier_orbit_rates=0.5,1"])
+    rows = {r.item: r for r in make_plan(["frontier"], c, probe=False).rows}
+    # orbit-wide: the MLP with 4·128 first-layer units, trained as DA (its step is decoupled)
+    fwd = 2 * (1296 * 512 + 512 * 128 + 3 * 128 * 128 + 128 * 9)
+    train = fwd + fwd + 2 * (512 * 128 + 3 * 128 * 128 + 128 * 9)
+    wide = rows["orbit-wide"]
+    assert wide.runs == 2 * 2 and wide.member_epochs == 4 * c.epochs
+    assert wide.flops == 4 * c.epochs * (c.train.n_train * train + c.train.n_val * 4 * fwd)
+    # saliency IR backpropagates through an input gradient of the orbit: dearer than IR
+    per_run = {k: rows[k].flops / rows[k].runs for k in ("IR-logit", "IR-saliency", "DA")}
+    assert per_run["IR-saliency"] > 2 * per_run["IR-logit"] > 2 * per_run["DA"]
+    # orbit averaging measures |G| forward passes per image, and trains nothing of its own
+    assert rows["orbit-average"].flops == 0  # its runs are DA's, counted once
+    assert rows["orbit-average test + validation measures"].flops == pytest.approx(
+        4 * rows["DA test + validation measures"].flops
+    )

@@ -183,8 +183,9 @@ def test_invariance_penalty_averages_over_batch_and_non_identity_elements() -> N
 
 def test_the_registry_is_the_list_of_model_names() -> None:
     assert ARCHITECTURES == {"mlp": MLP, "cnn": CNN}
-    assert MODEL_KINDS == ("mlp", "wt", "cnn", "wt-cnn")
-    with pytest.raises(GinvError, match=r"unknown model 'resnet' \(known: mlp, wt, cnn, wt-cnn\)"):
+    assert MODEL_KINDS == ("mlp", "wt", "canon", "cnn", "wt-cnn", "canon-cnn")
+    known = r"\(known: mlp, wt, canon, cnn, wt-cnn, canon-cnn\)"
+    with pytest.raises(GinvError, match=r"unknown model 'resnet' " + known):
         build_model("resnet", R4())
     assert isinstance(build_model("wt", R4()).first, WeightTied)
     assert isinstance(build_model("wt-cnn", R4()).first, WeightTied)

@@ -27,7 +27,15 @@ TOY = dict(epochs=3, batch_size=32, depth=2, width=16, n_train=256, n_val=64)
 
 @pytest.mark.parametrize(
     ("model", "reg"),
-    [("mlp", "logit"), ("mlp", "none"), ("wt", "none"), ("cnn", "logit"), ("wt-cnn", "none")],
+    [
+        ("mlp", "logit"),
+        ("mlp", "none"),
+        ("wt", "none"),
+        ("cnn", "logit"),
+        ("wt-cnn", "none"),
+        ("mlp", "orbit"),
+        ("mlp", "saliency"),
+    ],
 )
 def test_members_trained_together_equal_members_trained_alone(tmp_path: Path, model, reg) -> None:
     data = synthetic_dataset()
@@ -433,7 +441,8 @@ def test_a_run_records_its_model_args_and_loads_from_them(tmp_path: Path, model:
     trainer = Trainer([config], synthetic_dataset(), tmp_path, "cpu", progress=False)
     run = trainer.fit()[0]
     assert run["model_args"] == {
-        "in_shape": [1, 12, 12], "width": 16, "depth": 2, "num_classes": 3, "pool": "mean"
+        "in_shape": [1, 12, 12], "width": 16, "depth": 2, "num_classes": 3, "pool": "mean",
+        "first_width": 0,
     }  # fmt: skip
     loaded, record = load_run(trainer.member_dir(0))
     assert record["model_args"] == run["model_args"]
@@ -493,4 +502,5 @@ def test_train_flags_are_the_config_fields_with_its_defaults() -> None:
     # DA and WT: ν is 0 whatever was asked for
     assert {m.nu for m in TrainConfig().members((0, 1), [0.5, 2.0])} == {0.0}
     help_text = parser._subparsers._group_actions[0].choices["train"].format_help()  # type: ignore[union-attr]
-    assert "(default: 300)" in help_text and "mlp, wt, cnn, wt-cnn" in help_text
+    words = " ".join(help_text.split())  # argparse wraps the lines
+    assert "(default: 300)" in words and "mlp, wt, canon, cnn, wt-cnn, canon-cnn" in words

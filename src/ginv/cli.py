@@ -77,14 +77,13 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
     from dataclasses import fields
 
     from ginv.groups import GROUPS
-    from ginv.losses import INVARIANCE_ERRORS
     from ginv.models import ARCHITECTURES, MODEL_KINDS
-    from ginv.training.config import HELP, TrainConfig
+    from ginv.training.config import HELP, REGULARIZERS, TrainConfig
 
     choices = {
         "model": MODEL_KINDS,
         "group": (*GROUPS, "Tn", "Tny"),
-        "reg": ("none", *INVARIANCE_ERRORS),
+        "reg": REGULARIZERS,
     }
     hints = typing.get_type_hints(TrainConfig)
     for f in fields(TrainConfig):
@@ -216,10 +215,10 @@ def _study_config(args: argparse.Namespace):
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from ginv.experiments.registry import EXPERIMENTS, require_study
+    from ginv.experiments.registry import STUDY_EXPERIMENTS, require_study
     from ginv.io import load_json
 
-    names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    names = list(STUDY_EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     config = _study_config(args)
     if args.plan:
         from ginv.experiments.plan import format_plan, make_plan
@@ -367,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     from ginv.experiments.registry import EXPERIMENTS
 
     repro = sub.add_parser("reproduce", help="the study's table and figures, then the report")
-    repro.add_argument("experiment", choices=[*EXPERIMENTS, "all"])
+    repro.add_argument("experiment", choices=[*EXPERIMENTS, "all"],
+                       help="one experiment, or all of the paper's (all but frontier)")  # fmt: skip
     repro.add_argument("--plan", action="store_true",
                        help="print the runs, measures, FLOPs, floor and time estimate, then exit")  # fmt: skip
     study_options(repro)

@@ -7,6 +7,7 @@ group elements. The measures (LI, DI) call the same functions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -36,7 +37,7 @@ def normalised_logit_invariance(a: Tensor, b: Tensor, eps: float = 1e-12) -> Ten
 def jensen_shannon_invariance(a: Tensor, b: Tensor) -> Tensor:
     """``½ KL(p ‖ m) + ½ KL(q ‖ m)``, ``m = (p + q)/2``, ``p, q`` the softmax of ``a, b``."""
     log_p, log_q = torch.log_softmax(a, -1), torch.log_softmax(b, -1)
-    log_m = torch.logsumexp(torch.stack([log_p, log_q]), 0) - torch.log(torch.tensor(2.0))
+    log_m = torch.logaddexp(log_p, log_q) - math.log(2.0)  # broadcasts, as the others do
     kl_pm = (log_p.exp() * (log_p - log_m)).sum(-1)
     kl_qm = (log_q.exp() * (log_q - log_m)).sum(-1)
     return 0.5 * (kl_pm + kl_qm)

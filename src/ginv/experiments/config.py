@@ -16,6 +16,9 @@ _SEARCH = SearchSpec()  # the ν search's defaults, stated once, in nu_search
 TRAIN_KEYS = ("dataset", "pool", "epochs", "batch_size", "lr", "n_train", "n_val", "split_seed")
 TRAIN_ALIASES = {"wt_pool": "pool"}
 BETAS = tuple(round(0.1 * i, 1) for i in range(11))
+FRONTIER_METHODS = ("DA", "WT", "orbit-average", "canonicalise", "IR-logit", "IR-kl",
+                    "IR-nlogit", "IR-jsd", "IR-saliency", "orbit", "orbit-wide")  # fmt: skip
+"""The frontier's methods (:mod:`ginv.experiments.frontier`), in the order of its table."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,17 @@ class StudyConfig:
     calibration_seed: int = 0
     calibration_val_samples: int = 2_000  # the whole validation split
     spectral_losses: tuple[str, ...] = ("logit", "kl", "nlogit")
+    # the frontier (ginv.experiments.frontier): IR with each output loss at its ν grid, the
+    # orbit structure at these lr·ν, saliency IR. The losses differ in scale: KL and JSD are
+    # small where logits differ a little; the normalised logit divides by ‖f(x)‖², and from
+    # ν ≈ 300 (R4, 10 epochs) it drives training to chance by shrinking the logits.
+    frontier_nus_logit: tuple[float, ...] = (3.0, 10.0, 30.0)
+    frontier_nus_kl: tuple[float, ...] = (30.0, 100.0, 300.0)
+    frontier_nus_nlogit: tuple[float, ...] = (3.0, 30.0)
+    frontier_nus_jsd: tuple[float, ...] = (100.0, 1000.0)
+    frontier_orbit_rates: tuple[float, ...] = (0.1, 0.5, 1.0)
+    frontier_saliency_nus: tuple[float, ...] = (3.0, 30.0)
+    frontier_methods: tuple[str, ...] = ()  # a subset of the frontier's methods (): all
     # measures (SPEC §5); 0 means the whole test split. SI is a mean over samples whose
     # per-sample spread is about 0.3 (DA) and 0.1 (IR): n samples give a standard error of
     # about 0.3/√n, 0.007 at 2,000 and 0.003 at 10,000; the report prints it beside SI
@@ -143,6 +157,16 @@ class StudyConfig:
             (all(loss in INVARIANCE_ERRORS for loss in losses),
              f"invariance losses must be among {', '.join(INVARIANCE_ERRORS)}, got {losses}"),
             (self.presearch_epochs >= 0, "presearch_epochs must be ≥ 0"),
+            (all(v > 0 for v in (*self.frontier_nus_logit, *self.frontier_nus_kl,
+                                 *self.frontier_nus_nlogit, *self.frontier_nus_jsd,
+                                 *self.frontier_saliency_nus)),
+             "the frontier's ν values must be > 0"),
+            (all(m in FRONTIER_METHODS for m in self.frontier_methods)
+             and (not self.frontier_methods or "DA" in self.frontier_methods),
+             f"frontier_methods must be among {', '.join(FRONTIER_METHODS)} and include DA, "
+             f"the reference of every gap; got {self.frontier_methods}"),
+            (all(0 < r <= 1 for r in self.frontier_orbit_rates),
+             f"frontier_orbit_rates (lr·ν) must lie in (0, 1], got {self.frontier_orbit_rates}"),
             (0 < self.si_target <= 1, f"si_target must be in (0, 1], got {self.si_target}"),
             (bool(self.nu_grid) and min(self.nu_grid) > 0, f"nu_grid must be ν > 0, got {self.nu_grid}"),
             (0 < self.nu_min <= self.nu_max, "need 0 < nu_min ≤ nu_max"),
@@ -186,6 +210,8 @@ PROFILES: dict[str, StudyConfig] = {
         test_samples=200, si_samples=20, sensitivity_samples=50, ig_steps=16,
         saliency_grid_samples=2, tsne_samples=40, drift_samples=200,
         prop31_dim=16, prop31_samples=20, prop31_time=1.0, prop31_step=1e-3,
+        frontier_nus_logit=(1.0,), frontier_nus_kl=(10.0,), frontier_nus_nlogit=(100.0,),
+        frontier_nus_jsd=(30.0,), frontier_orbit_rates=(0.5, 1.0), frontier_saliency_nus=(1.0,),
     ),
     "quick": StudyConfig(),
     "paper": StudyConfig(

@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from ginv.data import DataConfig
 from ginv.experiments.config import StudyConfig
-from ginv.flops import count_flops, forward_flops, input_gradient_flops, train_step_flops
-from ginv.groups import get_group
-from ginv.models import build_model
+from ginv.flops import count_flops, forward_flops, input_gradient_flops
+from ginv.groups import PermutationGroup, get_group
+from ginv.models import Ensemble, build_model
+from ginv.models.base import Pool
+from ginv.regularizers import get_regularizer
 from ginv.training import TrainConfig
 
 ASSUMED_FINAL_ROUNDS = 2  # a first bracket from the pre-search, then one refinement
@@ -62,26 +66,59 @@ class Plan:
 
 
 class _Costs:
-    """FLOPs per sample of each model kind of one group, counted once."""
+    """FLOPs per sample of the models of one group, each counted once: a training step of a
+    run's config (its regulariser included), a forward pass, an input gradient."""
 
     def __init__(self, group: str, pool: str) -> None:
-        g = get_group(group)
-        self.order = len(g)
-        self.models = {k: build_model(k, g, pool="max" if pool == "max" else "mean")
-                       for k in ("mlp", "wt")}  # fmt: skip
-        self._cache: dict[tuple[str, str], float] = {}
+        self.group = get_group(group)
+        self.order = len(self.group)
+        self.pool: Pool = "max" if pool == "max" else "mean"
+        self._models: dict[tuple[str, int], nn.Module] = {}
+        self._cache: dict[tuple[str, ...], float] = {}
 
-    def __call__(self, kind: str, what: str) -> float:
-        key = (kind, what)
+    def model(self, kind: str, first_width: int = 0) -> nn.Module:
+        key = (kind, first_width)
+        if key not in self._models:
+            self._models[key] = build_model(kind, self.group, SHAPE, pool=self.pool,
+                                            first_width=first_width)  # fmt: skip
+        return self._models[key]
+
+    def train(self, config: TrainConfig) -> float:
+        """One training step per sample of ``config``'s run, its regulariser's work included."""
+        key = ("train", config.model, str(config.first_width), config.reg)
         if key not in self._cache:
-            model = self.models[kind]
+            self._cache[key] = _step_flops(self.model(config.model, config.first_width),
+                                           self.group, config.reg)  # fmt: skip
+        return self._cache[key]
+
+    def __call__(self, kind: str, what: str, first_width: int = 0) -> float:
+        """``forward`` or ``input_grad`` FLOPs per image of model ``kind``."""
+        key = (kind, what, str(first_width))
+        if key not in self._cache:
+            model = self.model(kind, first_width)
             self._cache[key] = {
-                "train": lambda: train_step_flops(model, SHAPE),
-                "train_orbit": lambda: train_step_flops(model, SHAPE, self.order),
                 "forward": lambda: forward_flops(model, SHAPE),
                 "input_grad": lambda: input_gradient_flops(model, SHAPE),
             }[what]()
         return self._cache[key]
+
+
+def _step_flops(model: nn.Module, group: PermutationGroup, reg: str, batch: int = 2) -> float:
+    """FLOPs per sample of one training step as the trainer takes it (an ensemble of one)."""
+    ensemble = Ensemble([model])
+    regularizer = None if reg == "none" else get_regularizer(reg, group)
+    images = batch * (len(group) if regularizer is not None and regularizer.needs_orbit else 1)
+    x = torch.zeros(1, images, *SHAPE)
+    y = torch.zeros(1, batch, dtype=torch.long)
+
+    def step() -> None:
+        if regularizer is None:
+            logits, penalty = ensemble(x), torch.zeros(1)
+        else:
+            logits, penalty = regularizer(ensemble, x, y)
+        (F.cross_entropy(logits.flatten(0, 1), y.flatten()) + penalty.sum()).backward()
+
+    return count_flops(step) / batch
 
 
 def _probe_rates(
@@ -141,9 +178,8 @@ def make_plan(
     def add_training(exp: str, group: str, item: str, template: TrainConfig, runs: int,
                      note: str = "", cached: int = 0) -> None:  # fmt: skip
         costs = _costs(group)
-        kind = "wt" if template.model == "wt" else "mlp"
-        step = costs(kind, "train_orbit" if template.reg != "none" else "train")
-        per_epoch = c.train.n_train * step + n_val * costs.order * costs(kind, "forward")
+        forward = costs(template.model, "forward", template.first_width)
+        per_epoch = c.train.n_train * costs.train(template) + n_val * costs.order * forward
         epochs = runs * template.epochs
         extra = f"{cached} cached or shared" if cached else ""
         plan.rows.append(PlanRow(exp, group, item, runs, epochs, epochs * per_epoch,
@@ -157,12 +193,15 @@ def make_plan(
             add_training(exp, group, item, configs[0], len(todo), note, len(configs) - len(todo))
 
     def measure(exp: str, group: str, item: str, kind: str, models: int, orbit: int,
-                si: int, sens: int = 0, key: str = "") -> None:  # fmt: skip
+                si: int, sens: int = 0, key: str = "", first_width: int = 0,
+                copies: int = 1) -> None:  # fmt: skip
+        """``copies``: forward passes of the model per image (``|G|`` for orbit averaging)."""
         if key and key in seen:
             return
         seen.add(key)
         costs = _costs(group)
-        fwd, grad = costs(kind, "forward"), costs(kind, "input_grad")
+        fwd = copies * costs(kind, "forward", first_width)
+        grad = copies * costs(kind, "input_grad", first_width)
         per_model = (orbit * costs.order * fwd + si * costs.order * c.ig_steps * grad
                      + sens * (fwd + NUM_CLASSES * (grad - fwd)))  # fmt: skip
         plan.rows.append(PlanRow(exp, group, item, models, 0, models * per_model))
@@ -222,6 +261,21 @@ def make_plan(
                     k = "wt" if kind == "WT" else "mlp"
                     n = (c.drift_samples or n_test) * len(c.drift_betas)
                     measure(exp, group, f"{kind} drift measures", k, len(c.seeds), n, 0)
+            elif exp == "frontier":
+                from ginv.experiments.frontier import method_configs, methods
+
+                for m in methods(c):
+                    configs = [t for ts in method_configs(c, group, m).values() for t in ts]
+                    settings = f"{len(m.settings)} settings × " if m.settings else ""
+                    train(exp, group, m.name, configs, f"{settings}{len(c.seeds)} seeds")
+                    t = configs[0]
+                    copies = _costs(group).order if m.wrapper == "orbit-average" else 1
+                    measure(exp, group, f"{m.name} test + validation measures", t.model,
+                            len(configs), n_test + n_val, (c.si_samples or n_test) + n_val,
+                            first_width=t.first_width, copies=copies)  # fmt: skip
+                    measure(exp, group, f"{m.name} drift measures", t.model, len(c.seeds),
+                            (c.drift_samples or n_test) * len(c.drift_betas), 0,
+                            first_width=t.first_width, copies=copies)  # fmt: skip
             elif exp in ("saliency", "tsne"):
                 for kind in ("DA", "IR", "WT") if exp == "saliency" else ("DA",):
                     family(exp, group, kind, c.reg)
@@ -240,18 +294,19 @@ def _seconds(s: float) -> str:
 def format_plan(plan: Plan) -> str:
     """The plan as a table, with the floor and the estimate of every row and in total."""
     mm, real = plan.matmul_rate, plan.achieved_rate
+    w = max([34, *(len(r.item) for r in plan.rows)])
     lines = [
         f"device {plan.device}: fp32 matmul {mm / 1e9:.0f} GFLOP/s; a batched MLP training "
         f"step reached {real / 1e9:.0f} GFLOP/s ({100 * real / mm:.0f} %), used for the estimate",
         "",
-        f"{'experiment':<10} {'group':<5} {'item':<34} {'runs':>5} {'member-ep':>9} "
+        f"{'experiment':<10} {'group':<5} {'item':<{w}} {'runs':>5} {'member-ep':>9} "
         f"{'TFLOP':>9} {'floor':>9} {'estimate':>9}  note",
     ]
     for r in plan.rows:
         if r.flops == 0:  # cached, or counted under an earlier experiment
             continue
         lines.append(
-            f"{r.experiment:<10} {r.group:<5} {r.item:<34} {r.runs:>5} {r.member_epochs:>9} "
+            f"{r.experiment:<10} {r.group:<5} {r.item:<{w}} {r.runs:>5} {r.member_epochs:>9} "
             f"{r.flops / 1e12:>9.2f} {_seconds(r.flops / mm):>9} {_seconds(r.flops / real):>9}"
             f"  {r.note}"
         )

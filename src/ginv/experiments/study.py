@@ -8,7 +8,7 @@ restarted with the same command loses at most the current epoch.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,14 @@ from ginv.experiments.nu_search import (
 from ginv.groups import PermutationGroup, get_group
 from ginv.io import atomic_write_json, load_json, short_hash, stable_hash
 from ginv.measures import SaliencyConfig, measure
+from ginv.models import OrbitAverage
 from ginv.training import TrainConfig, Trainer, load_run, resolve_device
 from ginv.training.trainer import remove_finished_checkpoints
+
+POST_HOC: dict[str, Callable[[nn.Module, PermutationGroup], nn.Module]] = {
+    "orbit-average": OrbitAverage,
+}
+"""Wrappers put around a trained run's model when it is measured (not trained inside them)."""
 
 
 @dataclass
@@ -39,8 +45,12 @@ class Run:
     folder: Path
     record: dict[str, Any]
 
-    def model(self, device: torch.device) -> nn.Module:
-        return load_run(self.folder, device)[0]
+    def model(self, device: torch.device, wrapper: str | None = None) -> nn.Module:
+        """The selected model, inside ``wrapper`` (a name of :data:`POST_HOC`) if given."""
+        model = load_run(self.folder, device)[0]
+        if wrapper is None:
+            return model
+        return POST_HOC[wrapper](model, get_group(self.config.group)).to(device).eval()
 
 
 class Study:
@@ -86,7 +96,10 @@ class Study:
     def runs(self, configs: Sequence[TrainConfig]) -> list[Run]:
         """Finished runs for ``configs``: cached ones reused, the rest trained together where
         they differ only in seed and ν, resuming any interrupted training."""
-        missing = [c for c in configs if not (self.run_dir(c) / "run.json").is_file()]
+        # each once: two experiments' (or methods') runs may coincide
+        missing = [
+            c for c in dict.fromkeys(configs) if not (self.run_dir(c) / "run.json").is_file()
+        ]
         while missing:
             batch = [c for c in missing if c.batchable_with(missing[0])]
             missing = [c for c in missing if not c.batchable_with(missing[0])]
@@ -134,13 +147,16 @@ class Study:
     # --- measures --------------------------------------------------------
     def measure_run(self, run: Run, group: PermutationGroup, metrics: Sequence[str],
                     split: str = "test", samples: int = 0, si_samples: int = 0,
-                    sensitivity_samples: int = 0) -> dict[str, Any]:  # fmt: skip
-        """``measure`` on a run, cached in the run's folder under a hash of the settings."""
+                    sensitivity_samples: int = 0, wrapper: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """``measure`` on a run (inside ``wrapper`` if given), cached in the run's folder under a
+        hash of the settings."""
         settings = {
             "group": group.name, "metrics": list(metrics), "split": split, "samples": samples,
             "si_samples": si_samples, "sensitivity_samples": sensitivity_samples,
             "saliency": asdict(self.saliency()),
         }  # fmt: skip
+        if wrapper is not None:  # added only when set: every earlier key stays valid
+            settings["wrapper"] = wrapper
         key = stable_hash(settings, 12)
         path = run.folder / f"measure-{key}.json"
         if path.is_file():
@@ -148,7 +164,7 @@ class Study:
         self.status.set_postfix_str(f"measuring {run.config.name}")
         data_split = getattr(self.data(), split).head(samples or None)
         report = measure(
-            run.model(self.device), data_split.images, data_split.labels, group, metrics,
+            run.model(self.device, wrapper), data_split.images, data_split.labels, group, metrics,
             self.saliency(), si_subset=si_samples or None,
             sensitivity_subset=sensitivity_samples or None, progress=self.progress,
         )  # fmt: skip
@@ -165,12 +181,13 @@ class Study:
             min_accuracy_share=c.nu_min_accuracy_share, max_rounds=c.nu_max_rounds,
         )  # fmt: skip
 
-    def validation_point(self, run: Run) -> Point:
+    def validation_point(self, run: Run, wrapper: str | None = None) -> Point:
         """A run's validation SI (± standard error) and accuracy, on the validation orbit."""
         c = self.config
         m = self.measure_run(
             run, self.group(run.config.group), ("accuracy", "si"), split="val",
             samples=c.calibration_val_samples, si_samples=c.calibration_val_samples,
+            wrapper=wrapper,
         )  # fmt: skip
         se = m["std_over_samples"]["si"] / math.sqrt(m["subsets"]["si"])
         return Point(run.config.nu, m["metrics"]["si"], se, m["metrics"]["accuracy"],

@@ -17,8 +17,11 @@ if TYPE_CHECKING:
 COLUMNS = [("accuracy", "accuracy"), ("li", "LI"), ("di", "DI"), ("si", "SI")]
 
 
-def family_metrics(study: Study, group_name: str, runs: list[Run]) -> dict[str, list[float]]:
-    """Each measure of one model family on the test orbit, one value per seed."""
+def family_metrics(
+    study: Study, group_name: str, runs: list[Run], wrapper: str | None = None
+) -> dict[str, list[float]]:
+    """Each measure of one model family (inside ``wrapper`` if given) on the test orbit, one
+    value per seed."""
     c = study.config
     group = study.group(group_name)
     values: dict[str, list[float]] = {k: [] for k, _ in COLUMNS}
@@ -26,7 +29,7 @@ def family_metrics(study: Study, group_name: str, runs: list[Run]) -> dict[str, 
     for run in runs:
         m = study.measure_run(
             run, group, ("accuracy", "di", "li", "si"),
-            samples=c.test_samples, si_samples=c.si_samples,
+            samples=c.test_samples, si_samples=c.si_samples, wrapper=wrapper,
         )  # fmt: skip
         for k, _ in COLUMNS:
             values[k].append(m["metrics"][k])

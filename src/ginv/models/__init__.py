@@ -1,46 +1,84 @@
-"""Classifiers: the architecture registry, their weight-tied invariant twins, and batched
-ensembles of them.
+"""Classifiers: the architecture registry, the wrappers that make any of them exactly
+invariant, and batched ensembles of them.
 
-:data:`ARCHITECTURES` maps a name to a :class:`~ginv.models.base.Network` class; it is the
-list ``ginv train --model`` and :class:`~ginv.training.TrainConfig` accept, each name with
-its WT twin ``wt-NAME`` (the MLP's is ``wt``). Adding an architecture is one new file with a
-``Network`` subclass and one line here.
+:data:`ARCHITECTURES` maps a name to a :class:`~ginv.models.base.Network` class, and
+:data:`WRAPPERS` a name to a function that wraps a network of any architecture. The model
+names, :data:`MODEL_KINDS` (what ``ginv train --model`` and
+:class:`~ginv.training.TrainConfig` accept), are every architecture and every wrapper of it:
+``NAME`` and ``WRAPPER-NAME`` (bare ``WRAPPER`` for the MLP): ``mlp``, ``wt``, ``canon``,
+``cnn``, ``wt-cnn``, ``canon-cnn``. Adding an architecture, or a wrapper, is one new file and
+one line here. :class:`~ginv.models.orbit_average.OrbitAverage` wraps a trained model of any
+kind (it is not trained as one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from torch import nn
 
 from ginv.errors import GinvError
 from ginv.groups import PermutationGroup
 from ginv.models.base import Network, Pool, WeightTied, weight_tied
+from ginv.models.canonicalise import Canonicaliser, Scorer, canonicalised
 from ginv.models.cnn import CNN
 from ginv.models.ensemble import Ensemble
 from ginv.models.mlp import MLP, WeightTiedMLP, check_invariance
+from ginv.models.orbit_average import OrbitAverage
 
 ARCHITECTURES: dict[str, type[Network]] = {
     "mlp": MLP,
     "cnn": CNN,
 }
 
+Wrapper = Callable[[Network, PermutationGroup, tuple[int, ...], Pool], nn.Module]
+"""``wrap(network, group, in_shape, pool)``: a network made invariant (``in_shape`` is the
+image shape ``(C, H, W)``; ``pool`` the WT pooling, for the wrappers that pool)."""
+
+
+def _weight_tied(
+    model: Network, group: PermutationGroup, in_shape: tuple[int, ...], pool: Pool
+) -> nn.Module:
+    return weight_tied(model, group, pool)
+
+
+WRAPPERS: dict[str, Wrapper] = {
+    "wt": _weight_tied,  # the first layer tied over the group (SPEC §3)
+    "canon": canonicalised,  # the classifier on a learned canonical pose of the input
+}
+
+
+def wrapped_name(wrapper: str, architecture: str) -> str:
+    """The model name of an architecture in a wrapper: ``WRAPPER-NAME`` (``WRAPPER`` for the
+    MLP, e.g. ``wt``, ``canon``, ``wt-cnn``)."""
+    return wrapper if architecture == "mlp" else f"{wrapper}-{architecture}"
+
 
 def twin_name(architecture: str) -> str:
     """The model name of an architecture's weight-tied twin: ``wt-NAME`` (``wt`` for the MLP)."""
-    return "wt" if architecture == "mlp" else f"wt-{architecture}"
+    return wrapped_name("wt", architecture)
 
 
-_TWINS = {twin_name(a): a for a in ARCHITECTURES}
-MODEL_KINDS: tuple[str, ...] = tuple(k for a in ARCHITECTURES for k in (a, twin_name(a)))
-"""Every ``--model`` name: each architecture and its WT twin."""
+_WRAPPED = {wrapped_name(w, a): (a, w) for a in ARCHITECTURES for w in WRAPPERS}
+MODEL_KINDS: tuple[str, ...] = tuple(
+    k for a in ARCHITECTURES for k in (a, *(wrapped_name(w, a) for w in WRAPPERS))
+)
+"""Every ``--model`` name: each architecture, then each wrapper of it."""
+
+
+def model_parts(kind: str) -> tuple[str, str | None]:
+    """The architecture and the wrapper (None: unwrapped) of a model name."""
+    if kind in ARCHITECTURES:
+        return kind, None
+    if kind in _WRAPPED:
+        return _WRAPPED[kind]
+    raise GinvError(f"unknown model {kind!r} (known: {', '.join(MODEL_KINDS)})")
 
 
 def architecture_of(kind: str) -> tuple[type[Network], bool]:
     """The architecture class of a model name, and whether the model is its WT twin."""
-    if kind in ARCHITECTURES:
-        return ARCHITECTURES[kind], False
-    if kind in _TWINS:
-        return ARCHITECTURES[_TWINS[kind]], True
-    raise GinvError(f"unknown model {kind!r} (known: {', '.join(MODEL_KINDS)})")
+    architecture, wrapper = model_parts(kind)
+    return ARCHITECTURES[architecture], wrapper == "wt"
 
 
 def build_model(
@@ -51,15 +89,22 @@ def build_model(
     depth: int = 0,
     num_classes: int = 9,
     pool: Pool = "mean",
-) -> Network:
+    first_width: int = 0,
+) -> nn.Module:
     """A model by name (:data:`MODEL_KINDS`): ``'mlp'``, ``'cnn'`` (invariance only learnt) or
-    their WT twins ``'wt'``, ``'wt-cnn'`` (invariant by construction). ``in_shape`` is the
-    image shape ``(C, H, W)`` (an int: the MLP's flat input size); a ``width`` or ``depth`` of
-    0 is the architecture's default."""
-    cls, tied = architecture_of(kind)
+    a wrapper of one, invariant by construction: the WT twins ``'wt'``, ``'wt-cnn'``, the
+    canonicalised ``'canon'``, ``'canon-cnn'``. ``in_shape`` is the image shape ``(C, H, W)``
+    (an int: the MLP's flat input size); a ``width``, ``depth`` or ``first_width`` (the first
+    layer's units) of 0 is the architecture's default. The network is drawn first, then what
+    the wrapper adds, so a wrapped model starts from the weights of its plain twin drawn from
+    the same seed."""
+    architecture, wrapper = model_parts(kind)
+    cls = ARCHITECTURES[architecture]
     shape = (in_shape,) if isinstance(in_shape, int) else tuple(int(n) for n in in_shape)
-    model = cls.build(shape, width or cls.default_width, depth or cls.default_depth, num_classes)
-    return weight_tied(model, group, pool) if tied else model
+    model = cls.build(
+        shape, width or cls.default_width, depth or cls.default_depth, num_classes, first_width
+    )
+    return WRAPPERS[wrapper](model, group, shape, pool) if wrapper else model
 
 
 __all__ = [
@@ -67,13 +112,21 @@ __all__ = [
     "CNN",
     "MLP",
     "MODEL_KINDS",
+    "WRAPPERS",
+    "Canonicaliser",
     "Ensemble",
     "Network",
+    "OrbitAverage",
+    "Scorer",
     "WeightTied",
     "WeightTiedMLP",
+    "Wrapper",
     "architecture_of",
     "build_model",
+    "canonicalised",
     "check_invariance",
+    "model_parts",
     "twin_name",
     "weight_tied",
+    "wrapped_name",
 ]

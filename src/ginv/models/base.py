@@ -112,7 +112,8 @@ class Network(nn.Module, ABC):
     A subclass sets ``first`` (``nn.Linear`` on the flattened image, or ``nn.Conv2d``) and
     ``head`` (``nn.Linear``), defines ``body`` (from the first layer's activations to the
     penultimate features), ``default_width`` and ``default_depth``, and ``build``, which
-    makes one from the image shape ``(C, H, W)``, ``width``, ``depth`` and ``num_classes``.
+    makes one from the image shape ``(C, H, W)``, ``width``, ``depth``, ``num_classes`` and
+    ``first_width``.
     Registered in :data:`ginv.models.ARCHITECTURES`, it trains as ``--model NAME`` and its
     WT twin (:func:`weight_tied`) as ``--model wt-NAME``.
     """
@@ -124,8 +125,12 @@ class Network(nn.Module, ABC):
 
     @classmethod
     @abstractmethod
-    def build(cls, in_shape: tuple[int, ...], width: int, depth: int, num_classes: int) -> Network:
-        """One network for images of ``in_shape`` ``(C, H, W)``."""
+    def build(
+        cls, in_shape: tuple[int, ...], width: int, depth: int, num_classes: int,
+        first_width: int = 0,
+    ) -> Network:  # fmt: skip
+        """One network for images of ``in_shape`` ``(C, H, W)``; ``first_width`` is the first
+        layer's units or channels (0: the architecture's choice from ``width``)."""
 
     @property
     def weight_tied(self) -> bool:

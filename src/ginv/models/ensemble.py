@@ -37,6 +37,14 @@ class Ensemble(nn.Module):
         self.names = list(params)
         self.stacked = nn.ParameterList(nn.Parameter(params[k].detach()) for k in self.names)
 
+    def train(self, mode: bool = True) -> Ensemble:
+        """Set training mode here and on the template, which runs every member but is not a
+        submodule: a member that behaves differently in training (a canonicaliser's relaxed
+        argmax) would otherwise always run as the member it was when the ensemble was made."""
+        super().train(mode)
+        self._template[0].train(mode)
+        return self
+
     @property
     def size(self) -> int:
         return self.stacked[0].shape[0]

@@ -20,7 +20,17 @@ from typing import Any
 from ginv.errors import GinvError
 from ginv.io import atomic_write_text
 
-ORDER = ("table", "fidelity", "calibration", "saliency", "tsne", "drift", "spectral", "prop31")
+ORDER = (
+    "table",
+    "fidelity",
+    "calibration",
+    "saliency",
+    "tsne",
+    "drift",
+    "spectral",
+    "prop31",
+    "frontier",
+)
 
 
 def _load(path: Path) -> dict[str, Any]:

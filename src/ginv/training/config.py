@@ -10,10 +10,11 @@ from typing import Any
 from ginv.errors import GinvError
 from ginv.groups import get_group
 from ginv.io import stable_hash
-from ginv.losses import INVARIANCE_ERRORS
 from ginv.models import MODEL_KINDS, architecture_of
+from ginv.regularizers import REGULARIZERS as _REGULARIZERS
+from ginv.regularizers import regularizer_class
 
-REGULARIZERS = ("none", *INVARIANCE_ERRORS)
+REGULARIZERS = ("none", *_REGULARIZERS)
 
 # The settings of the first release: always in the run-cache key. A setting added later is
 # hashed only when it differs from its default, so that adding one keeps every cached key.
@@ -29,11 +30,12 @@ DEFAULT_NU = 1.0  # the weight of an invariance regularizer when none is asked f
 HELP = {
     "dataset": "mnist or fmnist (Transforming-)",
     "group": "the group of the augmentation and of WT",
-    "model": "an architecture (DA / IR) or its weight-tied twin (WT)",
+    "model": "an architecture (DA / IR) or an invariant wrapper of it (wt: WT, canon: canonicalised)",
     "pool": "WT pooling over the group: mean or max",
     "depth": "hidden layers (MLP) or convolutions (CNN)",
     "width": "hidden units (MLP) or last convolution's channels (CNN)",
-    "reg": "invariance regularizer",
+    "first_width": "the first layer's units or channels (0: as width gives)",
+    "reg": "regularizer: IR with an output loss, or orbit / saliency (docs: the frontier)",
     "nu": f"weight ν of the regularizer, comma list trains each (with --reg: default {DEFAULT_NU})",
     "epochs": "training epochs",
     "batch_size": "batch size",
@@ -69,6 +71,7 @@ class TrainConfig:
     n_train: int = 10_000
     n_val: int = 2_000
     split_seed: int = 0
+    first_width: int = 0
 
     def __post_init__(self) -> None:
         if self.model in MODEL_KINDS:  # an unknown model is validate's to name
@@ -87,6 +90,8 @@ class TrainConfig:
         from ginv.data import source_name
 
         source_name(self.dataset)
+        reg = regularizer_class(self.reg) if self.reg in _REGULARIZERS else None
+        allowed = reg.architectures if reg is not None else None
         checks = [
             (
                 self.model in MODEL_KINDS,
@@ -96,12 +101,23 @@ class TrainConfig:
                 self.reg in REGULARIZERS,
                 f"unknown regularizer {self.reg!r} (known: {', '.join(REGULARIZERS)})",
             ),
+            (
+                allowed is None or self.model in allowed,
+                f"regularizer {self.reg!r} applies to {', '.join(allowed or ())} models only, "
+                f"not {self.model!r}",
+            ),
+            (
+                reg is None or not reg.decoupled or self.lr * self.nu <= 1,
+                f"regularizer {self.reg!r} steps lr·ν of the way to its subspace: need lr·ν ≤ 1, "
+                f"got {self.lr * self.nu:g}",
+            ),
             (self.pool in ("mean", "max"), f"pool must be 'mean' or 'max', got {self.pool!r}"),
             (self.nu >= 0, f"ν must be ≥ 0, got {self.nu}"),
             (self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be ≥ 1, got {self.batch_size}"),
             (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
             (self.depth >= 1 and self.width >= 1, "depth and width must be ≥ 1"),
+            (self.first_width >= 0, f"first_width must be ≥ 0, got {self.first_width}"),
             (self.n_train >= 1 and self.n_val >= 1, "n_train and n_val must be ≥ 1"),
             # torch generators take seeds in [0, 2⁶³); a larger one is a traceback deep inside
             (0 <= self.seed < 2**63, f"seed must be in [0, 2⁶³), got {self.seed}"),

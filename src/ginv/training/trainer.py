@@ -26,9 +26,9 @@ from ginv.data import Split, TransformingDataset
 from ginv.errors import GinvError
 from ginv.groups import PermutationGroup, get_group
 from ginv.io import atomic_torch_save, atomic_write_json, load_torch_file, short_hash
-from ginv.losses import invariance_penalty
 from ginv.models import Ensemble, build_model
 from ginv.models.base import Pool
+from ginv.regularizers import get_regularizer
 from ginv.training.config import TrainConfig
 
 
@@ -73,6 +73,7 @@ def model_args(
         "depth": config.depth,
         "num_classes": int(num_classes),
         "pool": config.pool,
+        "first_width": config.first_width,
     }
 
 
@@ -94,7 +95,7 @@ def model_for(
         torch.random.default_generator.manual_seed(config.seed)
         return build_model(
             config.model, group, args["in_shape"], args["width"], args["depth"],
-            args["num_classes"], pool,
+            args["num_classes"], pool, args.get("first_width", 0),
         )  # fmt: skip
 
 
@@ -188,6 +189,9 @@ class Trainer:
         self.train_orbit = self._orbit_table(orbit_budget_bytes)
         h, w = self.train_split.images.shape[-2:]
         self.cayley = self.group.action(h, w).table.to(self.device)  # cayley[h, g] = h∘g
+        self.regularizer = (
+            None if self.base.reg == "none" else get_regularizer(self.base.reg, self.group)
+        )
 
     def _orbit_table(self, budget: int) -> Tensor | None:
         """The whole training orbit, rows ``g·N + i = g·x_i``, when it fits the budget: then every
@@ -229,18 +233,17 @@ class Trainer:
         return torch.stack(orders).to(self.device), torch.stack(elements).to(self.device)
 
     def _loss(self, idx: Tensor, elements: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-member cross-entropy on ``x̃ = g·x`` and invariance penalty between ``f(x̃)`` and
-        every ``f(h·x̃)``, for samples ``idx`` drawn with elements ``elements`` (both ``(M, B)``)."""
+        """Per-member cross-entropy on ``x̃ = g·x`` and the regulariser's penalty (e.g. IR's
+        invariance error between ``f(x̃)`` and every ``f(h·x̃)``), for samples ``idx`` drawn
+        with elements ``elements`` (both ``(M, B)``)."""
         m, b = idx.shape
         y = self.train_split.labels[idx]
-        if self.base.reg == "none":
+        reg = self.regularizer
+        if reg is None:
             logits = self.model(self._batch(idx, elements, with_orbit=False))
             inv = torch.zeros(m, device=idx.device)
         else:
-            orbit_logits = self.model(self._batch(idx, elements, with_orbit=True))
-            orbit_logits = orbit_logits.view(m, len(self.group), b, -1)
-            logits = orbit_logits[:, 0]
-            inv = invariance_penalty(self.base.reg, orbit_logits)
+            logits, inv = reg(self.model, self._batch(idx, elements, reg.needs_orbit), y)
         ce = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(m, b).mean(1)
         return ce, inv
 
@@ -249,13 +252,19 @@ class Trainer:
         n, bs = len(self.train_split), self.base.batch_size
         totals = torch.zeros(3, len(self.members), device=self.device)
         steps = math.ceil(n / bs)
+        reg = self.regularizer
+        decoupled = reg is not None and reg.decoupled
         for s in range(steps):
             batch = slice(s * bs, (s + 1) * bs)
             ce, inv = self._loss(orders[:, batch], elements[:, batch])
-            loss = ce + self.nus * inv
+            # a decoupled regulariser acts in after_step: its penalty is reported, not added
+            loss = ce if decoupled else ce + self.nus * inv
             self.optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
             self.optimizer.step()
+            if reg is not None and decoupled:
+                shape = self.train_split.images.shape[1:]
+                reg.after_step(self.model, self.base.lr * self.nus, shape)
             totals += torch.stack([loss, ce, inv]).detach()
         totals /= steps
         return {"loss": totals[0], "ce": totals[1], "inv": totals[2]}
@@ -437,6 +446,8 @@ def _checked_model_args(args: Any, record: Path) -> dict[str, Any]:
             for k in ("width", "depth", "num_classes")
         )
         and args.get("pool") in ("mean", "max")
+        and isinstance(args.get("first_width", 0), int)
+        and args.get("first_width", 0) >= 0
     )
     if not ok:
         raise GinvError(
@@ -475,8 +486,9 @@ def load_run(
             raise GinvError(f"{weights}: no first.weight and head.weight matrices")
         args = model_args(config, int(first.shape[1]), int(head.shape[0]))
     args = _checked_model_args(args, record)
-    differ = [f"{k} {args[k]!r} ≠ {getattr(config, k)!r}" for k in ("width", "depth", "pool")
-              if args[k] != getattr(config, k)]  # fmt: skip
+    differ = [f"{k} {args.get(k, 0)!r} ≠ {getattr(config, k)!r}"
+              for k in ("width", "depth", "pool", "first_width")
+              if args.get(k, 0) != getattr(config, k)]  # fmt: skip
     if differ:
         raise GinvError(
             f"{record}: model_args disagree with the run's settings ({', '.join(differ)})"

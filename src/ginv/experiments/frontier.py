@@ -1,0 +1,387 @@
+"""The accuracy–SI frontier of invariance learning: every way ginv knows to make the MLP
+invariant, trained and selected alike and measured on the same test orbit.
+
+Methods, one row per group × method × setting (:func:`methods`):
+
+* ``DA``, ``WT``: the study's runs.
+* ``IR-logit``, ``IR-kl``, ``IR-nlogit``, ``IR-jsd``: IR with each output loss, at the ν of
+  ``frontier_nus_<loss>``.
+* ``orbit-average``: the DA runs averaged over the orbit, exact by construction, ``|G|``
+  forward passes.
+* ``canonicalise``: the ``canon`` model, a learned pose picked by a small scorer, then the
+  MLP; exact by construction, ``|G|`` scorer passes and one MLP pass.
+* ``orbit``, ``orbit-wide``: the MLP with the orbit-structure regulariser
+  (:mod:`ginv.regularizers.orbit_structure`) at the ``lr·ν`` of ``frontier_orbit_rates``;
+  ``orbit-wide`` gives the first layer ``|G|·width`` units, the capacity of WT's first layer.
+* ``IR-saliency``: the input-gradient penalty (:mod:`ginv.regularizers.saliency`).
+
+The last three are single-pass: one forward pass of an unconstrained MLP. Every run uses the
+study's data, epochs and seeds and the trainer's best-validation-accuracy epoch. A method's
+**calibrated point** is, among its settings whose validation SI (mean over seeds) reaches
+``si_target``, the one with the highest validation accuracy; where none does, the setting
+with the highest validation SI, flagged. Test numbers never choose anything.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import matplotlib.pyplot as plt
+import torch
+
+from ginv.data import drift_split
+from ginv.experiments import style
+from ginv.experiments.config import FRONTIER_METHODS
+from ginv.experiments.drift import accuracy_and_di
+from ginv.experiments.results import Results, mean_std
+from ginv.experiments.table import family_metrics
+from ginv.flops import forward_flops
+from ginv.groups import get_group
+from ginv.training import TrainConfig
+
+if TYPE_CHECKING:
+    from ginv.experiments.config import StudyConfig
+    from ginv.experiments.study import Run, Study
+
+MakeConfig = Callable[["StudyConfig", str, int, float], TrainConfig]
+
+
+@dataclass(frozen=True)
+class Method:
+    """How one method's runs are made: ``make(config, group, seed, setting)`` for each of its
+    ``settings`` (ν, or ``lr·ν`` for the orbit structure; ``()``: one run per seed), measured
+    inside ``wrapper`` (a :data:`ginv.experiments.study.POST_HOC` name) if given."""
+
+    name: str
+    make: MakeConfig
+    settings: tuple[float, ...] = ()
+    single_pass: bool = False
+    wrapper: str | None = None
+    setting_name: str = "ν"
+
+
+def _plain(kind: str) -> MakeConfig:
+    return lambda c, group, seed, _: c.run(group, kind, seed)
+
+
+def _ir(loss: str) -> MakeConfig:
+    return lambda c, group, seed, nu: c.run(group, "IR", seed, loss, nu)
+
+
+def _canon(c: StudyConfig, group: str, seed: int, _: float) -> TrainConfig:
+    return replace(c.run(group, "DA", seed), model="canon").validate()
+
+
+def _orbit(wide: bool) -> MakeConfig:
+    def make(c: StudyConfig, group: str, seed: int, rate: float) -> TrainConfig:
+        da = c.run(group, "DA", seed)
+        first = len(get_group(group)) * da.width if wide else 0
+        return replace(da, reg="orbit", nu=rate / da.lr, first_width=first).validate()
+
+    return make
+
+
+def methods(c: StudyConfig) -> list[Method]:
+    """The frontier's methods under the study's settings, in the order of the table (those of
+    ``frontier_methods`` where it names some)."""
+    every = [
+        Method("DA", _plain("DA"), single_pass=True),
+        Method("WT", _plain("WT")),
+        Method("orbit-average", _plain("DA"), wrapper="orbit-average"),
+        Method("canonicalise", _canon),
+        *(
+            Method(f"IR-{loss}", _ir(loss), getattr(c, f"frontier_nus_{loss}"), True)
+            for loss in ("logit", "kl", "nlogit", "jsd")
+        ),
+        Method("IR-saliency", _ir("saliency"), c.frontier_saliency_nus, True),
+        Method("orbit", _orbit(False), c.frontier_orbit_rates, True, setting_name="lr·ν"),
+        Method("orbit-wide", _orbit(True), c.frontier_orbit_rates, True, setting_name="lr·ν"),
+    ]
+    assert [m.name for m in every] == list(FRONTIER_METHODS)
+    return [m for m in every if not c.frontier_methods or m.name in c.frontier_methods]
+
+
+def method_configs(c: StudyConfig, group: str, method: Method) -> dict[float, list[TrainConfig]]:
+    """The runs of one method, per setting (``nan`` where it has none), over the seeds."""
+    settings = method.settings or (math.nan,)
+    return {s: [method.make(c, group, seed, s) for seed in c.seeds] for s in settings}
+
+
+COLUMNS = ("accuracy", "li", "di", "val_si", "si", "val_acc")
+TIDY_COLUMNS = [
+    "group", "method", "setting", *(f"{k}{s}" for k in COLUMNS for s in ("", "_std")),
+    "inference_flops", "params", "single_pass", "n_seeds",
+]  # fmt: skip
+"""``frontier.csv``: one row per group × method × setting; means and stds over seeds;
+``setting`` is ν (``lr·ν`` for the orbit methods), empty where a method has none;
+``inference_flops`` per image; ``val_acc`` is what selects the calibrated point."""
+
+
+def _cost(study: Study, run: Run, wrapper: str | None) -> tuple[float, int]:
+    """Inference FLOPs per image and parameter count of a run's (wrapped) model."""
+    model = run.model(torch.device("cpu"), wrapper)
+    shape = tuple(study.data().test.images.shape[1:])
+    return forward_flops(model, shape), sum(p.numel() for p in model.parameters())
+
+
+def _row(
+    study: Study, group: str, method: Method, setting: float, runs: list[Run]
+) -> dict[str, Any]:
+    values = family_metrics(study, group, runs, method.wrapper)
+    points = [study.validation_point(r, method.wrapper) for r in runs]
+    values["val_si"] = [p.si for p in points]
+    values["val_acc"] = [p.val_acc for p in points]
+    flops, params = _cost(study, runs[0], method.wrapper)
+    row: dict[str, Any] = {
+        "group": group, "method": method.name,
+        "setting": None if math.isnan(setting) else setting,
+        "setting_name": method.setting_name if method.settings else "",
+        "seeds": [r.config.seed for r in runs], "per_seed": values,
+        "inference_flops": flops, "params": params, "single_pass": method.single_pass,
+        "runs": [r.config.key() for r in runs],
+    }  # fmt: skip
+    for k in COLUMNS:
+        row[k], row[f"{k}_std"] = mean_std(values[k])
+    return row
+
+
+def calibrated(rows: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    """One method's calibrated point among its rows (one per setting): the highest validation
+    accuracy among those whose validation SI reaches ``target``, else the highest validation
+    SI; ``reached`` says which."""
+    reaching = [r for r in rows if r["val_si"] >= target]
+    if reaching:
+        return {**max(reaching, key=lambda r: r["val_acc"]), "reached": True}
+    return {**max(rows, key=lambda r: r["val_si"]), "reached": False}
+
+
+def _tidy(row: dict[str, Any]) -> list[Any]:
+    setting = "" if row["setting"] is None else row["setting"]
+    return [
+        row["group"], row["method"], setting,
+        *(row[f"{k}{s}"] for k in COLUMNS for s in ("", "_std")),
+        row["inference_flops"], row["params"], row["single_pass"], len(row["seeds"]),
+    ]  # fmt: skip
+
+
+def _setting_label(row: dict[str, Any]) -> str:
+    return "" if row["setting"] is None else f"{row['setting_name']}={row['setting']:g}"
+
+
+def run(study: Study, folder) -> Results:
+    c = study.config
+    target = c.si_target
+    results = Results(
+        "frontier", "The accuracy–SI frontier of invariance learning",
+        f"Every method trained on the same data ({c.train.n_train} samples, {c.epochs} epochs, "
+        f"seeds {list(c.seeds)}, best-validation epoch) and measured on the same test orbit "
+        f"({c.test_samples or 'all'} samples; SI on {c.si_samples or 'all'}); mean ± std over "
+        f"seeds. The calibrated point of a method is its setting of highest validation accuracy "
+        f"among those whose validation SI reaches {target}; the test set chooses nothing.",
+    )  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    trained: dict[tuple[str, str, float | None], list[Run]] = {}
+    for group in c.groups:
+        plan = {m.name: method_configs(c, group, m) for m in methods(c)}
+        study.status.set_postfix_str(f"frontier {group}: training")
+        # all at once, so that every method's settings and seeds train as one batched model
+        study.runs([cfg for per in plan.values() for cfgs in per.values() for cfg in cfgs])
+        for m in methods(c):
+            for setting, configs in plan[m.name].items():
+                study.status.set_postfix_str(f"frontier {group} {m.name} {setting:g}")
+                runs = study.runs(configs)
+                rows.append(_row(study, group, m, setting, runs))
+                trained[(group, m.name, rows[-1]["setting"])] = runs
+    best = {
+        (g, m.name): calibrated([r for r in rows if r["group"] == g and r["method"] == m.name], target)
+        for g in c.groups for m in methods(c)
+    }  # fmt: skip
+    drift = _drift(study, best, trained)
+    printed, tidy = _calibrated_table(c.groups, best)
+    results.add_table(
+        folder, "frontier-table",
+        f"Each method at its calibrated point (validation SI ≥ {target}, else its highest); "
+        "gap: accuracy minus DA's, in points; FLOPs per image at inference.",
+        ["group", "method", "setting", "accuracy %", "gap to DA", "SI", "val SI", "LI", "params",
+         "MFLOP", "single pass", "val SI ≥ target"],
+        printed, tidy=(CALIBRATED_COLUMNS, tidy),
+    )  # fmt: skip
+    results.add_table(
+        folder, "frontier", "Every method and setting (means over seeds)",
+        ["group", "method", "setting", "accuracy %", "SI", "val SI", "LI", "DI"],
+        [[r["group"], r["method"], _setting_label(r), f"{100 * r['accuracy']:.2f}", f"{r['si']:.3f}",
+          f"{r['val_si']:.3f}", f"{r['li']:.3g}", f"{r['di']:.3g}"] for r in rows],
+        tidy=(TIDY_COLUMNS, [_tidy(r) for r in rows]),
+    )  # fmt: skip
+    results.add_csv(
+        folder, "frontier-drift", ["group", "method", "beta", "acc_ratio", "acc_ratio_std",
+                                   "di", "di_std"],
+        [[g, m, *p] for (g, m), curve in drift.items() for p in curve],
+    )  # fmt: skip
+    results.data = {
+        "rows": rows,
+        "calibrated": [best[k] for k in best],
+        "drift": {f"{g}/{m}": curve for (g, m), curve in drift.items()},
+        "goal": _goal(c.groups, best),
+    }
+    results.notes.extend(_notes(c.groups, best, target))
+    results.add_figure(
+        folder, "frontier", _plot_frontier(c.groups, rows, target),
+        f"Test orbit accuracy against test SI per group: each method's settings joined in "
+        f"order of strength, mean ± std over seeds; the dashed line is SI = {target}. "
+        "Filled markers are single-pass methods.",
+    )  # fmt: skip
+    results.add_figure(
+        folder, "frontier-drift", _plot_drift(c.groups, drift, [m.name for m in methods(c)]),
+        f"DI under drift D(β) (MNIST → FMNIST, '{c.drift_mode}') of each method at its "
+        f"calibrated point; log axis, values below {style.FLOOR:g} (exact zeros) drawn at "
+        f"{style.FLOOR:g}.",
+    )  # fmt: skip
+    return results
+
+
+CALIBRATED_COLUMNS = [*TIDY_COLUMNS, "gap_to_da_points", "val_si_reached"]
+
+
+def _calibrated_table(groups, best) -> tuple[list[list[Any]], list[list[Any]]]:
+    """The calibrated points as printed rows and as ``frontier-table.csv`` rows."""
+    printed, tidy = [], []
+    for g in groups:
+        da = best[(g, "DA")]["accuracy"]
+        for (group, _), r in best.items():
+            if group != g:
+                continue
+            gap = 100 * (r["accuracy"] - da)
+            printed.append([
+                g, r["method"], _setting_label(r), f"{100 * r['accuracy']:.2f} ± {100 * r['accuracy_std']:.2f}",
+                f"{gap:+.2f}", f"{r['si']:.3f}", f"{r['val_si']:.3f}", f"{r['li']:.3g}",
+                f"{r['params']:,}", f"{r['inference_flops'] / 1e6:.2f}",
+                "yes" if r["single_pass"] else "no", "yes" if r["reached"] else "no",
+            ])  # fmt: skip
+            tidy.append([*_tidy(r), gap, r["reached"]])
+    return printed, tidy
+
+
+def _goal(groups, best) -> dict[str, Any]:
+    """Per group, the single-pass method closest to DA with validation SI ≥ target, and
+    whether it is within one point of DA's test accuracy (the issue's goal)."""
+    goal = {}
+    for g in groups:
+        da = best[(g, "DA")]["accuracy"]
+        reached = [r for (group, _), r in best.items()
+                   if group == g and r["single_pass"] and r["reached"]]  # fmt: skip
+        top = max(reached, key=lambda r: r["accuracy"]) if reached else None
+        goal[g] = None if top is None else {
+            "method": top["method"], "setting": top["setting"],
+            "gap_points": 100 * (top["accuracy"] - da), "met": 100 * (top["accuracy"] - da) >= -1,
+        }  # fmt: skip
+    return goal
+
+
+def _notes(groups, best, target) -> list[str]:
+    notes = []
+    for g, top in _goal(groups, best).items():
+        if top is None:
+            notes.append(f"{g}: no single-pass method reaches validation SI ≥ {target}.")
+        else:
+            verdict = "within" if top["met"] else "not within"
+            notes.append(
+                f"{g}: the best single-pass method at validation SI ≥ {target} is {top['method']} "
+                f"({top['setting']:g}), {top['gap_points']:+.2f} points from DA: {verdict} 1 point."
+            )
+    for (g, name), r in best.items():
+        if name in ("orbit-average", "canonicalise", "WT"):
+            notes.append(
+                f"{g} {name} (exact by construction): LI {r['li']:.3g}, DI {r['di']:.3g}, "
+                f"1 − SI {1 - r['si']:.3g}."
+            )
+    return notes
+
+
+def _drift(study: Study, best, trained) -> dict[tuple[str, str], list[tuple[Any, ...]]]:
+    """DI and the accuracy ratio against β of each method at its calibrated point."""
+    c = study.config
+    d1, d2 = study.data(c.dataset), study.data(c.drift_target)
+    splits = {b: drift_split(d1, d2, b, c.drift_mode, samples=c.drift_samples or None)
+              for b in c.drift_betas}  # fmt: skip
+    curves = {}
+    for (g, name), r in best.items():
+        study.status.set_postfix_str(f"frontier drift {g} {name}")
+        group = study.group(g)
+        wrapper = "orbit-average" if name == "orbit-average" else None
+        per_seed = []
+        for run in trained[(g, name, r["setting"])]:
+            model = run.model(study.device, wrapper)
+            values = {
+                b: accuracy_and_di(model, s.images, s.labels, group) for b, s in splits.items()
+            }
+            base = values[c.drift_betas[0]][0]
+            per_seed.append({b: (acc / base, di) for b, (acc, di) in values.items()})
+        curves[(g, name)] = [
+            (b, *mean_std([p[b][0] for p in per_seed]), *mean_std([p[b][1] for p in per_seed]))
+            for b in c.drift_betas
+        ]
+    return curves
+
+
+LOOK = {
+    "DA": ("#D55E00", "o", "-"), "WT": ("#0072B2", "s", "-"),
+    "orbit-average": ("#D55E00", "D", "-"), "canonicalise": ("#000000", "P", "-"),
+    "IR-logit": ("#009E73", "^", "-"), "IR-kl": ("#CC79A7", "^", "-"),
+    "IR-nlogit": ("#E69F00", "^", "-"), "IR-jsd": ("#56B4E9", "^", "-"),
+    "IR-saliency": ("#8C7A00", "v", "-"), "orbit": ("#000000", "*", "-"),
+    "orbit-wide": ("#000000", "X", "--"),
+}  # fmt: skip
+"""Colour, marker and line of each method: DA's family in DA's colour, the IR losses in the
+study's loss colours, the new methods in black."""
+
+
+@style.styled
+def _plot_frontier(groups, rows, target):
+    fig, axes = plt.subplots(1, len(groups), figsize=(style.PAGE, 3.0), squeeze=False)
+    for ax, g in zip(axes[0], groups, strict=True):
+        names = list(dict.fromkeys(r["method"] for r in rows))
+        for name in names:
+            points = sorted((r for r in rows if r["group"] == g and r["method"] == name),
+                            key=lambda r: r["setting"] or 0.0)  # fmt: skip
+            color, mark, line = LOOK.get(name, (style.NEUTRAL, "o", "-"))
+            single = points[0]["single_pass"]
+            ax.errorbar(
+                [p["si"] for p in points], [100 * p["accuracy"] for p in points],
+                xerr=[p["si_std"] for p in points], yerr=[100 * p["accuracy_std"] for p in points],
+                color=color, marker=mark, ls=line, label=name, ms=5 if mark == "*" else 4,
+                mfc=color if single or name in ("DA", "WT") else "white", lw=0.9, elinewidth=0.5,
+            )  # fmt: skip
+        ax.axvline(target, color=style.NEUTRAL, lw=0.7, ls="--")
+        ax.set_xlabel("SI (test orbit)")
+        ax.set_title(g)
+    axes[0, 0].set_ylabel("test orbit accuracy (%)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=6, bbox_to_anchor=(0.5, 1.08))
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    return fig
+
+
+@style.styled
+def _plot_drift(groups, curves, names):
+    fig, axes = plt.subplots(1, len(groups), figsize=(style.PAGE, 2.6), squeeze=False,
+                             sharey=True)  # fmt: skip
+    for ax, g in zip(axes[0], groups, strict=True):
+        for name in names:
+            curve = curves[(g, name)]
+            color, mark, line = LOOK.get(name, (style.NEUTRAL, "o", "-"))
+            di, di_std = [p[3] for p in curve], [p[4] for p in curve]
+            ax.errorbar([p[0] for p in curve], style.clip_floor(di), style.log_errors(di, di_std),
+                        color=color, marker=mark, ls=line, label=name, lw=0.9)  # fmt: skip
+        ax.set_yscale("log")
+        ax.axhline(style.FLOOR, color=style.NEUTRAL, lw=0.6, ls=":")
+        ax.set_xlabel("drift β")
+        ax.set_title(g)
+    axes[0, 0].set_ylabel("DI (log)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=6, bbox_to_anchor=(0.5, 1.1))
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    return fig

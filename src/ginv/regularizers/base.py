@@ -1,0 +1,44 @@
+"""The contract of a regulariser: ``ν·R(f)`` added to each member's cross-entropy (SPEC §4)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from ginv.groups import PermutationGroup
+from ginv.models import Ensemble
+
+
+class Regularizer(ABC):
+    """``R(f)`` for every member of a batched model, computed with the member's logits.
+
+    The trainer hands it the augmented batch ``x̃`` as ``(M, B, C, H, W)``, or, when
+    ``needs_orbit``, the orbit of it as ``(M, |G|·B, C, H, W)`` (element-major, identity
+    first), and the labels ``(M, B)``. It returns the logits of ``x̃`` ``(M, B, K)``, which
+    the cross-entropy uses, and the penalty ``(M,)``: one forward serves both.
+    """
+
+    needs_orbit: ClassVar[bool]
+    architectures: ClassVar[tuple[str, ...] | None] = None
+    """The architectures it applies to (None: every one)."""
+    decoupled: ClassVar[bool] = False
+    """Whether it acts through :meth:`after_step` rather than through the loss's gradient."""
+
+    def __init__(self, group: PermutationGroup) -> None:
+        self.group = group
+
+    @abstractmethod
+    def __call__(self, model: Ensemble, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits of the augmented batch ``(M, B, K)`` and the penalty ``(M,)``."""
+
+    def after_step(self, model: Ensemble, rates: Tensor, image_shape: torch.Size) -> None:
+        """Called after each optimiser step with ``lr·ν`` per member ``(M,)``; a decoupled
+        regulariser moves the weights here; the others leave them alone."""
+        return None
+
+    def orbit_view(self, t: Tensor) -> Tensor:
+        """``(M, |G|·B, ...)`` as ``(M, |G|, B, ...)``."""
+        return t.view(t.shape[0], len(self.group), -1, *t.shape[2:])
