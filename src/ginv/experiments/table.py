@@ -23,11 +23,10 @@ def family_metrics(study: Study, group_name: str, runs: list[Run]) -> dict[str, 
     group = study.group(group_name)
     values: dict[str, list[float]] = {k: [] for k, _ in COLUMNS}
     values["si_se"] = []
-    for run in runs:
-        m = study.measure_run(
-            run, group, ("accuracy", "di", "li", "si"),
-            samples=c.test_samples, si_samples=c.si_samples,
-        )  # fmt: skip
+    measured = study.measure_runs(
+        runs, group, ("accuracy", "di", "li", "si"), samples=c.test_samples, si_samples=c.si_samples
+    )  # one job for the family where the executor measures in jobs
+    for m in measured:
         for k, _ in COLUMNS:
             values[k].append(m["metrics"][k])
         values["si_se"].append(m["std_over_samples"]["si"] / math.sqrt(m["subsets"]["si"]))
