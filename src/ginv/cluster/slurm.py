@@ -180,7 +180,7 @@ class SlurmExecutor(Executor):
         else when its retries are spent."""
         import submitit
 
-        handle = submitit.SlurmJob(folder=self.folder / "%j", job_id=job.job_id)
+        handle: Any = submitit.SlurmJob(folder=self.folder / "%j", job_id=job.job_id)
         if handle.paths.result_pickle.exists():
             failure = handle.exception()
             if failure is not None:

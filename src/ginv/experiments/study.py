@@ -28,7 +28,6 @@ from tqdm.auto import tqdm
 from ginv.cluster.executor import Executor, LocalExecutor, MeasureTask, TrainTask, batch_key
 from ginv.cluster.locks import FileLock, locked, try_locked
 from ginv.data import DataConfig, TransformingDataset, load_transforming
-from ginv.experiments.calibration import calibration_path, write_calibration
 from ginv.experiments.nu_search import Point, SearchSpec, search, search_grid
 from ginv.groups import PermutationGroup, get_group
 from ginv.io import atomic_write_json, load_json, stable_hash
@@ -222,6 +221,8 @@ class Study:
             )  # fmt: skip
         if cal.get("members") != members:
             cal = {**cal, "members": members}
+            from ginv.experiments.calibration import write_calibration
+
             write_calibration(self.out / "calibration", cal)
         return runs, cal
 
@@ -268,15 +269,26 @@ class Study:
             atomic_write_json(result, path)
         return result
 
+    def _measure_task(self, runs: Sequence[Run], group: PermutationGroup,
+                      metrics: Sequence[str], **kwargs: Any) -> MeasureTask:  # fmt: skip
+        return MeasureTask(tuple(r.config for r in runs), group.name, tuple(metrics), **kwargs)
+
+    def submit_measures(self, runs: Sequence[Run], group: PermutationGroup,
+                        metrics: Sequence[str], **kwargs: Any) -> None:  # fmt: skip
+        """Start the job that :meth:`measure_runs` will wait for, where the executor measures
+        in jobs; otherwise nothing (the driver measures when asked)."""
+        if self.executor.measures_as_jobs and runs:
+            self.executor.submit(self, [self._measure_task(runs, group, metrics, **kwargs)])
+
     def measure_runs(self, runs: Sequence[Run], group: PermutationGroup, metrics: Sequence[str],
                      split: str = "test", samples: int = 0, si_samples: int = 0,
                      sensitivity_samples: int = 0) -> list[dict[str, Any]]:  # fmt: skip
         """:meth:`measure_run` on each of a family's ``runs``; where the executor measures in
         jobs (SLURM), the missing measures are first made by one job for the family."""
-        kwargs = {"split": split, "samples": samples, "si_samples": si_samples,
-                  "sensitivity_samples": sensitivity_samples}  # fmt: skip
+        kwargs: dict[str, Any] = {"split": split, "samples": samples, "si_samples": si_samples,
+                                  "sensitivity_samples": sensitivity_samples}  # fmt: skip
         if self.executor.measures_as_jobs and runs:
-            task = MeasureTask(tuple(r.config for r in runs), group.name, tuple(metrics), **kwargs)
+            task = self._measure_task(runs, group, metrics, **kwargs)
             if not task.done(self):
                 self.status.set_postfix_str(task.label)
                 self.executor.run(self, [task])
@@ -340,6 +352,9 @@ class Study:
                 "val_samples": c.calibration_val_samples, "saliency": asdict(self.saliency()),
             },
         }  # fmt: skip
+        # imported here: matplotlib costs a SLURM job a second, and jobs never write records
+        from ginv.experiments.calibration import calibration_path, write_calibration
+
         path = calibration_path(self.out / "calibration", c.dataset, group, loss)
         previous = load_json(path) if path.is_file() else {}
         if previous.get("members") and all(previous.get(k) == v for k, v in record.items()):
