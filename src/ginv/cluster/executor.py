@@ -169,9 +169,30 @@ def run_task(spec: JobSpec, task: Task) -> str:
         spec.config, Path(spec.out), Path(spec.data_dir) if spec.data_dir else None,
         spec.device, progress=False, executor=LocalExecutor(),
     )  # fmt: skip
-    if not task.done(study):
-        task.run(study)
+    if task.done(study):
+        print(f"ginv job: {task.label} was finished by another writer", flush=True)
+        return task.key
+    if isinstance(task, TrainTask):
+        print(f"ginv job: {task.label}; {_resume_point(study, task)}", flush=True)
+    task.run(study)
+    print(f"ginv job: {task.label} done", flush=True)
     return task.key
+
+
+def _resume_point(study: Study, task: TrainTask) -> str:
+    """Where the training of ``task`` starts: from scratch, or a checkpoint's epoch (for the
+    job's log: a resubmitted job says that it resumed)."""
+    from ginv.io import load_torch_file
+
+    key = batch_key([c for c in task.configs if not study.finished(c)])
+    path = study.out / "runs" / f"_batch-{key}" / f"checkpoint-{key}.pt"
+    if not path.is_file():
+        return "training from the start"
+    try:
+        epoch = int(load_torch_file(path, "cpu", mmap=True)["epoch"])
+    except Exception:  # damaged: the trainer names it when it loads the checkpoint
+        return f"a checkpoint is at {path}"
+    return f"resuming from epoch {epoch} ({path})"
 
 
 def make_executor(
