@@ -23,8 +23,11 @@ from ginv.errors import GinvError
 HERE = Path(__file__).parent
 GINV = [sys.executable, "-m", "ginv.cli"]
 COUNTED = [sys.executable, str(HERE / "_count_training.py")]
-# The smoke table for one group: small enough for a test, every kind of job included.
-SMOKE_R4 = ["reproduce", "table", "--profile", "smoke", "--set", "groups=R4", "--quiet"]
+# The smoke table for one group and one full-length ν round: small enough for a test, every
+# kind of job included (families, the ν pre-search and search, the family measures).
+SMOKE_R4 = ["reproduce", "table", "--profile", "smoke", "--set", "groups=R4",
+            "--set", "nu_max_rounds=1", "--quiet"]  # fmt: skip
+ON_SLURM = ["--executor", "slurm", "--slurm", "poll_s=0.5"]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -164,7 +167,7 @@ def _jobs(out: Path) -> tuple[list[dict], list[str]]:
 def test_slurm_table_is_byte_identical_to_the_local_one(
     slurm: None, local_table: bytes, tmp_path: Path
 ) -> None:
-    done = _run([*SMOKE_R4, "--out", str(tmp_path), "--executor", "slurm"])
+    done = _run([*SMOKE_R4, "--out", str(tmp_path), *ON_SLURM])
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "table" / "table.csv").read_bytes() == local_table
     records, folders = _jobs(tmp_path)
@@ -250,7 +253,7 @@ print("submitted", executor.submitted)
 def test_two_slurm_drivers_at_once_share_the_jobs(
     slurm: None, local_table: bytes, tmp_path: Path
 ) -> None:
-    argv = [*GINV, *SMOKE_R4, "--out", str(tmp_path), "--executor", "slurm"]
+    argv = [*GINV, *SMOKE_R4, "--out", str(tmp_path), *ON_SLURM]
     drivers = [subprocess.Popen(argv, env=_env(), text=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE) for _ in range(2)]  # fmt: skip
     finished = [d.communicate(timeout=600) for d in drivers]
@@ -266,7 +269,7 @@ def test_two_slurm_drivers_at_once_share_the_jobs(
 def test_a_killed_driver_restarted_resubmits_only_missing_jobs(
     slurm: None, local_table: bytes, tmp_path: Path
 ) -> None:
-    argv = [*GINV, *SMOKE_R4, "--out", str(tmp_path), "--executor", "slurm"]
+    argv = [*GINV, *SMOKE_R4, "--out", str(tmp_path), *ON_SLURM]
     driver = subprocess.Popen(argv, env=_env(), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.time() + 240
