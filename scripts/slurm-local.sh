@@ -115,7 +115,7 @@ stop_daemon() {  # stop_daemon PIDFILE NAME
 
 stop() {
     if answers; then
-        scancel --state=PENDING,RUNNING,SUSPENDED --full "$(squeue -h -o %i | sort -u)" 2>/dev/null || true
+        squeue -h -o %i | xargs -r scancel 2>/dev/null || true
         for _ in $(seq 30); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 1; done
     fi
     stop_daemon "$SLURMD_PID" slurmd

@@ -286,3 +286,24 @@ def test_a_killed_driver_restarted_resubmits_only_missing_jobs(
     assert sorted(r["job_id"] for r in records) == sorted(folders)  # none submitted twice
     assert all(r["attempt"] == 1 for r in records)
     assert {r["job_id"] for r in before} <= {r["job_id"] for r in records}
+
+
+@pytest.mark.slurm
+def test_a_job_whose_code_raises_is_one_error_naming_it_and_its_log(
+    slurm: None, tmp_path: Path, real_data_dir: Path
+) -> None:
+    from ginv.cluster.slurm import SlurmExecutor
+    from ginv.experiments import profile
+    from ginv.experiments.study import Study
+
+    config = profile("smoke", ["n_train=20000"])  # more than the split holds: the job raises
+    executor = SlurmExecutor(SlurmConfig(poll_s=0.5), tmp_path, progress=False)
+    study = Study(config, tmp_path, device="cpu", progress=False, executor=executor)
+    with pytest.raises(GinvError) as error:
+        study.runs([config.run("R4", "DA", 0)])
+    (record,) = _jobs(tmp_path)[0]
+    message = str(error.value)
+    assert message.startswith(f"SLURM job {record['job_id']} (mnist-R4-mlp ×1) failed: ")
+    assert "n_train = 20000, but the split holds only 10000 samples" in message
+    assert message.endswith(f"its log: {record['stderr']}") and record["attempt"] == 1
+    assert "\n" not in message

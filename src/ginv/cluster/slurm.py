@@ -157,7 +157,8 @@ class SlurmExecutor(Executor):
     def _ensure(self, study: Study, task: Task) -> None:
         """Under the task's lock: nothing when it is done; else attach to its job if that is
         still queued or running (whoever submitted it); else judge the job that ended without
-        the task's files (raise, or count a retry) and submit the next attempt."""
+        the task's files (raise, or count a retry) and submit the next attempt. Retries are
+        counted per driver run."""
         with self._lock(task):
             if task.done(study):
                 self.live.pop(task.key, None)
@@ -171,8 +172,12 @@ class SlurmExecutor(Executor):
                 if state in ACTIVE:
                     self.live[task.key] = job
                     return
-                self._judge(job, state)
-                attempt = job.attempt + 1
+                # A job this driver waited for is judged (its error raised, its retries
+                # counted); one left by an earlier driver is just replaced: whatever stopped
+                # it (a fixed error, a cancelled queue) gets a fresh set of retries.
+                if task.key in self.live:
+                    self._judge(job, state)
+                    attempt = job.attempt + 1
             self.live[task.key] = self._submit(study, task, attempt)
 
     def _judge(self, job: _Job, state: str) -> None:
@@ -184,12 +189,13 @@ class SlurmExecutor(Executor):
         if handle.paths.result_pickle.exists():
             failure = handle.exception()
             if failure is not None:
-                lines = [ln.strip() for ln in str(failure).splitlines() if ln.strip()]
-                raised = [ln for ln in lines if ln.startswith(("ginv.", "builtins.")) or ": " in ln]
-                last = next((ln for ln in reversed(lines[:-3]) if "Error" in ln), lines[0])
-                reason = raised[-1] if raised else last
+                # submitit's message holds the job's traceback between two rules of dashes;
+                # its last line is the exception that the job raised
+                parts = str(failure).split("-" * 22)
+                trace = parts[1] if len(parts) >= 3 else str(failure)
+                lines = [ln.strip() for ln in trace.splitlines() if ln.strip()] or ["an error"]
                 raise GinvError(
-                    f"SLURM job {job.job_id} ({job.task.label}) failed: {reason[:300]}; "
+                    f"SLURM job {job.job_id} ({job.task.label}) failed: {lines[-1][:300]}; "
                     f"its log: {job.stderr}"
                 )
         if job.attempt > self.config.max_retries:
