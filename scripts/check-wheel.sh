@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build ginv's wheel from this tree and check it as a user gets it: in a fresh, plain venv
-# (no system site-packages), first with the core dependencies only, then with `ginv[study]`.
+# (no system site-packages), first with the core dependencies only, then with `ginv[study]`,
+# then with `ginv[cluster]` (submitit).
 # Usage: scripts/check-wheel.sh [python]   (`make wheel-check`; CI runs it from .ci/run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +42,7 @@ echo "$version"
 import importlib.metadata as md, importlib.util, pathlib, sys
 import ginv
 ginv.measure
-for mod in ("matplotlib", "sklearn", "scipy"):
+for mod in ("matplotlib", "sklearn", "scipy", "submitit"):
     assert importlib.util.find_spec(mod) is None, f"{mod} leaked into the core install"
 assert (pathlib.Path(ginv.__file__).parent / "py.typed").is_file()
 meta = md.metadata("ginv")
@@ -75,4 +76,14 @@ else
 fi
 "$V/python" -c "import ginv.experiments.tsne"   # scikit-learn's T-SNE imports
 test -s "$WORK/study/report.html"
+set +e
+"$V/ginv" reproduce prop31 --profile smoke --executor slurm --out "$WORK/no-cluster" 2>err.txt
+rc=$?
+set -e
+cat err.txt
+[ "$rc" = 2 ] && [ "$(wc -l <err.txt)" = 1 ] && grep -q "pip install 'ginv\[cluster\]'" err.txt
+
+step "add ginv[cluster]"
+"$V/pip" install -q -c "$ROOT/requirements.txt" "ginv[cluster] @ file://$wheel"
+"$V/python" -c "import submitit, ginv.cluster.slurm"
 step "wheel check passed: $(basename "$wheel")"

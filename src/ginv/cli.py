@@ -214,12 +214,29 @@ def _study_config(args: argparse.Namespace):
     return profile(args.profile, args.set)
 
 
+def _slurm_config(args: argparse.Namespace):
+    """``--slurm`` settings, checked before any work; they need ``--executor slurm``."""
+    from ginv.cluster.config import SlurmConfig
+
+    if args.slurm and args.executor != "slurm":
+        raise GinvError("--slurm settings need --executor slurm")
+    return SlurmConfig().with_overrides(args.slurm)
+
+
+def _executor(args: argparse.Namespace, out: Path):
+    """The executor of ``--executor``; for slurm, submitit and a cluster that answers."""
+    from ginv.cluster.executor import make_executor
+
+    return make_executor(args.executor, out, _slurm_config(args), progress=not args.quiet)
+
+
 def _reproduce(args: argparse.Namespace) -> int:
     from ginv.experiments.registry import STUDY_EXPERIMENTS, require_study
     from ginv.io import load_json
 
     names = list(STUDY_EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     config = _study_config(args)
+    _slurm_config(args)
     if args.plan:
         from ginv.experiments.plan import format_plan, make_plan
         from ginv.training import resolve_device
@@ -231,9 +248,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     from ginv.experiments.reproduce import reproduce
 
     out = writable_dir(args.out)
+    executor = _executor(args, out)
     start = time.perf_counter()
-    timings = reproduce(names, config, out, args.data_dir, args.device, progress=not args.quiet)
-    print(f"reproduce {args.experiment} ({config.profile} profile) → {out}")
+    timings = reproduce(
+        names, config, out, args.data_dir, args.device, not args.quiet, executor=executor
+    )
+    print(f"reproduce {args.experiment} ({config.profile} profile, {args.executor}) → {out}")
     for name, seconds in timings.items():
         print(f"  {name:<10}{seconds:8.1f}s")
     print(f"  {'total':<10}{time.perf_counter() - start:8.1f}s; report: {out / 'report.html'}")
@@ -272,7 +292,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     if not groups or not losses:
         raise GinvError("--group and --loss each need at least one name")
     out = writable_dir(args.out)
-    study = Study(config, out, args.data_dir, args.device, progress=not args.quiet)
+    executor = _executor(args, out)
+    study = Study(config, out, args.data_dir, args.device, not args.quiet, executor)
+    study.submit_known(groups, (), losses)  # every first ν round at once, with SLURM
     for group in groups:
         for loss in losses:
             cal = study.calibrate(group, loss)
@@ -362,6 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
         p.add_argument("--device", default="auto")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--executor", choices=("local", "slurm"), default="local",
+                       help="where training and family measures run: in this process, or as "
+                       "SLURM jobs through submitit (pip install 'ginv[cluster]')")  # fmt: skip
+        p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                       help="a SLURM job setting (repeatable): partition, gpus_per_job, "
+                       "cpus_per_job, mem_gb, time_min, max_retries, poll_s, measure_jobs, "
+                       "threads, or sbatch.OPTION=VALUE, e.g. --slurm partition=gpu")  # fmt: skip
 
     from ginv.experiments.registry import EXPERIMENTS
 

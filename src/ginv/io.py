@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -21,12 +22,16 @@ import torch
 
 from ginv.errors import GinvError
 
-# `.{name}.{pid}.tmp`: a write in progress, or one whose process was killed mid-write
-_TMP = re.compile(r"^\..+\.(\d+)\.tmp$")
+# `.{name}.{pid}@{host}.tmp`: a write in progress, or one whose process was killed mid-write.
+# The host is part of the name because a run cache on a shared file system has writers on
+# many machines, and a pid means something only on its own machine. (Older temporaries,
+# `.{name}.{pid}.tmp`, count as this machine's.)
+_TMP = re.compile(r"^\..+\.(\d+)(?:@([A-Za-z0-9_-]+))?\.tmp$")
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0]) or "host"
 
 
 def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    return path.with_name(f".{path.name}.{os.getpid()}@{_HOST}.tmp")
 
 
 def _alive(pid: int) -> bool:
@@ -40,15 +45,17 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: Path) -> None:
-    """Delete the ``.{name}.{pid}.tmp`` files in ``folder`` whose process is gone: what a
-    kill in the middle of an atomic write leaves behind."""
+    """Delete this machine's ``.{name}.{pid}@{host}.tmp`` files in ``folder`` whose process is
+    gone: what a kill in the middle of an atomic write leaves behind."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return
     for entry in entries:
         found = _TMP.match(entry.name)
-        if found and int(found.group(1)) != os.getpid() and not _alive(int(found.group(1))):
+        if not found or found.group(2) not in (None, _HOST):
+            continue  # not a temporary, or another machine's: its pid means nothing here
+        if int(found.group(1)) != os.getpid() and not _alive(int(found.group(1))):
             Path(entry.path).unlink(missing_ok=True)
 
 

@@ -37,7 +37,7 @@ from ginv.experiments import style
 from ginv.experiments.config import FRONTIER_METHODS
 from ginv.experiments.drift import accuracy_and_di
 from ginv.experiments.results import Results, mean_std
-from ginv.experiments.table import family_metrics
+from ginv.experiments.table import MEASURES, family_metrics
 from ginv.flops import forward_flops
 from ginv.groups import get_group
 from ginv.training import TrainConfig
@@ -189,6 +189,11 @@ def run(study: Study, folder) -> Results:
         study.status.set_postfix_str(f"frontier {group}: training")
         # all at once, so that every method's settings and seeds train as one batched model
         study.runs([cfg for per in plan.values() for cfgs in per.values() for cfg in cfgs])
+        for m in methods(c):  # with SLURM, every family's test measures as jobs at once
+            for configs in plan[m.name].values():
+                study.submit_measures(study.runs(configs), study.group(group), MEASURES,
+                                      samples=c.test_samples, si_samples=c.si_samples,
+                                      wrapper=m.wrapper)  # fmt: skip
         for m in methods(c):
             for setting, configs in plan[m.name].items():
                 study.status.set_postfix_str(f"frontier {group} {m.name} {setting:g}")

@@ -43,6 +43,8 @@ class PlanRow:
     member_epochs: int = 0
     flops: float = 0.0
     note: str = ""
+    jobs: int = 0  # SLURM jobs with --executor slurm
+    upfront: bool = False  # known before any result: submitted at the start
 
 
 @dataclass
@@ -55,6 +57,14 @@ class Plan:
     @property
     def flops(self) -> float:
         return sum(r.flops for r in self.rows)
+
+    @property
+    def jobs(self) -> int:
+        return sum(r.jobs for r in self.rows)
+
+    @property
+    def upfront_jobs(self) -> int:
+        return sum(r.jobs for r in self.rows if r.upfront)
 
     @property
     def floor_seconds(self) -> float:
@@ -176,25 +186,28 @@ def make_plan(
         return out is not None and (out / "runs" / config.key() / "run.json").is_file()
 
     def add_training(exp: str, group: str, item: str, template: TrainConfig, runs: int,
-                     note: str = "", cached: int = 0) -> None:  # fmt: skip
+                     note: str = "", cached: int = 0, jobs: int = 1,
+                     upfront: bool = False) -> None:  # fmt: skip
         costs = _costs(group)
         forward = costs(template.model, "forward", template.first_width)
         per_epoch = c.train.n_train * costs.train(template) + n_val * costs.order * forward
         epochs = runs * template.epochs
         extra = f"{cached} cached or shared" if cached else ""
         plan.rows.append(PlanRow(exp, group, item, runs, epochs, epochs * per_epoch,
-                                 "; ".join(x for x in (note, extra) if x)))  # fmt: skip
+                                 "; ".join(x for x in (note, extra) if x),
+                                 jobs if runs else 0, upfront))  # fmt: skip
 
     def train(exp: str, group: str, item: str, configs: list[TrainConfig], note: str = "") -> None:
         """Runs known in advance: those already in ``out`` or counted before are free."""
         todo = [t for t in configs if t.key() not in seen and not done(t)]
         seen.update(t.key() for t in configs)
         if configs:
-            add_training(exp, group, item, configs[0], len(todo), note, len(configs) - len(todo))
+            add_training(exp, group, item, configs[0], len(todo), note, len(configs) - len(todo),
+                         upfront=True)  # fmt: skip
 
     def measure(exp: str, group: str, item: str, kind: str, models: int, orbit: int,
-                si: int, sens: int = 0, key: str = "", first_width: int = 0,
-                copies: int = 1) -> None:  # fmt: skip
+                si: int, sens: int = 0, key: str = "", job: bool = False,
+                first_width: int = 0, copies: int = 1) -> None:  # fmt: skip
         """``copies``: forward passes of the model per image (``|G|`` for orbit averaging)."""
         if key and key in seen:
             return
@@ -204,7 +217,8 @@ def make_plan(
         grad = copies * costs(kind, "input_grad", first_width)
         per_model = (orbit * costs.order * fwd + si * costs.order * c.ig_steps * grad
                      + sens * (fwd + NUM_CLASSES * (grad - fwd)))  # fmt: skip
-        plan.rows.append(PlanRow(exp, group, item, models, 0, models * per_model))
+        plan.rows.append(PlanRow(exp, group, item, models, 0, models * per_model,
+                                 jobs=int(job and models > 0)))  # fmt: skip
 
     cost_cache: dict[str, _Costs] = {}
 
@@ -231,8 +245,10 @@ def make_plan(
         template = tc(group, "IR", c.calibration_seed, loss, 1.0)
         if presearch:
             short = tc(group, "IR", c.calibration_seed, loss, 1.0, c.presearch_epochs)
-            add_training(exp, group, f"{label} ν pre-search", short, grid, f"grid of {grid}")
-        add_training(exp, group, f"{label} ν search", template, final, f"{rounds} rounds assumed")
+            add_training(exp, group, f"{label} ν pre-search", short, grid, f"grid of {grid}",
+                         upfront=True)  # fmt: skip
+        add_training(exp, group, f"{label} ν search", template, final, f"{rounds} rounds assumed",
+                     jobs=rounds)  # fmt: skip
         measure(exp, group, f"{label} ν search: validation SI", "mlp",
                 (grid if presearch else 0) + final, n_val, n_val)  # fmt: skip
         others = sum(s != c.calibration_seed for s in c.seeds)
@@ -246,15 +262,15 @@ def make_plan(
                     family(exp, group, kind, c.reg)
                     k = "wt" if kind == "WT" else "mlp"
                     measure(exp, group, f"{kind} test measures", k, len(c.seeds), n_test,
-                            c.si_samples or n_test, key=f"table/{group}/{kind}")  # fmt: skip
+                            c.si_samples or n_test, key=f"table/{group}/{kind}", job=True)  # fmt: skip
             elif exp == "spectral":
                 family(exp, group, "DA")
                 measure(exp, group, "DA σmax(J)", "mlp", len(c.seeds), 0, 0,
-                        c.sensitivity_samples or n_test)  # fmt: skip
+                        c.sensitivity_samples or n_test, job=True)  # fmt: skip
                 for loss in c.spectral_losses:
                     family(exp, group, "IR", loss)
                     measure(exp, group, f"IR-{loss} σmax(J)", "mlp", len(c.seeds), 0, 0,
-                            c.sensitivity_samples or n_test)  # fmt: skip
+                            c.sensitivity_samples or n_test, job=True)  # fmt: skip
             elif exp == "drift":
                 for kind in ("DA", "WT", "IR"):
                     family(exp, group, kind, c.reg)
@@ -300,7 +316,7 @@ def format_plan(plan: Plan) -> str:
         f"step reached {real / 1e9:.0f} GFLOP/s ({100 * real / mm:.0f} %), used for the estimate",
         "",
         f"{'experiment':<10} {'group':<5} {'item':<{w}} {'runs':>5} {'member-ep':>9} "
-        f"{'TFLOP':>9} {'floor':>9} {'estimate':>9}  note",
+        f"{'TFLOP':>9} {'floor':>9} {'estimate':>9} {'jobs':>4}  note",
     ]
     for r in plan.rows:
         if r.flops == 0:  # cached, or counted under an earlier experiment
@@ -308,12 +324,15 @@ def format_plan(plan: Plan) -> str:
         lines.append(
             f"{r.experiment:<10} {r.group:<5} {r.item:<{w}} {r.runs:>5} {r.member_epochs:>9} "
             f"{r.flops / 1e12:>9.2f} {_seconds(r.flops / mm):>9} {_seconds(r.flops / real):>9}"
-            f"  {r.note}"
+            f" {r.jobs:>4}  {r.note}"
         )
     lines += [
         "",
         f"total: {plan.flops / 1e12:.1f} TFLOP, {sum(r.member_epochs for r in plan.rows)} "
         f"member-epochs; floor {_seconds(plan.floor_seconds)} (FLOPs ÷ matmul rate), "
         f"estimate {_seconds(plan.estimate_seconds)}",
+        f"with --executor slurm: {plan.jobs} jobs, one per batched family, ν search round and "
+        f"family's test measures; {plan.upfront_jobs} of them (the WT and DA families and the ν "
+        "pre-searches) are submitted at once, the rest as the ν searches decide",
     ]
     return "\n".join(lines)

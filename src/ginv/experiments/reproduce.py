@@ -1,5 +1,7 @@
-"""``ginv reproduce``: run the study's experiments in one process, with one overall progress
-bar, a summary of wall times, and the report at the end."""
+"""``ginv reproduce``: run the study's experiments from one driver process, with one overall
+progress bar, a summary of wall times, and the report at the end. The training (and the
+family measures) run where the executor says: in this process, or as SLURM jobs
+(:mod:`ginv.cluster`), whose results the driver assembles exactly as it does its own."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ginv.cluster.executor import Executor
 from ginv.experiments.calibration import calibration_results
 from ginv.experiments.config import StudyConfig
 from ginv.experiments.fidelity import fidelity_results
@@ -40,6 +43,13 @@ def environment(device: torch.device) -> dict[str, str]:
     }  # fmt: skip
 
 
+def _executor_text(executor: Executor) -> str:
+    config = getattr(executor, "config", None)
+    if config is None:
+        return executor.name
+    return f"{executor.name} ({config.job_threads} torch thread(s) per job)"
+
+
 def reproduce(
     names: Sequence[str],
     config: StudyConfig,
@@ -47,9 +57,12 @@ def reproduce(
     data_dir: Path | None = None,
     device: str | None = None,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> dict[str, float]:
-    """Run ``names`` (experiment keys) into ``out``; return wall seconds per experiment."""
-    study = Study(config, out, data_dir, device, progress)
+    """Run ``names`` (experiment keys) into ``out``; return wall seconds per experiment. With an
+    executor that runs jobs, every training known in advance is submitted first."""
+    study = Study(config, out, data_dir, device, progress, executor)
+    study.presubmit(names)
     timings: dict[str, float] = {}
     bar = tqdm(total=len(names), desc="reproduce", unit="experiment", disable=not progress)
     study.status = bar
@@ -67,7 +80,10 @@ def reproduce(
     # run's labels; each experiment's results.json carries its own settings besides, which
     # the report shows wherever they differ from these.
     atomic_write_json(config.to_dict(), out / "config.json")
-    atomic_write_json(environment(study.device), out / "environment.json")
+    atomic_write_json(
+        {**environment(study.device), "executor": _executor_text(study.executor)},
+        out / "environment.json",
+    )
     table_path = out / "table" / "results.json"
     # the fidelity section reads the table, so it carries the table's settings
     table_config = load_json(table_path).get("config") if table_path.is_file() else None

@@ -39,8 +39,9 @@ def run(study: Study, folder) -> Results:
             else:
                 runs = study.family(group_name, kind)
             sigmas, spreads = [], []
-            for r in runs:
-                m = study.measure_run(r, group, ("sensitivity",), samples=c.sensitivity_samples)
+            measured = study.measure_runs(runs, group, ("sensitivity",),
+                                          samples=c.sensitivity_samples)  # fmt: skip
+            for r, m in zip(runs, measured, strict=True):
                 sigmas.append(m["metrics"]["sensitivity"])
                 spreads.append(m["std_over_samples"]["sensitivity"])
                 for layer, s in m["weight_sigma_max"].items():

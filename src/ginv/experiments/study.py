@@ -3,6 +3,14 @@
 Every training run is stored under ``OUT/runs/<hash of its config>``; finished runs are
 reused and interrupted ones resume from their checkpoint, so a killed ``reproduce``
 restarted with the same command loses at most the current epoch.
+
+Many writers share the cache: drivers on one ``OUT``, and the SLURM jobs of
+:mod:`ginv.cluster`. A run is finished when its ``run.json`` exists (written atomically, after
+``model.pt``), whoever wrote it. Training takes a lock per member run
+(``OUT/locks/run-<key>.lock``) and re-checks ``run.json`` under it, so nothing is trained
+twice; the batch's folder ``_batch-<key>`` is locked too while it is trained in, and is
+removed only by a writer holding that lock once every member has its ``run.json``. Each
+measure is locked likewise, and re-checked under its lock.
 """
 
 from __future__ import annotations
@@ -17,15 +25,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ginv.cluster.executor import Executor, LocalExecutor, MeasureTask, TrainTask, batch_key
+from ginv.cluster.locks import FileLock, locked, try_locked
 from ginv.data import DataConfig, TransformingDataset, load_transforming
-from ginv.experiments.calibration import calibration_path, write_calibration
-from ginv.experiments.nu_search import (
-    Point,
-    SearchSpec,
-    search,
-)
+from ginv.experiments.nu_search import Point, SearchSpec, search, search_grid
 from ginv.groups import PermutationGroup, get_group
-from ginv.io import atomic_write_json, load_json, short_hash, stable_hash
+from ginv.io import atomic_write_json, load_json, stable_hash
 from ginv.measures import SaliencyConfig, measure
 from ginv.models import OrbitAverage
 from ginv.training import TrainConfig, Trainer, load_run, resolve_device
@@ -63,12 +68,15 @@ class Study:
         data_dir: Path | None = None,
         device: str | None = None,
         progress: bool = True,
+        executor: Executor | None = None,
     ) -> None:
         self.config = config
         self.out = Path(out)
         self.data_dir = data_dir
+        self.device_name = device  # as asked: a SLURM job resolves "auto" on its own node
         self.device = resolve_device(device)
         self.progress = progress
+        self.executor = executor or LocalExecutor()
         self._data: dict[str, TransformingDataset] = {}
         self.status = tqdm(disable=True)  # replaced by reproduce's overall bar
 
@@ -93,26 +101,109 @@ class Study:
     def run_dir(self, config: TrainConfig) -> Path:
         return self.out / "runs" / config.key()
 
-    def runs(self, configs: Sequence[TrainConfig]) -> list[Run]:
-        """Finished runs for ``configs``: cached ones reused, the rest trained together where
-        they differ only in seed and ν, resuming any interrupted training."""
+    def lock_path(self, name: str) -> Path:
+        return self.out / "locks" / f"{name}.lock"
+
+    def finished(self, config: TrainConfig) -> bool:
+        """Whether ``config``'s run is in the cache: its ``run.json``, the last file written."""
+        return (self.run_dir(config) / "run.json").is_file()
+
+    def finished_runs(self, configs: Sequence[TrainConfig]) -> list[Run]:
+        return [Run(c, self.run_dir(c), load_json(self.run_dir(c) / "run.json")) for c in configs]
+
+    def training_tasks(self, configs: Sequence[TrainConfig]) -> list[TrainTask]:
+        """The batches that ``configs`` still need: the missing runs, those that differ only in
+        seed and ν together, in the order given."""
         # each once: two experiments' (or methods') runs may coincide
-        missing = [
-            c for c in dict.fromkeys(configs) if not (self.run_dir(c) / "run.json").is_file()
-        ]
+        missing = [c for c in dict.fromkeys(configs) if not self.finished(c)]
+        tasks = []
         while missing:
             batch = [c for c in missing if c.batchable_with(missing[0])]
             missing = [c for c in missing if not c.batchable_with(missing[0])]
-            key = short_hash("".join(c.key() for c in batch), 12)
-            self.status.set_postfix_str(f"training {batch[0].family} ×{len(batch)}")
-            trainer = Trainer(
-                batch, self.data(), self.out / "runs" / f"_batch-{key}", self.device,
-                progress=self.progress, member_dirs=[self.run_dir(c) for c in batch],
-            )  # fmt: skip
-            trainer.fit(resume=True)
+            tasks.append(TrainTask(tuple(batch)))
+        return tasks
+
+    def runs(self, configs: Sequence[TrainConfig]) -> list[Run]:
+        """Finished runs for ``configs``: cached ones reused, the rest trained together where
+        they differ only in seed and ν (by the executor: all batches handed over at once, so
+        that SLURM runs them side by side), resuming any interrupted training."""
+        tasks = self.training_tasks(configs)
+        if tasks:
+            self.status.set_postfix_str(", ".join(f"training {t.label}" for t in tasks))
+            self.executor.run(self, tasks)
         # batch checkpoints of finished runs, also those that a kill before this line left
-        remove_finished_checkpoints((self.out / "runs").glob("_batch-*"), self.run_dir)
-        return [Run(c, self.run_dir(c), load_json(self.run_dir(c) / "run.json")) for c in configs]
+        self.clean_batches()
+        return self.finished_runs(configs)
+
+    def train_batch(self, configs: Sequence[TrainConfig]) -> None:
+        """Train the members of ``configs`` that are not finished, as one batched model, under
+        their run locks (taken in order; ``run.json`` is re-checked under them, since another
+        writer may have finished some) and the lock of the batch's folder."""
+
+        def waiting(path: Path) -> None:
+            self.status.set_postfix_str(f"waiting for another writer of {configs[0].family}")
+
+        with locked([self.lock_path(f"run-{c.key()}") for c in configs], waiting):
+            todo = [c for c in configs if not self.finished(c)]
+            if not todo:
+                return
+            key = batch_key(todo)
+            with FileLock(self.lock_path(f"batch-{key}")):
+                self.status.set_postfix_str(f"training {todo[0].family} ×{len(todo)}")
+                trainer = Trainer(
+                    todo, self.data(), self.out / "runs" / f"_batch-{key}", self.device,
+                    progress=self.progress, member_dirs=[self.run_dir(c) for c in todo],
+                )  # fmt: skip
+                trainer.fit(resume=True)
+
+    def clean_batches(self) -> None:
+        """Remove each ``_batch-<key>`` folder whose members all have their ``run.json``,
+        taking the folder's lock first: one that another writer trains in (or cleans) is left."""
+        for folder in sorted((self.out / "runs").glob("_batch-*")):
+            key = folder.name.removeprefix("_batch-")
+            with try_locked(self.lock_path(f"batch-{key}")) as held:
+                if held and folder.is_dir():
+                    remove_finished_checkpoints([folder], self.run_dir)
+
+    def presubmit(self, names: Sequence[str]) -> None:
+        """Hand the executor, without waiting, every training that experiments ``names`` need
+        whatever ν turns out to be: the WT and DA families and each IR loss's first ν round
+        (the pre-search grid). With SLURM they run side by side from the start; locally this
+        does nothing."""
+        c = self.config
+        needs: dict[str, tuple[set[str], set[str]]] = {
+            "table": ({"WT", "DA"}, {c.reg}), "saliency": ({"DA", "WT"}, {c.reg}),
+            "tsne": ({"DA"}, set()), "drift": ({"DA", "WT"}, {c.reg}),
+            "spectral": ({"DA"}, set(c.spectral_losses)),
+        }  # fmt: skip
+        kinds: set[str] = set()
+        losses: set[str] = set()
+        for name in names:
+            k, lo = needs.get(name, (set(), set()))
+            kinds |= k
+            losses |= lo
+        self.submit_known(c.groups, sorted(kinds), sorted(losses))
+
+    def submit_known(
+        self, groups: Sequence[str], kinds: Sequence[str], losses: Sequence[str]
+    ) -> None:
+        """Submit (see :meth:`presubmit`) the families ``kinds`` (WT, DA) of ``groups`` and
+        the first ν round of each IR loss in ``losses``."""
+        if not self.executor.submits_jobs:
+            return
+        c = self.config
+        presearch = 0 < c.presearch_epochs < c.epochs
+        first = search_grid(self.search_spec(), c.nu_grid) if losses else []
+        epochs = c.presearch_epochs if presearch else c.epochs
+        configs = []
+        for group in groups:
+            for kind in kinds:
+                configs += [self.train_config(group, kind, s) for s in c.seeds]
+            for loss in losses:
+                configs += [self.train_config(group, "IR", c.calibration_seed, loss, nu, epochs)
+                            for nu in first]  # fmt: skip
+        tasks = self.training_tasks(configs)  # the batches that runs() will ask for
+        self.executor.submit(self, tasks)
 
     def family(
         self, group: str, kind: str, reg: str | None = None, nu: float | None = None
@@ -141,15 +232,15 @@ class Study:
             )  # fmt: skip
         if cal.get("members") != members:
             cal = {**cal, "members": members}
+            from ginv.experiments.calibration import write_calibration
+
             write_calibration(self.out / "calibration", cal)
         return runs, cal
 
     # --- measures --------------------------------------------------------
-    def measure_run(self, run: Run, group: PermutationGroup, metrics: Sequence[str],
-                    split: str = "test", samples: int = 0, si_samples: int = 0,
-                    sensitivity_samples: int = 0, wrapper: str | None = None) -> dict[str, Any]:  # fmt: skip
-        """``measure`` on a run (inside ``wrapper`` if given), cached in the run's folder under a
-        hash of the settings."""
+    def _measure_settings(self, group: PermutationGroup, metrics: Sequence[str], split: str,
+                          samples: int, si_samples: int, sensitivity_samples: int,
+                          wrapper: str | None = None) -> dict[str, Any]:  # fmt: skip
         settings = {
             "group": group.name, "metrics": list(metrics), "split": split, "samples": samples,
             "si_samples": si_samples, "sensitivity_samples": sensitivity_samples,
@@ -157,20 +248,68 @@ class Study:
         }  # fmt: skip
         if wrapper is not None:  # added only when set: every earlier key stays valid
             settings["wrapper"] = wrapper
+        return settings
+
+    def measure_path(self, config: TrainConfig, group: PermutationGroup, metrics: Sequence[str],
+                     split: str = "test", samples: int = 0, si_samples: int = 0,
+                     sensitivity_samples: int = 0, wrapper: str | None = None) -> Path:  # fmt: skip
+        """Where :meth:`measure_run` caches these settings' measures of ``config``'s run."""
+        settings = self._measure_settings(group, metrics, split, samples, si_samples,
+                                          sensitivity_samples, wrapper)  # fmt: skip
+        return self.run_dir(config) / f"measure-{stable_hash(settings, 12)}.json"
+
+    def measure_run(self, run: Run, group: PermutationGroup, metrics: Sequence[str],
+                    split: str = "test", samples: int = 0, si_samples: int = 0,
+                    sensitivity_samples: int = 0, wrapper: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """``measure`` on a run (inside ``wrapper``, a :data:`POST_HOC` name, if given), cached
+        in the run's folder under a hash of the settings (and computed under a lock, so that
+        two writers never measure the same thing twice)."""
+        settings = self._measure_settings(group, metrics, split, samples, si_samples,
+                                          sensitivity_samples, wrapper)  # fmt: skip
         key = stable_hash(settings, 12)
         path = run.folder / f"measure-{key}.json"
         if path.is_file():
             return load_json(path)
-        self.status.set_postfix_str(f"measuring {run.config.name}")
-        data_split = getattr(self.data(), split).head(samples or None)
-        report = measure(
-            run.model(self.device, wrapper), data_split.images, data_split.labels, group, metrics,
-            self.saliency(), si_subset=si_samples or None,
-            sensitivity_subset=sensitivity_samples or None, progress=self.progress,
-        )  # fmt: skip
-        result = {**report.to_dict(), "settings_key": settings}
-        atomic_write_json(result, path)
+        with FileLock(self.lock_path(f"measure-{run.config.key()}-{key}")):
+            if path.is_file():  # measured by another writer while this one waited
+                return load_json(path)
+            self.status.set_postfix_str(f"measuring {run.config.name}")
+            data_split = getattr(self.data(), split).head(samples or None)
+            report = measure(
+                run.model(self.device, wrapper), data_split.images, data_split.labels, group, metrics,
+                self.saliency(), si_subset=si_samples or None,
+                sensitivity_subset=sensitivity_samples or None, progress=self.progress,
+            )  # fmt: skip
+            result = {**report.to_dict(), "settings_key": settings}
+            atomic_write_json(result, path)
         return result
+
+    def _measure_task(self, runs: Sequence[Run], group: PermutationGroup,
+                      metrics: Sequence[str], **kwargs: Any) -> MeasureTask:  # fmt: skip
+        return MeasureTask(tuple(r.config for r in runs), group.name, tuple(metrics), **kwargs)
+
+    def submit_measures(self, runs: Sequence[Run], group: PermutationGroup,
+                        metrics: Sequence[str], **kwargs: Any) -> None:  # fmt: skip
+        """Start the job that :meth:`measure_runs` will wait for, where the executor measures
+        in jobs; otherwise nothing (the driver measures when asked)."""
+        if self.executor.measures_as_jobs and runs:
+            self.executor.submit(self, [self._measure_task(runs, group, metrics, **kwargs)])
+
+    def measure_runs(self, runs: Sequence[Run], group: PermutationGroup, metrics: Sequence[str],
+                     split: str = "test", samples: int = 0, si_samples: int = 0,
+                     sensitivity_samples: int = 0,
+                     wrapper: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """:meth:`measure_run` on each of a family's ``runs``; where the executor measures in
+        jobs (SLURM), the missing measures are first made by one job for the family."""
+        kwargs: dict[str, Any] = {"split": split, "samples": samples, "si_samples": si_samples,
+                                  "sensitivity_samples": sensitivity_samples,
+                                  "wrapper": wrapper}  # fmt: skip
+        if self.executor.measures_as_jobs and runs:
+            task = self._measure_task(runs, group, metrics, **kwargs)
+            if not task.done(self):
+                self.status.set_postfix_str(task.label)
+                self.executor.run(self, [task])
+        return [self.measure_run(r, group, metrics, **kwargs) for r in runs]
 
     # --- ν calibration ---------------------------------------------------
     def search_spec(self) -> SearchSpec:
@@ -231,6 +370,9 @@ class Study:
                 "val_samples": c.calibration_val_samples, "saliency": asdict(self.saliency()),
             },
         }  # fmt: skip
+        # imported here: matplotlib costs a SLURM job a second, and jobs never write records
+        from ginv.experiments.calibration import calibration_path, write_calibration
+
         path = calibration_path(self.out / "calibration", c.dataset, group, loss)
         previous = load_json(path) if path.is_file() else {}
         if previous.get("members") and all(previous.get(k) == v for k, v in record.items()):

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 COLUMNS = [("accuracy", "accuracy"), ("li", "LI"), ("di", "DI"), ("si", "SI")]
 
 
+MEASURES = ("accuracy", "di", "li", "si")
+
+
 def family_metrics(
     study: Study, group_name: str, runs: list[Run], wrapper: str | None = None
 ) -> dict[str, list[float]]:
@@ -26,11 +29,10 @@ def family_metrics(
     group = study.group(group_name)
     values: dict[str, list[float]] = {k: [] for k, _ in COLUMNS}
     values["si_se"] = []
-    for run in runs:
-        m = study.measure_run(
-            run, group, ("accuracy", "di", "li", "si"),
-            samples=c.test_samples, si_samples=c.si_samples, wrapper=wrapper,
-        )  # fmt: skip
+    measured = study.measure_runs(
+        runs, group, MEASURES, samples=c.test_samples, si_samples=c.si_samples, wrapper=wrapper
+    )  # one job for the family where the executor measures in jobs
+    for m in measured:
         for k, _ in COLUMNS:
             values[k].append(m["metrics"][k])
         values["si_se"].append(m["std_over_samples"]["si"] / math.sqrt(m["subsets"]["si"]))
@@ -82,12 +84,26 @@ def run(study: Study, folder) -> Results:
         f"{c.si_target}; val SI is the final IR models' validation SI.",
     )  # fmt: skip
     rows, records = [], []
+    # Every family first, its measures submitted as it is ready: with SLURM, measure jobs run
+    # beside the next families' training; locally this only reorders the same work.
+    families: dict[tuple[str, str], tuple[list[Run], dict[str, Any]]] = {}
+    for group_name in c.groups:
+        for kind in ("WT", "DA", "IR"):
+            study.status.set_postfix_str(f"table {group_name} {kind}")
+            if kind == "IR":
+                families[group_name, kind] = study.ir_family(group_name, c.reg)
+            else:
+                families[group_name, kind] = (study.family(group_name, kind), {})
+            study.submit_measures(
+                families[group_name, kind][0], study.group(group_name), MEASURES,
+                samples=c.test_samples, si_samples=c.si_samples,
+            )  # fmt: skip
     for group_name in c.groups:
         for kind in ("WT", "DA", "IR"):
             study.status.set_postfix_str(f"table {group_name} {kind}")
             record: dict[str, Any] = {"group": group_name, "model": kind}
             if kind == "IR":
-                runs, cal = study.ir_family(group_name, c.reg)
+                runs, cal = families[group_name, kind]
                 val_si = [m["val_si"] for m in cal["members"]]
                 reached = all(m["reached"] for m in cal["members"])
                 record |= {
@@ -96,7 +112,7 @@ def run(study: Study, folder) -> Results:
                 }  # fmt: skip
                 label = f"IR (ν={cal['chosen_nu']:g})" + ("" if reached else " [target missed]")
             else:
-                runs, label = study.family(group_name, kind), kind
+                runs, label = families[group_name, kind][0], kind
             values = family_metrics(study, group_name, runs)
             record |= {"seeds": [r.config.seed for r in runs], "per_seed": values}
             for k, _ in COLUMNS:
