@@ -364,10 +364,7 @@ def _plot_frontier(groups, rows, target):
         ax.set_xlabel("SI (test orbit)")
         ax.set_title(g)
     axes[0, 0].set_ylabel("test orbit accuracy (%)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=6, bbox_to_anchor=(0.5, 1.08))
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
-    return fig
+    return _legend_above(fig, axes[0, 0])
 
 
 @style.styled
@@ -386,7 +383,12 @@ def _plot_drift(groups, curves, names):
         ax.set_xlabel("drift β")
         ax.set_title(g)
     axes[0, 0].set_ylabel("DI (log)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=6, bbox_to_anchor=(0.5, 1.1))
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    return _legend_above(fig, axes[0, 0])
+
+
+def _legend_above(fig, ax):
+    """One legend for every panel, above them (the methods are the same in each)."""
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=6,
+               bbox_to_anchor=(0.5, 1.0))  # fmt: skip
+    fig.tight_layout()
     return fig
