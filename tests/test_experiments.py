@@ -16,7 +16,7 @@ import pytest
 from ginv.errors import GinvError
 from ginv.experiments import profile
 from ginv.experiments.prop31 import check
-from ginv.experiments.reproduce import EXPERIMENTS
+from ginv.experiments.registry import STUDY_EXPERIMENTS
 from ginv.groups import get_group
 
 GINV = [sys.executable, "-m", "ginv.cli"]
@@ -103,7 +103,7 @@ def _check_tidy_csv(path: Path) -> list[dict[str, str]]:
 
 
 def _check_outputs(out: Path) -> dict:
-    for name in (*EXPERIMENTS, "fidelity", "calibration"):
+    for name in (*STUDY_EXPERIMENTS, "fidelity", "calibration"):
         results = json.loads((out / name / "results.json").read_text())
         for f in results["files"]:
             _check_tidy_csv(out / name / f)
@@ -306,6 +306,8 @@ def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(
             float(r[k])
         assert (r["setting"] == "") == (r["method"] in plain)
     results = json.loads((out / "frontier" / "results.json").read_text())
+    for f in results["files"]:
+        _check_tidy_csv(out / "frontier" / f)
     calibrated = {(r["group"], r["method"]): r for r in results["data"]["calibrated"]}
     for group in smoke.groups:
         # exact by construction, measured by ginv's own measures: zero up to float64 round-off
@@ -338,7 +340,6 @@ def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(
 
 def test_plan_counts_the_frontier_methods_by_their_own_models() -> None:
     from ginv.experiments.plan import make_plan
-    from ginv.experiments.registry import STUDY_EXPERIMENTS
 
     assert "frontier" not in STUDY_EXPERIMENTS  # `reproduce all` is the paper's study
     c = profile("smoke", ["groups=R4", "seeds=0,1", "frontier_orbit_rates=0.5,1"])
