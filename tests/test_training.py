@@ -435,7 +435,7 @@ def test_width_and_depth_default_to_the_architectures() -> None:
     assert TrainConfig.from_dict(TrainConfig(model="cnn").to_dict()) == TrainConfig(model="cnn")
 
 
-@pytest.mark.parametrize("model", ["cnn", "wt-cnn"])
+@pytest.mark.parametrize("model", ["cnn", "wt-cnn", "canon"])
 def test_a_run_records_its_model_args_and_loads_from_them(tmp_path: Path, model: str) -> None:
     config = TrainConfig(model=model, **{**TOY, "epochs": 1})
     trainer = Trainer([config], synthetic_dataset(), tmp_path, "cpu", progress=False)
