@@ -13,6 +13,7 @@ the trainer's last checkpoint. Both executors run a task with the same code
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,7 @@ class MeasureTask:
             study.measure_run(run, group, self.metrics, **self._kwargs())
 
 
-class Executor:
+class Executor(ABC):
     """Runs tasks. :meth:`run` returns once every task is done (or raises one
     :class:`ginv.errors.GinvError`); :meth:`submit` only starts them, where that means
     something (SLURM), so that independent work runs while the driver goes on."""
@@ -126,12 +127,15 @@ class Executor:
 
     def submit(self, study: Study, tasks: Sequence[Task]) -> None:
         """Start ``tasks`` without waiting; the local executor runs them when asked to."""
+        return None
 
+    @abstractmethod
     def run(self, study: Study, tasks: Sequence[Task]) -> None:
-        raise NotImplementedError
+        """Run ``tasks`` (those not done yet) and return once every one is done."""
 
     def close(self) -> None:
         """Release what the executor holds (nothing for the local one)."""
+        return None
 
 
 class LocalExecutor(Executor):
