@@ -58,6 +58,10 @@ def test_profiles_and_typed_overrides() -> None:
         ("si_target=1.5", "si_target"), ("prop31_step=0", "prop31"), ("prop31_time=-1", "prop31"),
         ("prop31_samples=0", "prop31"), ("nu_resolution=1", "nu_resolution"),
         ("reg=l2", "invariance losses"), ("drift_betas=1.5", "drift_betas"), ("lr=inf", "finite"),
+        ("frontier_nus_logit=", "ν grids"), ("frontier_nus_kl=-1", "ν grids"),
+        ("frontier_orbit_rates=", "frontier_orbit_rates"),
+        ("frontier_orbit_rates=1.5", "frontier_orbit_rates"),
+        ("frontier_methods=WT", "include DA"), ("frontier_methods=DA,foo", "frontier_methods"),
     ]:  # fmt: skip
         with pytest.raises(GinvError, match=match):
             profile("quick", [bad])

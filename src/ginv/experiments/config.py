@@ -157,15 +157,15 @@ class StudyConfig:
             (all(loss in INVARIANCE_ERRORS for loss in losses),
              f"invariance losses must be among {', '.join(INVARIANCE_ERRORS)}, got {losses}"),
             (self.presearch_epochs >= 0, "presearch_epochs must be ≥ 0"),
-            (all(v > 0 for v in (*self.frontier_nus_logit, *self.frontier_nus_kl,
-                                 *self.frontier_nus_nlogit, *self.frontier_nus_jsd,
-                                 *self.frontier_saliency_nus)),
-             "the frontier's ν values must be > 0"),
+            (all(grid and min(grid) > 0 for grid in (
+                self.frontier_nus_logit, self.frontier_nus_kl, self.frontier_nus_nlogit,
+                self.frontier_nus_jsd, self.frontier_saliency_nus)),
+             "the frontier's ν grids must each hold at least one ν, all > 0"),
             (all(m in FRONTIER_METHODS for m in self.frontier_methods)
              and (not self.frontier_methods or "DA" in self.frontier_methods),
              f"frontier_methods must be among {', '.join(FRONTIER_METHODS)} and include DA, "
              f"the reference of every gap; got {self.frontier_methods}"),
-            (all(0 < r <= 1 for r in self.frontier_orbit_rates),
+            (bool(self.frontier_orbit_rates) and all(0 < r <= 1 for r in self.frontier_orbit_rates),
              f"frontier_orbit_rates (lr·ν) must lie in (0, 1], got {self.frontier_orbit_rates}"),
             (0 < self.si_target <= 1, f"si_target must be in (0, 1], got {self.si_target}"),
             (bool(self.nu_grid) and min(self.nu_grid) > 0, f"nu_grid must be ν > 0, got {self.nu_grid}"),
