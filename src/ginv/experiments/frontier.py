@@ -183,6 +183,7 @@ def run(study: Study, folder) -> Results:
         f"among those whose validation SI reaches {target}; the test set chooses nothing.",
     )  # fmt: skip
     rows: list[dict[str, Any]] = []
+    # (group, method, setting: None where it has none) → the finished runs over the seeds
     trained: dict[tuple[str, str, float | None], list[Run]] = {}
     for group in c.groups:
         plan = {m.name: method_configs(c, group, m) for m in methods(c)}
@@ -190,16 +191,17 @@ def run(study: Study, folder) -> Results:
         # all at once, so that every method's settings and seeds train as one batched model
         study.runs([cfg for per in plan.values() for cfgs in per.values() for cfg in cfgs])
         for m in methods(c):  # with SLURM, every family's test measures as jobs at once
-            for configs in plan[m.name].values():
-                study.submit_measures(study.runs(configs), study.group(group), MEASURES,
+            for setting, configs in plan[m.name].items():
+                runs = study.runs(configs)  # finished above: read from the cache
+                trained[(group, m.name, None if math.isnan(setting) else setting)] = runs
+                study.submit_measures(runs, study.group(group), MEASURES,
                                       samples=c.test_samples, si_samples=c.si_samples,
                                       wrapper=m.wrapper)  # fmt: skip
         for m in methods(c):
-            for setting, configs in plan[m.name].items():
+            for setting in plan[m.name]:
                 study.status.set_postfix_str(f"frontier {group} {m.name} {setting:g}")
-                runs = study.runs(configs)
-                rows.append(_row(study, group, m, setting, runs))
-                trained[(group, m.name, rows[-1]["setting"])] = runs
+                key = None if math.isnan(setting) else setting
+                rows.append(_row(study, group, m, setting, trained[(group, m.name, key)]))
     best = {
         (g, m.name): calibrated([r for r in rows if r["group"] == g and r["method"] == m.name], target)
         for g in c.groups for m in methods(c)
