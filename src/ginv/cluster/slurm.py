@@ -33,18 +33,17 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tqdm.auto import tqdm
 
 from ginv.cluster.config import SlurmConfig
-from ginv.cluster.executor import Executor, JobSpec, Task, run_task
-from ginv.cluster.locks import FileLock
+from ginv.cluster.executor import Executor
+from ginv.runs.locks import FileLock
 from ginv.errors import GinvError
 from ginv.io import atomic_write_json, load_json
+from ginv.runs import CacheSpec, RunCache, Task, run_task
 
-if TYPE_CHECKING:
-    from ginv.experiments.study import Study
 
 #: States of a job that is still in the scheduler's hands (it may yet finish the task).
 ACTIVE = frozenset(
@@ -107,10 +106,10 @@ class GinvJob:
     submitit: on SLURM's signal before the time limit (or a preemption), submitit requeues
     the job with the same arguments, and the rerun resumes from the trainer's checkpoint."""
 
-    def __call__(self, spec: JobSpec, task: Task) -> str:
+    def __call__(self, spec: CacheSpec, task: Task) -> str:
         return run_task(spec, task)
 
-    def checkpoint(self, spec: JobSpec, task: Task) -> Any:
+    def checkpoint(self, spec: CacheSpec, task: Task) -> Any:
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(self, spec, task)
@@ -150,17 +149,17 @@ class SlurmExecutor(Executor):
     def _lock(self, task: Task) -> FileLock:
         return FileLock(self.out / "locks" / f"submit-{task.key}.lock")
 
-    def submit(self, study: Study, tasks: Sequence[Task]) -> None:
+    def submit(self, cache: RunCache, tasks: Sequence[Task]) -> None:
         for task in tasks:
-            self._ensure(study, task)
+            self._ensure(cache, task)
 
-    def _ensure(self, study: Study, task: Task) -> None:
+    def _ensure(self, cache: RunCache, task: Task) -> None:
         """Under the task's lock: nothing when it is done; else attach to its job if that is
         still queued or running (whoever submitted it); else judge the job that ended without
         the task's files (raise, or count a retry) and submit the next attempt. Retries are
         counted per driver run."""
         with self._lock(task):
-            if task.done(study):
+            if task.done(cache):
                 self.live.pop(task.key, None)
                 return
             path = self._record_path(task)
@@ -178,7 +177,7 @@ class SlurmExecutor(Executor):
                 if task.key in self.live:
                     self._judge(job, state)
                     attempt = job.attempt + 1
-            self.live[task.key] = self._submit(study, task, attempt)
+            self.live[task.key] = self._submit(cache, task, attempt)
 
     def _judge(self, job: _Job, state: str) -> None:
         """Raise for a job that ended without its task's files: at once when its code raised,
@@ -205,15 +204,15 @@ class SlurmExecutor(Executor):
                 f"{self.config.max_retries}); its log: {job.stderr}"
             )
 
-    def _submit(self, study: Study, task: Task, attempt: int) -> _Job:
+    def _submit(self, cache: RunCache, task: Task, attempt: int) -> _Job:
         import submitit
 
         c = self.config
         env = tuple((k, os.environ[k]) for k in PASSED_ENV if k in os.environ)
-        spec = JobSpec(
-            study.config, str(self.out.resolve()),
-            str(Path(study.data_dir).resolve()) if study.data_dir else None,
-            study.device_name, c.job_threads, env,
+        spec = CacheSpec(
+            str(self.out.resolve()),
+            str(Path(cache.data_dir).resolve()) if cache.data_dir else None,
+            cache.device_name, c.job_threads, env,
         )  # fmt: skip
         executor = submitit.SlurmExecutor(folder=self.folder / "%j", max_num_timeout=c.max_retries)
         extra: dict[str, Any] = {k: True if v.lower() == "true" else v for k, v in c.sbatch}
@@ -249,10 +248,10 @@ class SlurmExecutor(Executor):
         return job
 
     # --- waiting --------------------------------------------------------------
-    def run(self, study: Study, tasks: Sequence[Task]) -> None:
+    def run(self, cache: RunCache, tasks: Sequence[Task]) -> None:
         """Submit what is not done (or attach to its job) and wait until every task is done."""
-        todo = {t.key: t for t in tasks if not t.done(study)}
-        self.submit(study, list(todo.values()))
+        todo = {t.key: t for t in tasks if not t.done(cache)}
+        self.submit(cache, list(todo.values()))
         bar = tqdm(total=len(todo), desc="slurm jobs", unit="job", leave=False,
                    disable=not self.progress)  # fmt: skip
         ended: dict[str, float] = {}
@@ -262,7 +261,7 @@ class SlurmExecutor(Executor):
                 states = job_states([j.job_id for j in pending.values()])
                 for key, task in list(todo.items()):
                     job = self.live.get(key)
-                    if job is None or task.done(study):
+                    if job is None or task.done(cache):
                         del todo[key]
                         self.live.pop(key, None)
                         bar.update(1)
@@ -272,7 +271,7 @@ class SlurmExecutor(Executor):
                     first = ended.setdefault(key, time.monotonic())
                     if time.monotonic() - first >= SETTLE_S:  # its files had time to show
                         del ended[key]
-                        self._ensure(study, task)  # raises, or resubmits / attaches
+                        self._ensure(cache, task)  # raises, or resubmits / attaches
                 counts = Counter(states.get(j.job_id, "UNKNOWN") for k, j in self.live.items()
                                  if k in todo)  # fmt: skip
                 bar.set_postfix_str(", ".join(f"{s} {n}" for s, n in sorted(counts.items())))

@@ -12,8 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
 from ginv.experiments.results import Results, save_figure
 from ginv.experiments.style import PAGE, styled
 from ginv.io import atomic_write_json, load_json
@@ -33,6 +31,7 @@ def write_calibration(folder: Path, record: dict[str, Any]) -> None:
 
 @styled
 def _plot(cal: dict[str, Any]):
+    import matplotlib.pyplot as plt
     target = cal["settings"]["target"]
     fig, (ax_si, ax_acc) = plt.subplots(1, 2, figsize=(PAGE, 3.0), sharex=True)
     for stage, style in (("presearch", {"alpha": 0.45, "mfc": "none"}), ("final", {})):

@@ -8,17 +8,22 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ginv.errors import GinvError
+from ginv.experiments.kinds import Kind
+from ginv.experiments.methods import METHODS, REFERENCE
 from ginv.experiments.nu_search import SearchSpec
+from ginv.measures import SaliencyConfig
+from ginv.measures.saliency import DEFAULT_BUDGET_MB
 from ginv.training.config import TrainConfig
 
 _SEARCH = SearchSpec()  # the ν search's defaults, stated once, in nu_search
 # TrainConfig fields a study sets for all its runs (the rest: group, model, reg, ν, seed)
 TRAIN_KEYS = ("dataset", "pool", "epochs", "batch_size", "lr", "n_train", "n_val", "split_seed")
 TRAIN_ALIASES = {"wt_pool": "pool"}
+# SaliencyConfig fields a study sets for all its measures, by their --set keys
+SALIENCY_KEYS = {"ig_steps": "steps", "ig_rule": "rule", "ig_target": "target",
+                 "ig_baseline": "baseline", "ig_threshold": "threshold"}  # fmt: skip
 BETAS = tuple(round(0.1 * i, 1) for i in range(11))
-FRONTIER_METHODS = ("DA", "WT", "orbit-average", "canonicalise", "IR-logit", "IR-kl",
-                    "IR-nlogit", "IR-jsd", "IR-saliency", "orbit", "orbit-wide")  # fmt: skip
-"""The frontier's methods (:mod:`ginv.experiments.frontier`), in the order of its table."""
+DRIFT_MODES = ("blend", "mixture")
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,10 @@ class StudyConfig:
     test_samples: int = 0
     si_samples: int = 2_000
     sensitivity_samples: int = 2_000
-    ig_steps: int = 50
-    ig_rule: str = "gausslegendre"
+    # the saliency map of SI (``--set ig_steps=…``, ``ig_rule=…``: SALIENCY_KEYS)
+    saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
+    # working memory a measure may use beyond its inputs (batching only: results are equal)
+    memory_budget_mb: int = DEFAULT_BUDGET_MB
     # figures
     saliency_grid_samples: int = 4
     tsne_samples: int = 300
@@ -96,37 +103,46 @@ class StudyConfig:
         """The final models' epochs, which the ν search trains for too."""
         return self.train.epochs
 
-    def run(self, group: str, kind: str, seed: int, reg: str = "none", nu: float = 0.0,
+    def run(self, group: str, kind: Kind | str, seed: int, reg: str = "none", nu: float = 0.0,
             epochs: int | None = None) -> TrainConfig:  # fmt: skip
         """The config of one of the study's runs: DA (``mlp``), WT or IR (``mlp`` + ``reg``)."""
         t = self.train
+        kind = Kind(kind)
+        ir = kind is Kind.IR
         return replace(
-            t, group=group, model="wt" if kind == "WT" else "mlp",
-            pool=t.pool if kind == "WT" else "mean", reg=reg if kind == "IR" else "none",
-            nu=nu if kind == "IR" else 0.0, epochs=epochs or t.epochs, seed=seed,
+            t, group=group, model=kind.model, pool=t.pool if kind is Kind.WT else "mean",
+            reg=reg if ir else "none", nu=nu if ir else 0.0, epochs=epochs or t.epochs, seed=seed,
         ).validate()  # fmt: skip
 
     def with_overrides(self, assignments: list[str]) -> StudyConfig:
         """Apply ``key=value`` strings, parsed by each field's type (tuples comma-separated)."""
         hints = typing.get_type_hints(StudyConfig)
         train_hints = typing.get_type_hints(TrainConfig)
-        names = {f.name for f in fields(self)} - {"train"}
+        saliency_hints = typing.get_type_hints(SaliencyConfig)
+        names = {f.name for f in fields(self)} - {"train", "saliency"}
         changes: dict[str, Any] = {}
         train: dict[str, Any] = {}
+        saliency: dict[str, Any] = {}
         for assignment in assignments:
             key, sep, text = assignment.partition("=")
             key = TRAIN_ALIASES.get(key.strip().replace("-", "_"), key.strip().replace("-", "_"))
             if sep and key in TRAIN_KEYS:
                 train[key] = _parse(train_hints[key], text.strip(), key)
                 continue
+            if sep and key in SALIENCY_KEYS:
+                name = SALIENCY_KEYS[key]
+                saliency[name] = _parse(saliency_hints[name], text.strip(), key)
+                continue
             if not sep or key not in names:
                 raise GinvError(
                     f"--set expects key=value with a known key, got {assignment!r} "
-                    f"(keys: {', '.join(sorted(names | set(TRAIN_KEYS)))})"
+                    f"(keys: {', '.join(sorted(names | set(TRAIN_KEYS) | set(SALIENCY_KEYS)))})"
                 )
             changes[key] = _parse(hints[key], text.strip(), key)
         if train:
             changes["train"] = replace(self.train, **train)
+        if saliency:
+            changes["saliency"] = replace(self.saliency, **saliency)
         return replace(self, **changes).validate()
 
     def validate(self) -> StudyConfig:
@@ -135,6 +151,7 @@ class StudyConfig:
         from ginv.losses import INVARIANCE_ERRORS
 
         self.train.validate()
+        self.saliency.validate()
         if self.train.model != "mlp" or self.train.reg != "none":
             raise GinvError(
                 "the study trains the MLP and its WT twin; set group, loss and ν "
@@ -161,9 +178,9 @@ class StudyConfig:
                 self.frontier_nus_logit, self.frontier_nus_kl, self.frontier_nus_nlogit,
                 self.frontier_nus_jsd, self.frontier_saliency_nus)),
              "the frontier's ν grids must each hold at least one ν, all > 0"),
-            (all(m in FRONTIER_METHODS for m in self.frontier_methods)
-             and (not self.frontier_methods or "DA" in self.frontier_methods),
-             f"frontier_methods must be among {', '.join(FRONTIER_METHODS)} and include DA, "
+            (all(m in METHODS for m in self.frontier_methods)
+             and (not self.frontier_methods or REFERENCE in self.frontier_methods),
+             f"frontier_methods must be among {', '.join(METHODS)} and include {REFERENCE}, "
              f"the reference of every gap; got {self.frontier_methods}"),
             (bool(self.frontier_orbit_rates) and all(0 < r <= 1 for r in self.frontier_orbit_rates),
              f"frontier_orbit_rates (lr·ν) must lie in (0, 1], got {self.frontier_orbit_rates}"),
@@ -176,12 +193,12 @@ class StudyConfig:
             (self.calibration_val_samples >= 1, "calibration_val_samples must be ≥ 1"),
             (min(self.test_samples, self.si_samples, self.sensitivity_samples, self.drift_samples) >= 0,
              "sample counts must be ≥ 0 (0: the whole split)"),
-            (self.ig_steps >= 1, "ig_steps must be ≥ 1"),
+            (self.memory_budget_mb >= 1, "memory_budget_mb must be ≥ 1"),
             (self.saliency_grid_samples >= 1 and self.tsne_samples >= 2,
              "saliency_grid_samples must be ≥ 1 and tsne_samples ≥ 2"),
             (bool(self.drift_betas) and all(0 <= b <= 1 for b in self.drift_betas),
              "drift_betas must lie in [0, 1]"),
-            (self.drift_mode in ("blend", "mixture"), "drift_mode must be blend or mixture"),
+            (self.drift_mode in DRIFT_MODES, f"drift_mode must be one of {', '.join(DRIFT_MODES)}"),
             (min(self.prop31_dim, self.prop31_outputs, self.prop31_samples) >= 1
              and self.prop31_time > 0 and self.prop31_step > 0,
              "prop31 sizes must be ≥ 1, its time and step > 0"),
@@ -207,7 +224,7 @@ PROFILES: dict[str, StudyConfig] = {
         profile="smoke", train=TrainConfig(epochs=3, n_train=300, n_val=100), seeds=(0,),
         nu_grid=(0.1, 1.0, 10.0), nu_max=10.0, presearch_epochs=1, nu_round=2, nu_max_rounds=3,
         calibration_val_samples=30,
-        test_samples=200, si_samples=20, sensitivity_samples=50, ig_steps=16,
+        test_samples=200, si_samples=20, sensitivity_samples=50, saliency=SaliencyConfig(steps=16),
         saliency_grid_samples=2, tsne_samples=40, drift_samples=200,
         prop31_dim=16, prop31_samples=20, prop31_time=1.0, prop31_step=1e-3,
         frontier_nus_logit=(1.0,), frontier_nus_kl=(10.0,), frontier_nus_nlogit=(100.0,),

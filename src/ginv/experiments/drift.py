@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
-
 from ginv.data import drift_split
 from ginv.experiments import style
 from ginv.experiments.results import Results, mean_std
@@ -108,6 +106,7 @@ def run(study: Study, folder) -> Results:
 def _plot(groups, curves, xlabel: str = "drift β"):
     """DI (log axis: WT and IR sit many decades below DA) above the accuracy ratio, one column
     per group; each curve is ``(β, ratio, ratio std, DI, DI std)`` per β."""
+    import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, len(groups), figsize=(style.PAGE, 3.6), sharex=True,
                              sharey="row", squeeze=False)  # fmt: skip
     for j, group_name in enumerate(groups):

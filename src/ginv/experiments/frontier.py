@@ -25,90 +25,25 @@ with the highest validation SI, flagged. Test numbers never choose anything.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import torch
 
 from ginv.data import drift_split
 from ginv.experiments import style
-from ginv.experiments.config import FRONTIER_METHODS
 from ginv.experiments.drift import accuracy_and_di
+from ginv.experiments.kinds import Kind
+from ginv.experiments.methods import METHODS, Method, methods
 from ginv.experiments.results import Results, mean_std
-from ginv.experiments.table import MEASURES, family_metrics
+from ginv.experiments.spec import Experiment, Measure, Request, Sizes, Train
+from ginv.experiments.table import family_metrics, test_settings
 from ginv.flops import forward_flops
 from ginv.groups import get_group
-from ginv.training import TrainConfig
 
 if TYPE_CHECKING:
     from ginv.experiments.config import StudyConfig
-    from ginv.experiments.study import Run, Study
-
-MakeConfig = Callable[["StudyConfig", str, int, float], TrainConfig]
-
-
-@dataclass(frozen=True)
-class Method:
-    """How one method's runs are made: ``make(config, group, seed, setting)`` for each of its
-    ``settings`` (ν, or ``lr·ν`` for the orbit structure; ``()``: one run per seed), measured
-    inside ``wrapper`` (a :data:`ginv.experiments.study.POST_HOC` name) if given."""
-
-    name: str
-    make: MakeConfig
-    settings: tuple[float, ...] = ()
-    single_pass: bool = False
-    wrapper: str | None = None
-    setting_name: str = "ν"
-
-
-def _plain(kind: str) -> MakeConfig:
-    return lambda c, group, seed, _: c.run(group, kind, seed)
-
-
-def _ir(loss: str) -> MakeConfig:
-    return lambda c, group, seed, nu: c.run(group, "IR", seed, loss, nu)
-
-
-def _canon(c: StudyConfig, group: str, seed: int, _: float) -> TrainConfig:
-    return replace(c.run(group, "DA", seed), model="canon").validate()
-
-
-def _orbit(wide: bool) -> MakeConfig:
-    def make(c: StudyConfig, group: str, seed: int, rate: float) -> TrainConfig:
-        da = c.run(group, "DA", seed)
-        first = len(get_group(group)) * da.width if wide else 0
-        return replace(da, reg="orbit", nu=rate / da.lr, first_width=first).validate()
-
-    return make
-
-
-def methods(c: StudyConfig) -> list[Method]:
-    """The frontier's methods under the study's settings, in the order of the table (those of
-    ``frontier_methods`` where it names some)."""
-    every = [
-        Method("DA", _plain("DA"), single_pass=True),
-        Method("WT", _plain("WT")),
-        Method("orbit-average", _plain("DA"), wrapper="orbit-average"),
-        Method("canonicalise", _canon),
-        *(
-            Method(f"IR-{loss}", _ir(loss), getattr(c, f"frontier_nus_{loss}"), True)
-            for loss in ("logit", "kl", "nlogit", "jsd")
-        ),
-        Method("IR-saliency", _ir("saliency"), c.frontier_saliency_nus, True),
-        Method("orbit", _orbit(False), c.frontier_orbit_rates, True, setting_name="lr·ν"),
-        Method("orbit-wide", _orbit(True), c.frontier_orbit_rates, True, setting_name="lr·ν"),
-    ]
-    assert [m.name for m in every] == list(FRONTIER_METHODS)
-    return [m for m in every if not c.frontier_methods or m.name in c.frontier_methods]
-
-
-def method_configs(c: StudyConfig, group: str, method: Method) -> dict[float, list[TrainConfig]]:
-    """The runs of one method, per setting (``nan`` where it has none), over the seeds."""
-    settings = method.settings or (math.nan,)
-    return {s: [method.make(c, group, seed, s) for seed in c.seeds] for s in settings}
-
+    from ginv.experiments.study import Study
+    from ginv.runs import Run
 
 COLUMNS = ("accuracy", "li", "di", "val_si", "si", "val_acc")
 TIDY_COLUMNS = [
@@ -171,7 +106,31 @@ def _setting_label(row: dict[str, Any]) -> str:
     return "" if row["setting"] is None else f"{row['setting_name']}={row['setting']:g}"
 
 
-def run(study: Study, folder) -> Results:
+def work(c: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
+    """Every method's runs over its settings and seeds, their test and validation measures,
+    and the drift measures of the calibrated points."""
+    requests: list[Request] = []
+    order = len(get_group(group))
+    for m in methods(c):
+        configs = tuple(t for ts in m.configs(c, group).values() for t in ts)
+        settings = f"{len(m.values(c))} settings × " if m.settings else ""
+        requests.append(Train(m.name, configs, f"{settings}{len(c.seeds)} seeds"))
+        t = configs[0]
+        copies = order if m.wrapper == "orbit-average" else 1
+        requests += [
+            Measure(f"{m.name} test + validation measures", t.model, len(configs),
+                    sizes.test + sizes.val, (c.si_samples or sizes.test) + sizes.val,
+                    first_width=t.first_width, copies=copies),
+            Measure(f"{m.name} drift measures", t.model, len(c.seeds),
+                    (c.drift_samples or sizes.test) * len(c.drift_betas), 0,
+                    first_width=t.first_width, copies=copies),
+        ]  # fmt: skip
+    return requests
+
+
+def run(study: Study, folder: Path) -> Results:
+    """Train every method at every setting, measure it on the test orbit, pick each method's
+    calibrated point on the validation orbit, and draw the frontier and its drift curves."""
     c = study.config
     target = c.si_target
     results = Results(
@@ -186,20 +145,18 @@ def run(study: Study, folder) -> Results:
     # (group, method, setting: None where it has none) → the finished runs over the seeds
     trained: dict[tuple[str, str, float | None], list[Run]] = {}
     for group in c.groups:
-        plan = {m.name: method_configs(c, group, m) for m in methods(c)}
-        study.status.set_postfix_str(f"frontier {group}: training")
+        plan = {m.name: m.configs(c, group) for m in methods(c)}
+        study.say(f"frontier {group}: training")
         # all at once, so that every method's settings and seeds train as one batched model
         study.runs([cfg for per in plan.values() for cfgs in per.values() for cfg in cfgs])
         for m in methods(c):  # with SLURM, every family's test measures as jobs at once
             for setting, configs in plan[m.name].items():
                 runs = study.runs(configs)  # finished above: read from the cache
                 trained[(group, m.name, None if math.isnan(setting) else setting)] = runs
-                study.submit_measures(runs, study.group(group), MEASURES,
-                                      samples=c.test_samples, si_samples=c.si_samples,
-                                      wrapper=m.wrapper)  # fmt: skip
+                study.submit_measures(runs, test_settings(study, group, m.wrapper))
         for m in methods(c):
             for setting in plan[m.name]:
-                study.status.set_postfix_str(f"frontier {group} {m.name} {setting:g}")
+                study.say(f"frontier {group} {m.name} {setting:g}")
                 key = None if math.isnan(setting) else setting
                 rows.append(_row(study, group, m, setting, trained[(group, m.name, key)]))
     best = {
@@ -301,7 +258,7 @@ def _notes(groups, best, target) -> list[str]:
                 f"({top['setting']:g}), {top['gap_points']:+.2f} points from DA: {verdict}."
             )
     for (g, name), r in best.items():
-        if name in ("orbit-average", "canonicalise", "WT"):
+        if METHODS[name].exact:
             notes.append(
                 f"{g} {name} (exact by construction): LI {r['li']:.3g}, DI {r['di']:.3g}, "
                 f"1 − SI {1 - r['si']:.3g}."
@@ -317,9 +274,9 @@ def _drift(study: Study, best, trained) -> dict[tuple[str, str], list[tuple[Any,
               for b in c.drift_betas}  # fmt: skip
     curves = {}
     for (g, name), r in best.items():
-        study.status.set_postfix_str(f"frontier drift {g} {name}")
+        study.say(f"frontier drift {g} {name}")
         group = study.group(g)
-        wrapper = "orbit-average" if name == "orbit-average" else None
+        wrapper = METHODS[name].wrapper
         per_seed = []
         for run in trained[(g, name, r["setting"])]:
             model = run.model(study.device, wrapper)
@@ -351,6 +308,7 @@ study's loss colours, the new methods in black."""
 def _plot_frontier(groups, rows, target):
     """Accuracy against SI per group: the whole range above, and below the range from
     ``target − 0.1`` up, where the methods that reach the target crowd together."""
+    import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, len(groups), figsize=(style.PAGE, 5.0), squeeze=False)
     names = list(dict.fromkeys(r["method"] for r in rows))
     for j, g in enumerate(groups):
@@ -359,7 +317,7 @@ def _plot_frontier(groups, rows, target):
                 points = sorted((r for r in rows if r["group"] == g and r["method"] == name),
                                 key=lambda r: r["setting"] or 0.0)  # fmt: skip
                 color, mark, line = LOOK.get(name, (style.NEUTRAL, "o", "-"))
-                filled = points[0]["single_pass"] or name == "WT"
+                filled = points[0]["single_pass"] or name == Kind.WT
                 ax.errorbar(
                     [p["si"] for p in points], [100 * p["accuracy"] for p in points],
                     xerr=[p["si_std"] for p in points],
@@ -385,6 +343,7 @@ def _plot_frontier(groups, rows, target):
 def _plot_drift(groups, curves, names):
     """DI against β at each method's calibrated point, means over seeds (on a log axis, error
     bars of seeds whose DI spans decades would hide the curves)."""
+    import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(groups), figsize=(style.PAGE, 2.6), squeeze=False,
                              sharey=True)  # fmt: skip
     for ax, g in zip(axes[0], groups, strict=True):
@@ -407,3 +366,8 @@ def _legend_above(fig, ax):
                bbox_to_anchor=(0.5, 1.0))  # fmt: skip
     fig.tight_layout()
     return fig
+
+
+EXPERIMENT = Experiment(
+    "frontier", "The accuracy–SI frontier of invariance learning", run, work, in_all=False
+)

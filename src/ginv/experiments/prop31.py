@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import torch
-from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
 from torch import Tensor
 
 from ginv.experiments import style
@@ -111,6 +109,8 @@ def run(study: Study, folder) -> Results:
 
 @style.styled
 def _plot(cases: dict[str, dict[str, Any]]):
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
     fig, axes = plt.subplots(1, 2, figsize=(style.PAGE, 2.2))
     for (name, r), ls in zip(cases.items(), ("-", "--", "-.", ":"), strict=False):
         axes[0].plot(r["times"], r["sigma_max"], color="black", ls=ls, label=name)

@@ -1,36 +1,50 @@
-"""The study's experiments by name: a light registry, cheap to import.
+"""The study's experiments by name: the registry that ``reproduce``, ``--plan``, the SLURM
+pre-submission and the report's order all read.
 
-The command line builds its choices from :data:`EXPERIMENTS` without importing an
-experiment (and so without matplotlib or scikit-learn); :func:`load_experiment`
-imports one only when it runs.
+Importing it imports each experiment's module, none of which imports matplotlib or
+scikit-learn until it runs, so the command line builds its choices from :data:`EXPERIMENTS`
+cheaply. A new experiment is one module defining an :class:`Experiment` and one
+:func:`register_experiment` call.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
-from collections.abc import Callable
-from typing import Any
 
 from ginv.errors import GinvError
+from ginv.experiments import drift, frontier, prop31, saliency_grid, spectral, table, tsne
+from ginv.experiments.spec import Experiment
 
-#: Experiment name → ``"module:function"``; the function takes ``(study, out)`` and
-#: returns :class:`ginv.experiments.results.Results`. Order is the order of ``reproduce all``.
-EXPERIMENTS: dict[str, str] = {
-    "table": "ginv.experiments.table:run",
-    "saliency": "ginv.experiments.saliency_grid:run",
-    "tsne": "ginv.experiments.tsne:run",
-    "drift": "ginv.experiments.drift:run",
-    "spectral": "ginv.experiments.spectral:run",
-    "prop31": "ginv.experiments.prop31:run",
-    "frontier": "ginv.experiments.frontier:run",
-}
+EXPERIMENTS: dict[str, Experiment] = {}
+"""Experiment name → :class:`Experiment`, in the order of ``reproduce all`` and the report."""
 
-#: Experiments beyond the paper's study, which ``reproduce all`` leaves out: the frontier
-#: trains every method at several settings, far more than the study.
-BEYOND_THE_STUDY = ("frontier",)
-STUDY_EXPERIMENTS = tuple(name for name in EXPERIMENTS if name not in BEYOND_THE_STUDY)
-"""What ``reproduce all`` runs: the paper's experiments, in order."""
+
+def register_experiment(experiment: Experiment) -> Experiment:
+    """Add ``experiment`` to :data:`EXPERIMENTS` (after those there); return it. A name taken
+    by another experiment, or ``all``, is one :class:`GinvError`."""
+    if not isinstance(experiment, Experiment):
+        raise GinvError(f"register_experiment takes an Experiment, got {type(experiment).__name__}")
+    known = EXPERIMENTS.get(experiment.name)
+    if experiment.name == "all" or (known is not None and known is not experiment):
+        raise GinvError(f"experiment name {experiment.name!r} is taken")
+    EXPERIMENTS[experiment.name] = experiment
+    return experiment
+
+
+for _module in (table, saliency_grid, tsne, drift, spectral, prop31, frontier):
+    register_experiment(_module.EXPERIMENT)
+
+
+def study_experiments() -> tuple[str, ...]:
+    """What ``reproduce all`` runs, in order: the paper's experiments (the frontier, which
+    trains every method at several settings, is left out)."""
+    return tuple(name for name, e in EXPERIMENTS.items() if e.in_all)
+
+
+def report_order() -> tuple[str, ...]:
+    """Every report section, in order: each experiment, then the sections it leaves."""
+    return tuple(s for e in EXPERIMENTS.values() for s in (e.name, *e.sections))
+
 
 #: Import name → distribution name of what ``ginv[study]`` adds to the core.
 STUDY_PACKAGES = {"matplotlib": "matplotlib", "sklearn": "scikit-learn", "scipy": "scipy"}
@@ -48,10 +62,8 @@ def require_study() -> None:
         )
 
 
-def load_experiment(name: str) -> Callable[..., Any]:
-    """Import and return the function that runs experiment ``name``."""
+def get_experiment(name: str) -> Experiment:
+    """Experiment ``name``; an unknown name is one :class:`GinvError` listing the known."""
     if name not in EXPERIMENTS:
         raise GinvError(f"unknown experiment {name!r} (known: {', '.join(EXPERIMENTS)})")
-    require_study()
-    module, function = EXPERIMENTS[name].split(":")
-    return getattr(importlib.import_module(module), function)
+    return EXPERIMENTS[name]

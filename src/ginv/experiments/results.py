@@ -8,16 +8,13 @@ import functools
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
+from typing import IO, TYPE_CHECKING, Any
 
 from ginv.experiments import style
 from ginv.io import atomic_write, atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -93,6 +90,8 @@ def write_csv(path: Path, columns: list[str], rows: list[list[Any]]) -> None:
 
 def save_figure(fig: Figure, stem: Path) -> None:
     """``stem.png`` and ``stem.pdf``, each written atomically."""
+    import matplotlib.pyplot as plt
+
     try:
         for ext in ("png", "pdf"):
             atomic_write(stem.with_suffix(f".{ext}"), functools.partial(_savefig, fig, ext))

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import ListedColormap, Normalize
 
 from ginv.experiments import style
 from ginv.experiments.results import Results
 from ginv.measures import aligned_orbit_maps, saliency_similarity
 
 if TYPE_CHECKING:
+    from matplotlib.colors import ListedColormap
+
     from ginv.experiments.study import Study
 
 KINDS = ("DA", "IR", "WT")
@@ -72,6 +71,8 @@ def run(study: Study, folder) -> Results:
 def _heat_cmap() -> ListedColormap:
     """Dark red with opacity rising with the value: low saliency leaves the digit visible
     (Captum's ``blended_heat_map`` idea); over white the colourbar shows what the maps show."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
     colors = plt.get_cmap("Reds")(np.linspace(0.5, 1.0, 256))
     colors[:, 3] = np.linspace(0.0, 1.0, 256) ** 0.7
     return ListedColormap(colors, name="saliency")
@@ -89,6 +90,9 @@ def _grid(images, maps, sims, group_name: str, names: list[str]):
     """Rows are samples; the input, then one block per model (DA, IR, WT) with a column per
     group element ``g``: ``g⁻¹ m(g·x)`` over the grey digit, each map scaled to its maximum.
     The identity column is framed; each block's mean SI of the row is written beneath it."""
+    import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     n, order = images.shape[0], len(names)
     gap, bar = 0.35, 0.22
     ratios = [1.0, *([gap] + [1.0] * order) * len(KINDS), gap / 2, bar]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
-
 from ginv.experiments import style
 from ginv.experiments.results import Results, mean_std
 
@@ -83,6 +81,7 @@ def run(study: Study, folder) -> Results:
 @style.styled
 def _plot(groups, labels, bars):
     """Groups along x, one bar per model (DA, then IR per loss) in that model's colour."""
+    import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(style.COLUMN, 2.3))
     width = 0.8 / len(labels)
     for k, label in enumerate(labels):

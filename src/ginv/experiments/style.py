@@ -13,8 +13,6 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
 
-import matplotlib
-
 COLUMN = 3.3
 """Width in inches of one column of a two-column paper; single-panel figures use it."""
 PAGE = 6.9
@@ -64,7 +62,12 @@ T = TypeVar("T")
 
 
 def context() -> contextlib.AbstractContextManager[None]:
-    """matplotlib's settings replaced by :data:`RC` within the block."""
+    """matplotlib's settings replaced by :data:`RC` within the block. matplotlib is imported
+    here, on first use, with the file-only Agg backend: importing an experiment (the
+    registry, the command line) costs no matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     return matplotlib.rc_context(cast(Any, RC))
 
 

@@ -6,13 +6,17 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
-
 from ginv.experiments import style
+from ginv.experiments.kinds import TABLE_KINDS, Kind
 from ginv.experiments.results import Results, fmt, mean_std
+from ginv.experiments.spec import CalibratedIR, Experiment, Measure, Request, Sizes, Train
 
 if TYPE_CHECKING:
-    from ginv.experiments.study import Run, Study
+    from pathlib import Path
+
+    from ginv.experiments.config import StudyConfig
+    from ginv.experiments.study import Study
+    from ginv.runs import MeasureSettings, Run
 
 COLUMNS = [("accuracy", "accuracy"), ("li", "LI"), ("di", "DI"), ("si", "SI")]
 
@@ -20,18 +24,23 @@ COLUMNS = [("accuracy", "accuracy"), ("li", "LI"), ("di", "DI"), ("si", "SI")]
 MEASURES = ("accuracy", "di", "li", "si")
 
 
+def test_settings(study: Study, group: str, wrapper: str | None = None) -> MeasureSettings:
+    """The table's measures on the study's test orbit (inside ``wrapper`` if given)."""
+    c = study.config
+    return study.measure_settings(
+        group, MEASURES, samples=c.test_samples, si_samples=c.si_samples, wrapper=wrapper
+    )
+
+
 def family_metrics(
     study: Study, group_name: str, runs: list[Run], wrapper: str | None = None
 ) -> dict[str, list[float]]:
     """Each measure of one model family (inside ``wrapper`` if given) on the test orbit, one
     value per seed."""
-    c = study.config
-    group = study.group(group_name)
     values: dict[str, list[float]] = {k: [] for k, _ in COLUMNS}
     values["si_se"] = []
-    measured = study.measure_runs(
-        runs, group, MEASURES, samples=c.test_samples, si_samples=c.si_samples, wrapper=wrapper
-    )  # one job for the family where the executor measures in jobs
+    # one job for the family where the executor measures in jobs
+    measured = study.measure_runs(runs, test_settings(study, group_name, wrapper))
     for m in measured:
         for k, _ in COLUMNS:
             values[k].append(m["metrics"][k])
@@ -49,7 +58,7 @@ and DA), mean and std over seeds in columns of their own."""
 
 def tidy_row(record: dict[str, Any]) -> list[Any]:
     """One line of ``table.csv`` from one record of ``results.json``'s ``data.rows``."""
-    ir = record["model"] == "IR"
+    ir = record["model"] == Kind.IR
     val_si = mean_std(record["val_si_per_seed"]) if ir else ("", "")
     return [
         record["group"], record["model"], record.get("loss", ""), record.get("nu", ""),
@@ -65,7 +74,7 @@ def summary_lines(records: list[dict[str, Any]]) -> list[str]:
     lines = [head]
     for r in records:
         model = r["model"]
-        if model == "IR":
+        if model == Kind.IR:
             model = f"IR ν={r['nu']:g}" + ("" if r["si_target_reached"] else " (missed)")
         val = fmt(*mean_std(r["val_si_per_seed"]), digits=3) if "val_si_per_seed" in r else ""
         lines.append([r["group"], model, *(fmt(r[k], r[f"{k}_std"], 3) for k, _ in COLUMNS), val])
@@ -74,7 +83,30 @@ def summary_lines(records: list[dict[str, Any]]) -> list[str]:
             for line in lines]  # fmt: skip
 
 
-def run(study: Study, folder) -> Results:
+def family_requests(
+    c: StudyConfig, group: str, kind: Kind, loss: str, item: str = ""
+) -> list[Request]:
+    """The requests of one family of the study: WT and DA over the seeds, IR calibrated."""
+    if kind is Kind.IR:
+        return [CalibratedIR(loss)]
+    return [Train(item or kind, tuple(c.run(group, kind, s) for s in c.seeds))]
+
+
+def work(c: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
+    """The three families of the table and their test measures."""
+    requests: list[Request] = []
+    for kind in TABLE_KINDS:
+        requests += family_requests(c, group, kind, c.reg)
+        requests.append(
+            Measure(f"{kind} test measures", kind.model, len(c.seeds), sizes.test,
+                    c.si_samples or sizes.test, shared=f"table/{group}/{kind}", job=True)
+        )  # fmt: skip
+    return requests
+
+
+def run(study: Study, folder: Path) -> Results:
+    """Train (or find) WT, DA and IR at its calibrated ν for every group, measure them on the
+    test orbit, and tabulate accuracy, LI, DI and SI over the seeds."""
     c = study.config
     results = Results(
         "table", "Genuine invariance of WT, DA and IR",
@@ -88,21 +120,18 @@ def run(study: Study, folder) -> Results:
     # beside the next families' training; locally this only reorders the same work.
     families: dict[tuple[str, str], tuple[list[Run], dict[str, Any]]] = {}
     for group_name in c.groups:
-        for kind in ("WT", "DA", "IR"):
-            study.status.set_postfix_str(f"table {group_name} {kind}")
-            if kind == "IR":
+        for kind in TABLE_KINDS:
+            study.say(f"table {group_name} {kind}")
+            if kind is Kind.IR:
                 families[group_name, kind] = study.ir_family(group_name, c.reg)
             else:
                 families[group_name, kind] = (study.family(group_name, kind), {})
-            study.submit_measures(
-                families[group_name, kind][0], study.group(group_name), MEASURES,
-                samples=c.test_samples, si_samples=c.si_samples,
-            )  # fmt: skip
+            study.submit_measures(families[group_name, kind][0], test_settings(study, group_name))
     for group_name in c.groups:
-        for kind in ("WT", "DA", "IR"):
-            study.status.set_postfix_str(f"table {group_name} {kind}")
+        for kind in TABLE_KINDS:
+            study.say(f"table {group_name} {kind}")
             record: dict[str, Any] = {"group": group_name, "model": kind}
-            if kind == "IR":
+            if kind is Kind.IR:
                 runs, cal = families[group_name, kind]
                 val_si = [m["val_si"] for m in cal["members"]]
                 reached = all(m["reached"] for m in cal["members"])
@@ -120,7 +149,7 @@ def run(study: Study, folder) -> Results:
             records.append(record)
             val = (
                 fmt(record["val_si"], mean_std(record["val_si_per_seed"])[1])
-                if kind == "IR"
+                if kind is Kind.IR
                 else ""
             )
             rows.append([group_name, label, *(fmt(*mean_std(values[k])) for k, _ in COLUMNS), val])
@@ -161,7 +190,8 @@ def _plot(groups, data):
     """One panel per measure; groups along x, one bar per model in the model's colour. LI and
     DI span many decades (WT ~1e-16, IR ~1e-3, DA ~10), so their axes are logarithmic, with
     values below :data:`style.FLOOR` (exact zeros) drawn at the floor."""
-    kinds = ("WT", "DA", "IR")
+    import matplotlib.pyplot as plt
+    kinds = TABLE_KINDS
     fig, axes = plt.subplots(1, len(PANELS), figsize=(style.PAGE, 1.9))
     width = 0.8 / len(kinds)
     for ax, (key, name, log) in zip(axes, PANELS, strict=True):
@@ -190,3 +220,8 @@ def _plot(groups, data):
                bbox_to_anchor=(0.5, 1.02))  # fmt: skip
     fig.tight_layout(rect=(0, 0, 1, 0.9), w_pad=1.0)
     return fig
+
+
+EXPERIMENT = Experiment(
+    "table", "Genuine invariance of WT, DA and IR", run, work, sections=("fidelity", "calibration")
+)

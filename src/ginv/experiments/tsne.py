@@ -6,10 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import torch
-from matplotlib.lines import Line2D
-from sklearn.manifold import TSNE
 
 from ginv.errors import GinvError
 from ginv.experiments import style
@@ -32,6 +29,7 @@ def penultimate_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tenso
 
 
 def run(study: Study, folder) -> Results:
+    from sklearn.manifold import TSNE
     c = study.config
     group_name = "R4" if "R4" in c.groups else c.groups[0]
     group = study.group(group_name)
@@ -86,6 +84,8 @@ def _plot(points: torch.Tensor, labels: torch.Tensor, group_name: str):
     """``points`` ``(|G|, N, 2)``: every orbit image as a small class-coloured dot; a handful
     of orbits (one per class, the first samples) as black stars from their centre, so that
     an orbit's spread reads against the class clusters without a tangle of lines."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     fig, ax = plt.subplots(figsize=(style.COLUMN, 3.4))
     cmap = plt.get_cmap("tab10")
     for cls in labels.unique().tolist():

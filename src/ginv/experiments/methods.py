@@ -1,0 +1,102 @@
+"""The frontier's methods: every way ginv knows to make the MLP invariant, one registry.
+
+Each :class:`Method` says how its runs are made from the study's settings; its name is its
+key on the command line (``--set frontier_methods=…``), in the tables and in the figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from ginv.experiments.kinds import Kind
+from ginv.groups import get_group
+from ginv.training import TrainConfig
+
+if TYPE_CHECKING:
+    from ginv.experiments.config import StudyConfig
+
+MakeConfig = Callable[["StudyConfig", str, int, float], TrainConfig]
+
+
+@dataclass(frozen=True)
+class Method:
+    """How one method's runs are made: ``make(config, group, seed, setting)`` for each of its
+    settings (the tuple in the :class:`StudyConfig` field ``settings``: ν, or ``lr·ν`` for
+    the orbit structure; ``None``: one run per seed), measured inside ``wrapper`` (a
+    :data:`ginv.runs.POST_HOC` name) if given."""
+
+    name: str
+    make: MakeConfig
+    settings: str | None = None
+    single_pass: bool = False
+    wrapper: str | None = None
+    setting_name: str = "ν"
+    exact: bool = False  # invariant by construction
+
+    def values(self, c: StudyConfig) -> tuple[float, ...]:
+        """The method's settings under ``c`` (``()`` where it has none)."""
+        return tuple(getattr(c, self.settings)) if self.settings else ()
+
+    def configs(self, c: StudyConfig, group: str) -> dict[float, list[TrainConfig]]:
+        """The runs of the method, per setting (``nan`` where it has none), over the seeds."""
+        settings = self.values(c) or (math.nan,)
+        return {s: [self.make(c, group, seed, s) for seed in c.seeds] for s in settings}
+
+
+def _plain(kind: Kind) -> MakeConfig:
+    return lambda c, group, seed, _: c.run(group, kind, seed)
+
+
+def _ir(loss: str) -> MakeConfig:
+    return lambda c, group, seed, nu: c.run(group, Kind.IR, seed, loss, nu)
+
+
+def _canon(c: StudyConfig, group: str, seed: int, _: float) -> TrainConfig:
+    return replace(c.run(group, Kind.DA, seed), model="canon").validate()
+
+
+def _orbit(wide: bool) -> MakeConfig:
+    def make(c: StudyConfig, group: str, seed: int, rate: float) -> TrainConfig:
+        da = c.run(group, Kind.DA, seed)
+        first = len(get_group(group)) * da.width if wide else 0
+        return replace(da, reg="orbit", nu=rate / da.lr, first_width=first).validate()
+
+    return make
+
+
+METHODS: dict[str, Method] = {}
+"""Method name → :class:`Method`, in the order of the frontier's table."""
+
+
+def register_method(method: Method) -> Method:
+    """Add ``method`` to :data:`METHODS`; return it."""
+    METHODS[method.name] = method
+    return method
+
+
+for _method in (
+    Method("DA", _plain(Kind.DA), single_pass=True),
+    Method("WT", _plain(Kind.WT), exact=True),
+    Method("orbit-average", _plain(Kind.DA), wrapper="orbit-average", exact=True),
+    Method("canonicalise", _canon, exact=True),
+    *(
+        Method(f"IR-{loss}", _ir(loss), f"frontier_nus_{loss}", True)
+        for loss in ("logit", "kl", "nlogit", "jsd")
+    ),
+    Method("IR-saliency", _ir("saliency"), "frontier_saliency_nus", True),
+    Method("orbit", _orbit(False), "frontier_orbit_rates", True, setting_name="lr·ν"),
+    Method("orbit-wide", _orbit(True), "frontier_orbit_rates", True, setting_name="lr·ν"),
+):
+    register_method(_method)
+
+REFERENCE = "DA"
+"""The method every gap is measured from."""
+
+
+def methods(c: StudyConfig) -> list[Method]:
+    """The frontier's methods under ``c``, in the order of the table (those of
+    ``frontier_methods`` where it names some)."""
+    return [m for m in METHODS.values() if not c.frontier_methods or m.name in c.frontier_methods]

@@ -1,0 +1,112 @@
+"""What an experiment is: a name, a title, the work it asks of the run cache, and how it runs.
+
+An experiment *declares* its work as requests, per group, before anything runs:
+:class:`Train` (runs known in advance), :class:`CalibratedIR` (an IR family at the ν its
+search will find) and :class:`Measure` (what is measured, for the cost). ``reproduce --plan``
+counts them, a SLURM driver submits what they make known up front, and the report orders its
+sections by the registry (:mod:`ginv.experiments.registry`): nothing is written twice.
+
+Example, a toy experiment registered from outside the package::
+
+    from ginv.experiments import Experiment, Results, Train, register_experiment
+
+    def work(config, group, sizes):
+        return [Train("DA", tuple(config.run(group, "DA", s) for s in config.seeds))]
+
+    def run(study, folder):
+        runs = study.family(study.config.groups[0], "DA")
+        return Results("toy", "A toy", f"{len(runs)} runs")
+
+    register_experiment(Experiment("toy", "A toy", run, work))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ginv.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from ginv.experiments.config import StudyConfig
+    from ginv.experiments.results import Results
+    from ginv.experiments.study import Study
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How many images a measure request means where a setting says 0 ("the whole split")."""
+
+    test: int
+    val: int
+
+
+@dataclass(frozen=True)
+class Train:
+    """Runs known before any result: trained, or found in the cache, as they are."""
+
+    item: str
+    configs: tuple[TrainConfig, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CalibratedIR:
+    """IR with invariance loss ``loss`` at the ν its search finds, over the study's seeds:
+    the pre-search grid is known up front, the search's rounds are not."""
+
+    loss: str
+
+
+@dataclass(frozen=True)
+class Measure:
+    """Measures of ``models`` models of architecture ``model``, for the cost: forward passes
+    over the orbits of ``orbit`` images, integrated-gradient saliency over the orbits of
+    ``si`` images, input Jacobians of ``sensitivity`` images; ``copies`` forward passes per
+    image (``|G|`` for orbit averaging). Requests with the same ``shared`` key are counted
+    once; ``job``: one job of its own under SLURM."""
+
+    item: str
+    model: str
+    models: int
+    orbit: int
+    si: int = 0
+    sensitivity: int = 0
+    first_width: int = 0
+    copies: int = 1
+    shared: str = ""
+    job: bool = False
+
+
+Request = Train | CalibratedIR | Measure
+Work = Callable[["StudyConfig", str, Sizes], list[Request]]
+
+
+def no_work(config: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
+    """The work of an experiment that trains and measures nothing from the cache."""
+    return []
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of ``ginv reproduce``.
+
+    Attributes:
+        name: its key on the command line and its folder under ``OUT``.
+        title: its heading in the report.
+        run: ``run(study, folder) -> Results``: does the work and returns what to report.
+        work: ``work(config, group, sizes)``: the requests it makes of the run cache for one
+            group (:class:`Train`, :class:`CalibratedIR`, :class:`Measure`).
+        sections: report sections it leaves besides its own (written by ``reproduce`` after
+            the experiments), in report order after its own.
+        in_all: whether ``reproduce all`` runs it.
+    """
+
+    name: str
+    title: str
+    run: Callable[[Study, Path], Results]
+    work: Work = no_work
+    sections: tuple[str, ...] = ()
+    in_all: bool = True
