@@ -231,10 +231,10 @@ def _executor(args: argparse.Namespace, out: Path):
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from ginv.experiments.registry import STUDY_EXPERIMENTS, require_study
+    from ginv.experiments.registry import get_experiment, require_study, study_experiments
     from ginv.io import load_json
 
-    names = list(STUDY_EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    names = list(study_experiments()) if args.experiment == "all" else [args.experiment]
     config = _study_config(args)
     _slurm_config(args)
     if args.plan:
@@ -257,14 +257,11 @@ def _reproduce(args: argparse.Namespace) -> int:
     for name, seconds in timings.items():
         print(f"  {name:<10}{seconds:8.1f}s")
     print(f"  {'total':<10}{time.perf_counter() - start:8.1f}s; report: {out / 'report.html'}")
-    if "table" in timings:
-        from ginv.experiments.table import summary_lines
-
-        rows = load_json(out / "table" / "results.json")["data"]["rows"]
-        print("main table (test orbit; mean ± std over seeds; val SI on the validation orbit):")
-        print("\n".join(f"  {line}" for line in summary_lines(rows)))
     for name in names:
         results = load_json(out / name / "results.json")
+        summary = get_experiment(name).summary
+        if summary is not None:
+            print("\n".join(summary(results["data"])))
         for note in results["notes"]:
             print(f"  {name}: {note}")
         if results.get("passed") is not None:
@@ -277,6 +274,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     require_study()
     from ginv.experiments.calibration import calibration_results
+    from ginv.experiments.spec import CalibratedIR
     from ginv.experiments.study import Study
     from ginv.groups import get_group
     from ginv.losses import INVARIANCE_ERRORS
@@ -294,7 +292,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     out = writable_dir(args.out)
     executor = _executor(args, out)
     study = Study(config, out, args.data_dir, args.device, not args.quiet, executor)
-    study.submit_known(groups, (), losses)  # every first ν round at once, with SLURM
+    for group in groups:  # every first ν round at once, with SLURM
+        study.submit_requests(group, [CalibratedIR(loss) for loss in losses])
     for group in groups:
         for loss in losses:
             cal = study.calibrate(group, loss)

@@ -7,6 +7,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from ginv.data.drift import DriftMode
 from ginv.errors import GinvError
 from ginv.experiments.kinds import Kind
 from ginv.experiments.methods import METHODS, REFERENCE
@@ -23,7 +24,7 @@ TRAIN_ALIASES = {"wt_pool": "pool"}
 SALIENCY_KEYS = {"ig_steps": "steps", "ig_rule": "rule", "ig_target": "target",
                  "ig_baseline": "baseline", "ig_threshold": "threshold"}  # fmt: skip
 BETAS = tuple(round(0.1 * i, 1) for i in range(11))
-DRIFT_MODES = ("blend", "mixture")
+DRIFT_MODES: tuple[str, ...] = typing.get_args(DriftMode)
 
 
 @dataclass(frozen=True)

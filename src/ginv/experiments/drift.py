@@ -3,17 +3,24 @@ accuracy ratio ``Acc(D(β)) / Acc(D1)`` against β for DA, WT and IR, each group
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from ginv.data import drift_split
+from ginv.data import Split, drift_split
+from ginv.data.drift import DriftMode
 from ginv.experiments import style
+from ginv.experiments.kinds import Kind
 from ginv.experiments.results import Results, mean_std
+from ginv.experiments.spec import Experiment, Measure, Request, Sizes
+from ginv.experiments.table import family_requests
 from ginv.measures import measure
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ginv.experiments.config import StudyConfig
     from ginv.experiments.study import Study
 
-KINDS = ("DA", "WT", "IR")
+KINDS = (Kind.DA, Kind.WT, Kind.IR)
 
 
 def accuracy_and_di(model, images, labels, group) -> tuple[float, float]:
@@ -22,23 +29,41 @@ def accuracy_and_di(model, images, labels, group) -> tuple[float, float]:
     return report.metrics["accuracy"], report.metrics["di"]
 
 
-def run(study: Study, folder) -> Results:
+def drift_splits(study: Study) -> dict[float, Split]:
+    """The drifted test set D(β) for each β of ``drift_betas``: the study's data drifting
+    to ``drift_target``."""
+    c = study.config
+    d1, d2 = study.data(c.dataset), study.data(c.drift_target)
+    mode = cast(DriftMode, c.drift_mode)  # one of DRIFT_MODES, checked by the config
+    return {b: drift_split(d1, d2, b, mode, samples=c.drift_samples or None)
+            for b in c.drift_betas}  # fmt: skip
+
+
+def work(c: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
+    """DA, WT and IR, each measured on every drifted test set."""
+    requests: list[Request] = []
+    for kind in KINDS:
+        requests += family_requests(c, group, kind, c.reg)
+        n = (c.drift_samples or sizes.test) * len(c.drift_betas)
+        requests.append(Measure(f"{kind} drift measures", kind.model, len(c.seeds), n, 0))
+    return requests
+
+
+def run(study: Study, folder: Path) -> Results:
+    """Accuracy and DI of DA, WT and IR on test sets drifting from the study's data to
+    ``drift_target``, D(β) for each β of ``drift_betas``."""
     c = study.config
     results = Results(
         "drift", "Invariance under distribution drift",
         f"D(β) = (1−β)·D1 + β·D2 from Transforming-MNIST (D1) to Transforming-FMNIST (D2), "
         f"'{c.drift_mode}' reading, {c.drift_samples or 'all'} test samples; mean ± std over seeds.",
     )  # fmt: skip
-    d1, d2 = study.data(c.dataset), study.data(c.drift_target)
-    splits = {}
-    for beta in c.drift_betas:
-        mode = c.drift_mode
-        splits[beta] = drift_split(d1, d2, beta, mode, samples=c.drift_samples or None)
+    splits = drift_splits(study)
     rows, curves = [], {}
     for group_name in c.groups:
         group = study.group(group_name)
         for kind in KINDS:
-            study.status.set_postfix_str(f"drift {group_name} {kind}")
+            study.say(f"drift {group_name} {kind}")
             per_seed = []
             for r in study.family(group_name, kind):
                 model = r.model(study.device)
@@ -129,3 +154,6 @@ def _plot(groups, curves, xlabel: str = "drift β"):
                bbox_to_anchor=(0.5, 1.02))  # fmt: skip
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
+
+
+EXPERIMENT = Experiment("drift", "Invariance under distribution drift", run, work)

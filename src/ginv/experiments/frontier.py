@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ginv.data import drift_split
 from ginv.experiments import style
-from ginv.experiments.drift import accuracy_and_di
+from ginv.experiments.drift import accuracy_and_di, drift_splits
 from ginv.experiments.kinds import Kind
 from ginv.experiments.methods import METHODS, Method, methods
 from ginv.experiments.results import Results, mean_std
@@ -41,6 +40,8 @@ from ginv.flops import forward_flops
 from ginv.groups import get_group
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ginv.experiments.config import StudyConfig
     from ginv.experiments.study import Study
     from ginv.runs import Run
@@ -269,9 +270,7 @@ def _notes(groups, best, target) -> list[str]:
 def _drift(study: Study, best, trained) -> dict[tuple[str, str], list[tuple[Any, ...]]]:
     """DI and the accuracy ratio against β of each method at its calibrated point."""
     c = study.config
-    d1, d2 = study.data(c.dataset), study.data(c.drift_target)
-    splits = {b: drift_split(d1, d2, b, c.drift_mode, samples=c.drift_samples or None)
-              for b in c.drift_betas}  # fmt: skip
+    splits = drift_splits(study)
     curves = {}
     for (g, name), r in best.items():
         study.say(f"frontier drift {g} {name}")

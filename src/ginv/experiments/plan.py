@@ -22,6 +22,9 @@ from torch import nn
 
 from ginv.data import DataConfig
 from ginv.experiments.config import StudyConfig
+from ginv.experiments.kinds import Kind
+from ginv.experiments.registry import get_experiment
+from ginv.experiments.spec import CalibratedIR, Measure, Request, Sizes, Train
 from ginv.flops import count_flops, forward_flops, input_gradient_flops
 from ginv.groups import PermutationGroup, get_group
 from ginv.models import Ensemble, build_model
@@ -173,134 +176,109 @@ def make_plan(
     names: Sequence[str], config: StudyConfig, out: Path | None = None,
     device: torch.device | None = None, probe: bool = True,
 ) -> Plan:  # fmt: skip
-    """The work of ``reproduce names`` under ``config``, less what ``out`` already holds."""
+    """The work of ``reproduce names`` under ``config``, less what ``out`` already holds: each
+    experiment's declared requests (:mod:`ginv.experiments.spec`), counted once where several
+    experiments share them."""
     c = config
     device = device or torch.device("cpu")
     data = DataConfig(c.dataset)
-    n_test = c.test_samples or data.n_test
-    n_val = min(c.train.n_val, data.n_val)
-    plan = Plan(device=str(device))
-    seen: set[str] = set()
+    sizes = Sizes(c.test_samples or data.n_test, min(c.train.n_val, data.n_val))
+    counter = _Counter(c, sizes, out)
+    for name in names:
+        experiment = get_experiment(name)
+        for group in c.groups:
+            for request in experiment.work(c, group, sizes):
+                counter.add(name, group, request)
+    plan = Plan(counter.rows, device=str(device))
+    if probe:
+        plan.matmul_rate, plan.achieved_rate = _probe_rates(device)
+    return plan
 
-    def done(config: TrainConfig) -> bool:
-        return out is not None and (out / "runs" / config.key() / "run.json").is_file()
 
-    def add_training(exp: str, group: str, item: str, template: TrainConfig, runs: int,
-                     note: str = "", cached: int = 0, jobs: int = 1,
-                     upfront: bool = False) -> None:  # fmt: skip
-        costs = _costs(group)
+class _Counter:
+    """The plan's rows, request by request: runs in ``out`` or counted before are free."""
+
+    def __init__(self, config: StudyConfig, sizes: Sizes, out: Path | None) -> None:
+        self.c, self.sizes, self.out = config, sizes, out
+        self.rows: list[PlanRow] = []
+        self.seen: set[str] = set()
+        self._costs: dict[str, _Costs] = {}
+
+    def costs(self, group: str) -> _Costs:
+        if group not in self._costs:
+            self._costs[group] = _Costs(group, self.c.train.pool)
+        return self._costs[group]
+
+    def done(self, config: TrainConfig) -> bool:
+        return self.out is not None and (self.out / "runs" / config.key() / "run.json").is_file()
+
+    def add(self, exp: str, group: str, request: Request) -> None:
+        if isinstance(request, Train):
+            self.train(exp, group, request)
+        elif isinstance(request, CalibratedIR):
+            self.calibrated(exp, group, request.loss)
+        else:
+            self.measure(exp, group, request)
+
+    def training(self, exp: str, group: str, item: str, template: TrainConfig, runs: int,
+                 note: str = "", cached: int = 0, jobs: int = 1,
+                 upfront: bool = False) -> None:  # fmt: skip
+        c, costs = self.c, self.costs(group)
         forward = costs(template.model, "forward", template.first_width)
-        per_epoch = c.train.n_train * costs.train(template) + n_val * costs.order * forward
+        per_epoch = c.train.n_train * costs.train(template) + self.sizes.val * costs.order * forward
         epochs = runs * template.epochs
         extra = f"{cached} cached or shared" if cached else ""
-        plan.rows.append(PlanRow(exp, group, item, runs, epochs, epochs * per_epoch,
+        self.rows.append(PlanRow(exp, group, item, runs, epochs, epochs * per_epoch,
                                  "; ".join(x for x in (note, extra) if x),
                                  jobs if runs else 0, upfront))  # fmt: skip
 
-    def train(exp: str, group: str, item: str, configs: list[TrainConfig], note: str = "") -> None:
-        """Runs known in advance: those already in ``out`` or counted before are free."""
-        todo = [t for t in configs if t.key() not in seen and not done(t)]
-        seen.update(t.key() for t in configs)
+    def train(self, exp: str, group: str, request: Train) -> None:
+        """Runs known in advance."""
+        configs = request.configs
+        todo = [t for t in configs if t.key() not in self.seen and not self.done(t)]
+        self.seen.update(t.key() for t in configs)
         if configs:
-            add_training(exp, group, item, configs[0], len(todo), note, len(configs) - len(todo),
-                         upfront=True)  # fmt: skip
+            self.training(exp, group, request.item, configs[0], len(todo), request.note,
+                          len(configs) - len(todo), upfront=True)  # fmt: skip
 
-    def measure(exp: str, group: str, item: str, kind: str, models: int, orbit: int,
-                si: int, sens: int = 0, key: str = "", job: bool = False,
-                first_width: int = 0, copies: int = 1) -> None:  # fmt: skip
-        """``copies``: forward passes of the model per image (``|G|`` for orbit averaging)."""
-        if key and key in seen:
+    def calibrated(self, exp: str, group: str, loss: str) -> None:
+        """The ν search (its rounds assumed), then the family's other seeds."""
+        if f"IR/{group}/{loss}" in self.seen:  # the ν search and family of another experiment
             return
-        seen.add(key)
-        costs = _costs(group)
-        fwd = copies * costs(kind, "forward", first_width)
-        grad = copies * costs(kind, "input_grad", first_width)
-        per_model = (orbit * costs.order * fwd + si * costs.order * c.ig_steps * grad
-                     + sens * (fwd + NUM_CLASSES * (grad - fwd)))  # fmt: skip
-        plan.rows.append(PlanRow(exp, group, item, models, 0, models * per_model,
-                                 jobs=int(job and models > 0)))  # fmt: skip
-
-    cost_cache: dict[str, _Costs] = {}
-
-    def _costs(group: str) -> _Costs:
-        if group not in cost_cache:
-            cost_cache[group] = _Costs(group, c.train.pool)
-        return cost_cache[group]
-
-    tc = c.run  # the study's own run configs, so the plan counts the same runs
-
-    def family(exp: str, group: str, kind: str, loss: str = "") -> None:
-        if kind != "IR":
-            train(exp, group, kind, [tc(group, kind, s) for s in c.seeds])
-            return
-        if f"IR/{group}/{loss}" in seen:  # the ν search and family of another experiment
-            return
-        seen.add(f"IR/{group}/{loss}")
+        self.seen.add(f"IR/{group}/{loss}")
+        c, tc = self.c, self.c.run
         grid = len(c.nu_grid)
         presearch = 0 < c.presearch_epochs < c.epochs
         rounds = ASSUMED_FINAL_ROUNDS if presearch else ASSUMED_FINAL_ROUNDS + 1
         final = (c.nu_round if presearch else grid) + (rounds - 1) * c.nu_round
-        label = f"IR-{loss}"
+        label = f"{Kind.IR}-{loss}"
         # the ν values are not known before the search, so nothing can be found cached
-        template = tc(group, "IR", c.calibration_seed, loss, 1.0)
+        template = tc(group, Kind.IR, c.calibration_seed, loss, 1.0)
         if presearch:
-            short = tc(group, "IR", c.calibration_seed, loss, 1.0, c.presearch_epochs)
-            add_training(exp, group, f"{label} ν pre-search", short, grid, f"grid of {grid}",
-                         upfront=True)  # fmt: skip
-        add_training(exp, group, f"{label} ν search", template, final, f"{rounds} rounds assumed",
-                     jobs=rounds)  # fmt: skip
-        measure(exp, group, f"{label} ν search: validation SI", "mlp",
-                (grid if presearch else 0) + final, n_val, n_val)  # fmt: skip
+            short = tc(group, Kind.IR, c.calibration_seed, loss, 1.0, c.presearch_epochs)
+            self.training(exp, group, f"{label} ν pre-search", short, grid, f"grid of {grid}",
+                          upfront=True)  # fmt: skip
+        self.training(exp, group, f"{label} ν search", template, final,
+                      f"{rounds} rounds assumed", jobs=rounds)  # fmt: skip
+        n_val = self.sizes.val
+        self.measure(exp, group, Measure(f"{label} ν search: validation SI", Kind.IR.model,
+                                         (grid if presearch else 0) + final, n_val, n_val))  # fmt: skip
         others = sum(s != c.calibration_seed for s in c.seeds)
-        add_training(exp, group, f"{label} family", tc(group, "IR", 0, loss, 1.0), others,
-                     f"seed {c.calibration_seed} comes from the ν search")  # fmt: skip
+        self.training(exp, group, f"{label} family", tc(group, Kind.IR, 0, loss, 1.0), others,
+                      f"seed {c.calibration_seed} comes from the ν search")  # fmt: skip
 
-    for exp in names:
-        for group in c.groups:
-            if exp == "table":
-                for kind in ("WT", "DA", "IR"):
-                    family(exp, group, kind, c.reg)
-                    k = "wt" if kind == "WT" else "mlp"
-                    measure(exp, group, f"{kind} test measures", k, len(c.seeds), n_test,
-                            c.si_samples or n_test, key=f"table/{group}/{kind}", job=True)  # fmt: skip
-            elif exp == "spectral":
-                family(exp, group, "DA")
-                measure(exp, group, "DA σmax(J)", "mlp", len(c.seeds), 0, 0,
-                        c.sensitivity_samples or n_test, job=True)  # fmt: skip
-                for loss in c.spectral_losses:
-                    family(exp, group, "IR", loss)
-                    measure(exp, group, f"IR-{loss} σmax(J)", "mlp", len(c.seeds), 0, 0,
-                            c.sensitivity_samples or n_test, job=True)  # fmt: skip
-            elif exp == "drift":
-                for kind in ("DA", "WT", "IR"):
-                    family(exp, group, kind, c.reg)
-                    k = "wt" if kind == "WT" else "mlp"
-                    n = (c.drift_samples or n_test) * len(c.drift_betas)
-                    measure(exp, group, f"{kind} drift measures", k, len(c.seeds), n, 0)
-            elif exp == "frontier":
-                from ginv.experiments.frontier import method_configs, methods
-
-                for m in methods(c):
-                    configs = [t for ts in method_configs(c, group, m).values() for t in ts]
-                    settings = f"{len(m.settings)} settings × " if m.settings else ""
-                    train(exp, group, m.name, configs, f"{settings}{len(c.seeds)} seeds")
-                    t = configs[0]
-                    copies = _costs(group).order if m.wrapper == "orbit-average" else 1
-                    measure(exp, group, f"{m.name} test + validation measures", t.model,
-                            len(configs), n_test + n_val, (c.si_samples or n_test) + n_val,
-                            first_width=t.first_width, copies=copies)  # fmt: skip
-                    measure(exp, group, f"{m.name} drift measures", t.model, len(c.seeds),
-                            (c.drift_samples or n_test) * len(c.drift_betas), 0,
-                            first_width=t.first_width, copies=copies)  # fmt: skip
-            elif exp in ("saliency", "tsne"):
-                for kind in ("DA", "IR", "WT") if exp == "saliency" else ("DA",):
-                    family(exp, group, kind, c.reg)
-                n = c.saliency_grid_samples if exp == "saliency" else 0
-                measure(exp, group, f"{exp} maps", "wt", 3 if n else 1,
-                        c.tsne_samples if not n else 0, n)  # fmt: skip
-    if probe:
-        plan.matmul_rate, plan.achieved_rate = _probe_rates(device)
-    return plan
+    def measure(self, exp: str, group: str, m: Measure) -> None:
+        if m.shared and m.shared in self.seen:
+            return
+        self.seen.add(m.shared)
+        costs = self.costs(group)
+        fwd = m.copies * costs(m.model, "forward", m.first_width)
+        grad = m.copies * costs(m.model, "input_grad", m.first_width)
+        per_model = (m.orbit * costs.order * fwd
+                     + m.si * costs.order * self.c.saliency.steps * grad
+                     + m.sensitivity * (fwd + NUM_CLASSES * (grad - fwd)))  # fmt: skip
+        self.rows.append(PlanRow(exp, group, m.item, m.models, 0, m.models * per_model,
+                                 jobs=int(m.job and m.models > 0)))  # fmt: skip
 
 
 def _seconds(s: float) -> str:

@@ -12,8 +12,11 @@ from torch import Tensor
 
 from ginv.experiments import style
 from ginv.experiments.results import Results
+from ginv.experiments.spec import Experiment
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ginv.experiments.study import Study
 
 
@@ -63,7 +66,9 @@ def check(
     }  # fmt: skip
 
 
-def run(study: Study, folder) -> Results:
+def run(study: Study, folder: Path) -> Results:
+    """Proposition 3.1 checked numerically: gradient descent on the logit invariance of a
+    linear network against the closed-form flow, and σmax along the path."""
     c = study.config
     results = Results(
         "prop31", "Proposition 3.1: the logit-invariance flow of a linear network",
@@ -130,3 +135,6 @@ def _plot(cases: dict[str, dict[str, Any]]):
         ax.legend()
     fig.tight_layout()
     return fig
+
+
+EXPERIMENT = Experiment("prop31", "Proposition 3.1: the logit-invariance flow of a linear network", run)

@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 
 from ginv.cluster.executor import Executor
 from ginv.experiments.calibration import calibration_results
-from ginv.experiments.config import StudyConfig
+from ginv.experiments.config import PROFILES, StudyConfig
 from ginv.experiments.fidelity import fidelity_results
-from ginv.experiments.registry import EXPERIMENTS, load_experiment
+from ginv.experiments.registry import EXPERIMENTS, get_experiment, report_order, require_study
 from ginv.experiments.study import Study
 from ginv.io import atomic_write_json, load_json
 
@@ -61,18 +61,22 @@ def reproduce(
 ) -> dict[str, float]:
     """Run ``names`` (experiment keys) into ``out``; return wall seconds per experiment. With an
     executor that runs jobs, every training known in advance is submitted first."""
+    require_study()
+    experiments = [get_experiment(name) for name in names]
+    order = {name: i for i, name in enumerate(report_order())}
     study = Study(config, out, data_dir, device, progress, executor)
-    study.presubmit(names)
+    study.presubmit(experiments)
     timings: dict[str, float] = {}
     bar = tqdm(total=len(names), desc="reproduce", unit="experiment", disable=not progress)
     study.status = bar
     try:
-        for name in names:
+        for experiment in experiments:
+            name = experiment.name
             bar.set_description(f"reproduce: {name}")
             start = time.perf_counter()
-            results = load_experiment(name)(study, out / name)
+            results = experiment.run(study, out / name)
             timings[name] = time.perf_counter() - start
-            results.write(out / name, config.to_dict(), timings[name])
+            results.write(out / name, config.to_dict(), timings[name], order[name])
             bar.update(1)
     finally:
         bar.close()
@@ -80,6 +84,9 @@ def reproduce(
     # run's labels; each experiment's results.json carries its own settings besides, which
     # the report shows wherever they differ from these.
     atomic_write_json(config.to_dict(), out / "config.json")
+    paper = PROFILES["paper"]  # what the report's scale warning compares with
+    atomic_write_json({"paper": {"epochs": paper.epochs, "seeds": list(paper.seeds)}},
+                      out / "scale.json")  # fmt: skip
     atomic_write_json(
         {**environment(study.device), "executor": _executor_text(study.executor)},
         out / "environment.json",
@@ -90,10 +97,10 @@ def reproduce(
     table_config = table_config or config.to_dict()
     fidelity = fidelity_results(out, table_config.get("profile", config.profile))
     if fidelity is not None:
-        fidelity.write(out / "fidelity", table_config, 0.0)
+        fidelity.write(out / "fidelity", table_config, 0.0, order["fidelity"])
     if (out / "calibration").is_dir():
         calibration_results(out / "calibration", config.si_target).write(
-            out / "calibration", config.to_dict(), 0.0
+            out / "calibration", config.to_dict(), 0.0, order["calibration"]
         )
     summary_path = out / "summary.json"
     previous = load_json(summary_path) if summary_path.is_file() else {}

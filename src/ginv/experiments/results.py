@@ -66,7 +66,12 @@ class Results:
         save_figure(fig, folder / name)
         self.figures.append({"png": f"{name}.png", "pdf": f"{name}.pdf", "caption": caption})
 
-    def write(self, folder: Path, config: dict[str, Any], seconds: float) -> None:
+    def write(
+        self, folder: Path, config: dict[str, Any], seconds: float, order: int | None = None
+    ) -> None:
+        """``folder/results.json``: what the report shows of this experiment; ``order`` is its
+        place among the report's sections (the registry's order), ``config`` the settings
+        it ran under, ``seconds`` its wall time."""
         atomic_write_json(
             {
                 "experiment": self.experiment, "title": self.title,
@@ -74,7 +79,7 @@ class Results:
                 "tables": [t.__dict__ for t in self.tables], "figures": self.figures,
                 "notes": self.notes, "data": self.data, "files": self.files,
                 "passed": self.passed,
-                "config": config, "seconds": seconds,
+                "config": config, "seconds": seconds, "order": order,
             },
             folder / "results.json",
         )  # fmt: skip

@@ -8,18 +8,35 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ginv.experiments import style
+from ginv.experiments.kinds import Kind
 from ginv.experiments.results import Results
+from ginv.experiments.spec import Experiment, Measure, Request, Sizes
+from ginv.experiments.table import family_requests
 from ginv.measures import aligned_orbit_maps, saliency_similarity
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from matplotlib.colors import ListedColormap
 
+    from ginv.experiments.config import StudyConfig
     from ginv.experiments.study import Study
 
-KINDS = ("DA", "IR", "WT")
+KINDS = (Kind.DA, Kind.IR, Kind.WT)
 
 
-def run(study: Study, folder) -> Results:
+def work(c: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
+    """DA, IR and WT, and the saliency maps of the first test images' orbits."""
+    requests: list[Request] = []
+    for kind in KINDS:
+        requests += family_requests(c, group, kind, c.reg)
+    requests.append(Measure("saliency maps", "wt", 3, 0, c.saliency_grid_samples))
+    return requests
+
+
+def run(study: Study, folder: Path) -> Results:
+    """The realigned saliency maps across the orbit of the first test images, for DA, IR
+    and WT, with each image's saliency similarity."""
     c = study.config
     results = Results(
         "saliency", "Saliency maps across the orbit",
@@ -32,10 +49,10 @@ def run(study: Study, folder) -> Results:
         group = study.group(group_name)
         maps, sims = {}, {}
         for kind in KINDS:
-            study.status.set_postfix_str(f"saliency {group_name} {kind}")
+            study.say(f"saliency {group_name} {kind}")
             model = study.family(group_name, kind)[0].model(study.device)
             maps[kind] = aligned_orbit_maps(
-                model, split.images, split.labels, group, study.saliency()
+                model, split.images, split.labels, group, c.saliency
             )
             sims[kind] = saliency_similarity(maps[kind])
             for i in range(len(split)):
@@ -138,3 +155,6 @@ def _grid(images, maps, sims, group_name: str, names: list[str]):
     cbar.set_label("saliency ÷ map's max", fontsize=7)
     cbar.outline.set_linewidth(0.4)
     return fig
+
+
+EXPERIMENT = Experiment("saliency", "Saliency maps across the orbit", run, work)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ginv.training.config import TrainConfig
 
@@ -102,6 +102,8 @@ class Experiment:
         sections: report sections it leaves besides its own (written by ``reproduce`` after
             the experiments), in report order after its own.
         in_all: whether ``reproduce all`` runs it.
+        summary: ``summary(data)``: lines the command line prints after the run, from its
+            ``results.json``'s ``data`` (``None``: only its notes).
     """
 
     name: str
@@ -110,3 +112,4 @@ class Experiment:
     work: Work = no_work
     sections: tuple[str, ...] = ()
     in_all: bool = True
+    summary: Callable[[dict[str, Any]], list[str]] | None = None

@@ -6,9 +6,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ginv.experiments import style
+from ginv.experiments.kinds import Kind
 from ginv.experiments.results import Results, mean_std
+from ginv.experiments.spec import Experiment, Measure, Request, Sizes
+from ginv.experiments.table import family_requests
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ginv.experiments.config import StudyConfig
     from ginv.experiments.study import Study
 
 
@@ -16,7 +22,20 @@ TIDY_COLUMNS = ["group", "model", "loss", "nu", "n_seeds", "sigma_max_j", "sigma
                 "spread_over_inputs"]  # fmt: skip
 
 
-def run(study: Study, folder) -> Results:
+def work(c: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
+    """DA and IR with each spectral loss, and their input Jacobians on the test split."""
+    n = c.sensitivity_samples or sizes.test
+    requests = family_requests(c, group, Kind.DA, c.reg)
+    requests.append(Measure("DA σmax(J)", "mlp", len(c.seeds), 0, 0, n, job=True))
+    for loss in c.spectral_losses:
+        requests += family_requests(c, group, Kind.IR, loss)
+        requests.append(Measure(f"IR-{loss} σmax(J)", "mlp", len(c.seeds), 0, 0, n, job=True))
+    return requests
+
+
+def run(study: Study, folder: Path) -> Results:
+    """σmax of the input–logit Jacobian (and of each weight matrix) of DA and of IR with
+    each spectral loss at its calibrated ν."""
     c = study.config
     results = Results(
         "spectral", "Spectral decay: sensitivity of DA and IR models",
@@ -26,10 +45,10 @@ def run(study: Study, folder) -> Results:
     rows, weight_rows, bars, tidy = [], [], {}, []
     for group_name in c.groups:
         group = study.group(group_name)
-        variants = [("DA", None)] + [("IR", loss) for loss in c.spectral_losses]
+        variants = [(Kind.DA, None)] + [(Kind.IR, loss) for loss in c.spectral_losses]
         for kind, loss in variants:
-            label = "DA" if loss is None else f"IR-{loss}"
-            study.status.set_postfix_str(f"spectral {group_name} {label}")
+            label = str(kind) if loss is None else f"{kind}-{loss}"
+            study.say(f"spectral {group_name} {label}")
             nu = 0.0
             if loss:
                 runs, cal = study.ir_family(group_name, loss)
@@ -37,8 +56,8 @@ def run(study: Study, folder) -> Results:
             else:
                 runs = study.family(group_name, kind)
             sigmas, spreads = [], []
-            measured = study.measure_runs(runs, group, ("sensitivity",),
-                                          samples=c.sensitivity_samples)  # fmt: skip
+            settings = study.measure_settings(group, ("sensitivity",), samples=c.sensitivity_samples)
+            measured = study.measure_runs(runs, settings)
             for r, m in zip(runs, measured, strict=True):
                 sigmas.append(m["metrics"]["sensitivity"])
                 spreads.append(m["std_over_samples"]["sensitivity"])
@@ -96,3 +115,6 @@ def _plot(groups, labels, bars):
               columnspacing=1.0, handlelength=1.2)  # fmt: skip
     fig.tight_layout()
     return fig
+
+
+EXPERIMENT = Experiment("spectral", "Spectral decay: sensitivity of DA and IR models", run, work)

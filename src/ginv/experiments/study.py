@@ -23,7 +23,7 @@ from ginv.data import TransformingDataset
 from ginv.experiments.config import StudyConfig
 from ginv.experiments.kinds import Kind
 from ginv.experiments.nu_search import Point, SearchSpec, search, search_grid
-from ginv.experiments.spec import CalibratedIR, Experiment, Sizes, Train
+from ginv.experiments.spec import CalibratedIR, Experiment, Request, Sizes, Train
 from ginv.groups import Group, get_group
 from ginv.io import load_json
 from ginv.runs import MeasureSettings, MeasureTask, Run, RunCache, training_tasks
@@ -86,25 +86,32 @@ class Study:
         return self.cache.finished_runs(configs)
 
     def presubmit(self, experiments: Sequence[Experiment]) -> None:
-        """Hand the executor, without waiting, every training that ``experiments`` declare whatever ν turns out to be (their :class:`Train` requests and the first ν
-        round of each :class:`CalibratedIR`). With SLURM they run side by side from the
-        start; locally this does nothing."""
+        """Hand the executor, without waiting, every training that ``experiments`` declare
+        whatever ν turns out to be (see :meth:`submit_requests`)."""
+        sizes = self.sizes() if self.executor.submits_jobs else None
+        for group in self.config.groups:
+            if sizes is not None:
+                self.submit_requests(
+                    group, [r for e in experiments for r in e.work(self.config, group, sizes)]
+                )
+
+    def submit_requests(self, group: str, requests: Sequence[Request]) -> None:
+        """Submit the runs that ``requests`` make known before any result: those of each
+        :class:`Train` and the first ν round of each :class:`CalibratedIR`. With SLURM they run
+        side by side from the start; locally this does nothing."""
         if not self.executor.submits_jobs:
             return
         c = self.config
-        sizes = self.sizes()
         presearch = 0 < c.presearch_epochs < c.epochs
         epochs = c.presearch_epochs if presearch else c.epochs
         configs: list[TrainConfig] = []
-        for experiment in experiments:
-            for group in c.groups:
-                for request in experiment.work(c, group, sizes):
-                    if isinstance(request, Train):
-                        configs += request.configs
-                    elif isinstance(request, CalibratedIR):
-                        first = search_grid(self.search_spec(), c.nu_grid)
-                        configs += [c.run(group, Kind.IR, c.calibration_seed, request.loss, nu,
-                                          epochs) for nu in first]  # fmt: skip
+        for request in requests:
+            if isinstance(request, Train):
+                configs += request.configs
+            elif isinstance(request, CalibratedIR):
+                first = search_grid(self.search_spec(), c.nu_grid)
+                configs += [c.run(group, Kind.IR, c.calibration_seed, request.loss, nu, epochs)
+                            for nu in first]  # fmt: skip
         self.executor.submit(self.cache, training_tasks(self.cache, configs))
 
     def family(

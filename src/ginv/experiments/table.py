@@ -222,6 +222,15 @@ def _plot(groups, data):
     return fig
 
 
+def summary(data: dict[str, Any]) -> list[str]:
+    """The main table, for the terminal after ``reproduce``."""
+    return [
+        "main table (test orbit; mean ± std over seeds; val SI on the validation orbit):",
+        *(f"  {line}" for line in summary_lines(data["rows"])),
+    ]
+
+
 EXPERIMENT = Experiment(
-    "table", "Genuine invariance of WT, DA and IR", run, work, sections=("fidelity", "calibration")
-)
+    "table", "Genuine invariance of WT, DA and IR", run, work,
+    sections=("fidelity", "calibration"), summary=summary,
+)  # fmt: skip

@@ -10,9 +10,15 @@ import torch
 
 from ginv.errors import GinvError
 from ginv.experiments import style
+from ginv.experiments.kinds import Kind
 from ginv.experiments.results import Results
+from ginv.experiments.spec import Experiment, Measure, Request, Sizes
+from ginv.experiments.table import family_requests
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ginv.experiments.config import StudyConfig
     from ginv.experiments.study import Study
 
 
@@ -28,10 +34,25 @@ def penultimate_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tenso
     return features(x).flatten(1)
 
 
-def run(study: Study, folder) -> Results:
+def shown_group(c: StudyConfig) -> str:
+    """The group whose orbits the figure shows: R4 where the study has it."""
+    return "R4" if "R4" in c.groups else c.groups[0]
+
+
+def work(c: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
+    """The DA family of the shown group, and its penultimate features on the orbits."""
+    if group != shown_group(c):
+        return []
+    return [*family_requests(c, group, Kind.DA, c.reg),
+            Measure("tsne maps", "wt", 1, c.tsne_samples, 0)]  # fmt: skip
+
+
+def run(study: Study, folder: Path) -> Results:
+    """A t-SNE of the DA model's penultimate features of test images and their orbits."""
     from sklearn.manifold import TSNE
+
     c = study.config
-    group_name = "R4" if "R4" in c.groups else c.groups[0]
+    group_name = shown_group(c)
     group = study.group(group_name)
     results = Results(
         "tsne", f"T-SNE of the DA model's penultimate layer ({group_name})",
@@ -39,8 +60,8 @@ def run(study: Study, folder) -> Results:
         "samples lines join each image of the orbit to its centre: a genuinely invariant "
         "representation collapses each orbit to a point.",
     )  # fmt: skip
-    study.status.set_postfix_str(f"t-sne {group_name} DA")
-    model = study.family(group_name, "DA")[0].model(study.device)
+    study.say(f"t-sne {group_name} DA")
+    model = study.family(group_name, Kind.DA)[0].model(study.device)
     split = study.data().test.head(c.tsne_samples)
     with torch.no_grad():
         features = penultimate_features(model, group.orbit(split.images)).cpu().double()
@@ -118,3 +139,6 @@ def _plot(points: torch.Tensor, labels: torch.Tensor, group_name: str):
     ax.set_title(f"DA model, penultimate layer, {group_name} orbits")
     fig.tight_layout()
     return fig
+
+
+EXPERIMENT = Experiment("tsne", "T-SNE of the DA model's penultimate layer", run, work)

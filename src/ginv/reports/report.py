@@ -20,17 +20,8 @@ from typing import Any
 from ginv.errors import GinvError
 from ginv.io import atomic_write_text
 
-ORDER = (
-    "table",
-    "fidelity",
-    "calibration",
-    "saliency",
-    "tsne",
-    "drift",
-    "spectral",
-    "prop31",
-    "frontier",
-)
+UNORDERED = 10**6
+"""Where a section without an ``order`` (an older results folder) goes: after the others."""
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -45,27 +36,40 @@ def collect(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float], list[dict[str, Any]]]:
     if not out.is_dir():
         raise GinvError(f"{out}: no such folder")
-    config, env, summary = (
+    config, env, summary, scale = (
         _load(out / name) if (out / name).is_file() else {}
-        for name in ("config.json", "environment.json", "summary.json")
+        for name in ("config.json", "environment.json", "summary.json", "scale.json")
     )
-    for name, value in (("config.json", config), ("environment.json", env)):
+    for name, value in (("config.json", config), ("environment.json", env),
+                        ("scale.json", scale)):  # fmt: skip
         if not isinstance(value, dict):
             raise GinvError(f"{out / name}: not a JSON object")
     if not isinstance(summary, dict) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in summary.values()
     ):
         raise GinvError(f"{out / 'summary.json'}: not an object of seconds per experiment")
-    sections = [
-        _section(out, name, _load(out / name / "results.json"))
-        for name in ORDER
-        if (out / name / "results.json").is_file()
-    ]
+    # every folder with a results.json, in the order its experiment's registry gave it
+    sections = sorted(
+        (
+            _section(out, path.parent.name, _load(path))
+            for path in out.glob("*/results.json")
+            if path.parent.is_dir() and not path.parent.is_symlink()
+        ),
+        key=lambda s: (_order(s), s["experiment"]),
+    )
     if not sections:
         raise GinvError(f"{out}: no experiment results to report (run `ginv reproduce` first)")
     if not config:  # no finished run yet: the settings its experiments recorded
         config = next((s["config"] for s in sections if s.get("config")), {})
+    paper = scale.get("paper")
+    if isinstance(paper, dict):  # what the scale warning compares with
+        sections = [{**s, "paper_scale": paper} for s in sections]
     return config, env, summary, sections
+
+
+def _order(section: dict[str, Any]) -> int:
+    order = section.get("order")
+    return order if isinstance(order, int) and not isinstance(order, bool) else UNORDERED
 
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -168,13 +172,13 @@ def _scale_warning(config: dict[str, Any], sections: Sequence[dict[str, Any]] = 
     """A warning for the smoke and quick profiles: their numbers are not the paper's scale.
     Sections whose own settings name such a profile are named when the report's do not."""
     name = config.get("profile")
-    from ginv.experiments.config import PROFILES
-
-    paper = PROFILES["paper"]
+    paper: dict[str, Any] = next((s["paper_scale"] for s in sections if "paper_scale" in s), {})
+    epochs, seeds = paper.get("epochs", "?"), paper.get("seeds", [])
+    seeds_text = ", ".join(map(str, seeds)) if isinstance(seeds, list) else "?"
     scale = (
-        f"not the paper's scale ({paper.epochs} epochs, seeds "
-        f"{', '.join(map(str, paper.seeds))}, the whole test orbit): its numbers are not "
-        "comparable with the paper's. Run `ginv reproduce all --profile paper` for those."
+        f"not the paper's scale ({epochs} epochs, seeds {seeds_text or '?'}, the whole test "
+        "orbit): its numbers are not comparable with the paper's. Run "
+        "`ginv reproduce all --profile paper` for those."
     )
     train = config.get("train") or {}  # the study's TrainConfig
     if name in ("smoke", "quick"):
