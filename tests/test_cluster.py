@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ginv.cluster import FileLock, SlurmConfig, try_locked
+from ginv.cluster import SlurmConfig
 from ginv.errors import GinvError
+from ginv.runs.locks import FileLock, try_locked
 
 HERE = Path(__file__).parent
 GINV = [sys.executable, "-m", "ginv.cli"]
@@ -42,7 +43,7 @@ def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
 # --- always: locks, settings, errors ---------------------------------------------------------
 _HOLDER = """
 import sys, time
-from ginv.cluster import FileLock
+from ginv.runs.locks import FileLock
 with FileLock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))

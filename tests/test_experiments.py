@@ -16,7 +16,7 @@ import pytest
 from ginv.errors import GinvError
 from ginv.experiments import profile
 from ginv.experiments.prop31 import check
-from ginv.experiments.registry import STUDY_EXPERIMENTS
+from ginv.experiments.registry import study_experiments
 from ginv.groups import get_group
 
 GINV = [sys.executable, "-m", "ginv.cli"]
@@ -107,7 +107,7 @@ def _check_tidy_csv(path: Path) -> list[dict[str, str]]:
 
 
 def _check_outputs(out: Path) -> dict:
-    for name in (*STUDY_EXPERIMENTS, "fidelity", "calibration"):
+    for name in (*study_experiments(), "fidelity", "calibration"):
         results = json.loads((out / name / "results.json").read_text())
         for f in results["files"]:
             _check_tidy_csv(out / name / f)
@@ -295,7 +295,7 @@ def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(
     done = _run(["reproduce", "frontier", "--profile", "smoke", "--out", str(out), "--quiet"])
     assert done.returncode == 0, done.stderr
     smoke = profile("smoke")
-    expected = {m.name: max(1, len(m.settings)) for m in methods(smoke)}
+    expected = {m.name: max(1, len(m.values(smoke))) for m in methods(smoke)}
     plain = {m.name for m in methods(smoke) if not m.settings}
     assert set(expected) >= {"DA", "WT", "IR-logit", "IR-kl", "IR-nlogit", "IR-jsd",
                              "orbit-average", "canonicalise", "orbit", "orbit-wide"}  # fmt: skip
@@ -345,7 +345,7 @@ def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(
 def test_plan_counts_the_frontier_methods_by_their_own_models() -> None:
     from ginv.experiments.plan import make_plan
 
-    assert "frontier" not in STUDY_EXPERIMENTS  # `reproduce all` is the paper's study
+    assert "frontier" not in study_experiments()  # `reproduce all` is the paper's study
     c = profile("smoke", ["groups=R4", "seeds=0,1", "frontier_orbit_rates=0.5,1"])
     rows = {r.item: r for r in make_plan(["frontier"], c, probe=False).rows}
     # orbit-wide: the MLP with 4·128 first-layer units, trained as DA (its step is decoupled)

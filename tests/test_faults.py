@@ -83,20 +83,20 @@ def test_batch_checkpoints_left_by_a_kill_are_removed_once_their_runs_are_done(
     from ginv.experiments.study import Study
 
     study = Study(profile("smoke"), tmp_path, device="cpu", progress=False)
-    study._data["mnist"] = synthetic_dataset()
+    study.cache._data["mnist"] = synthetic_dataset()
     configs = [TrainConfig(seed=s, **TOY) for s in (0, 1)]
     # a kill after the results, before the clean-up: the batch folder stays, with a temporary
     left = tmp_path / "runs" / "_batch-killed"
     Trainer(
-        configs, study.data(), left, "cpu", False, member_dirs=[study.run_dir(c) for c in configs]
+        configs, study.data(), left, "cpu", False, member_dirs=[study.cache.run_dir(c) for c in configs]
     ).fit()
     (left / f".checkpoint-x.pt.{_dead_pid()}.tmp").write_text("x")
     # a batch of which one member has no results yet is kept: it can resume
     pending = tmp_path / "runs" / "_batch-pending"
     extra = TrainConfig(seed=2, **TOY)
     Trainer([configs[0], extra], study.data(), pending, "cpu", False,
-            member_dirs=[tmp_path / "elsewhere", study.run_dir(extra)]).fit()  # fmt: skip
-    (study.run_dir(extra) / "run.json").unlink()
+            member_dirs=[tmp_path / "elsewhere", study.cache.run_dir(extra)]).fit()  # fmt: skip
+    (study.cache.run_dir(extra) / "run.json").unlink()
     runs = study.runs(configs)
     assert [r.config for r in runs] == configs
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(
@@ -380,13 +380,13 @@ def test_a_damaged_file_of_ginv_s_own_is_one_line_naming_it(tmp_path: Path) -> N
     from ginv.groups import R4
 
     study = Study(profile("smoke"), tmp_path, device="cpu", progress=False)
-    study._data["mnist"] = synthetic_dataset()
+    study.cache._data["mnist"] = synthetic_dataset()
     (run,) = study.runs([TrainConfig(**TOY)])
-    study.measure_run(run, R4(), ("accuracy",))
+    study.cache.measure_run(run, study.measure_settings(R4(), ("accuracy",)))
     (cached,) = run.folder.glob("measure-*.json")
     cached.write_text('{"metrics": ')
     with pytest.raises(GinvError, match=re.escape(f"{cached}: unreadable")):
-        study.measure_run(run, R4(), ("accuracy",))
+        study.cache.measure_run(run, study.measure_settings(R4(), ("accuracy",)))
     (run.folder / "run.json").write_bytes(b"\xff")
     with pytest.raises(GinvError, match=re.escape(f"{run.folder / 'run.json'}: unreadable")):
         study.runs([TrainConfig(**TOY)])

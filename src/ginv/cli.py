@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ginv import __version__
+from ginv.cluster import EXECUTORS
 from ginv.errors import GinvError
 
 
@@ -225,7 +226,7 @@ def _slurm_config(args: argparse.Namespace):
 
 def _executor(args: argparse.Namespace, out: Path):
     """The executor of ``--executor``; for slurm, submitit and a cluster that answers."""
-    from ginv.cluster.executor import make_executor
+    from ginv.cluster import make_executor
 
     return make_executor(args.executor, out, _slurm_config(args), progress=not args.quiet)
 
@@ -324,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ginv", description="Measure and learn genuine group invariance."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE",
+        help="import MODULE first (repeatable; also $GINV_PLUGINS): its registered measures, "
+        "experiments, data sources, groups and models join the choices below",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="dataset files and splits")
@@ -383,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
         p.add_argument("--device", default="auto")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
-        p.add_argument("--executor", choices=("local", "slurm"), default="local",
+        p.add_argument("--executor", choices=EXECUTORS, default="local",
                        help="where training and family measures run: in this process, or as "
                        "SLURM jobs through submitit (pip install 'ginv[cluster]')")  # fmt: skip
         p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
@@ -453,6 +459,14 @@ class _OutputStream:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Exit status: 0 done, 2 error (one line), 130 interrupted, and 141
     (as a process killed by SIGPIPE) for work that completed but whose output was lost."""
+    from ginv.plugins import load_plugins, plugin_names
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        load_plugins(plugin_names(argv))
+    except GinvError as e:
+        print(f"ginv: error: {e}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     saved = sys.stdout, sys.stderr

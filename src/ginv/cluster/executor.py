@@ -10,15 +10,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ginv.runs import RunCache, Task
-
-if TYPE_CHECKING:
-    from ginv.cluster.config import SlurmConfig
-
-EXECUTORS = ("local", "slurm")
 
 
 class Executor(ABC):
@@ -52,20 +45,3 @@ class LocalExecutor(Executor):
         for task in tasks:
             if not task.done(cache):
                 task.run(cache)
-
-
-def make_executor(
-    name: str, out: Path, slurm: SlurmConfig | None = None, progress: bool = True
-) -> Executor:
-    """``local`` or ``slurm`` (which needs submitit, ``pip install 'ginv[cluster]'``, and a
-    cluster that answers); anything else is one :class:`GinvError` line."""
-    from ginv.errors import GinvError
-
-    if name == "local":
-        return LocalExecutor()
-    if name == "slurm":
-        from ginv.cluster.config import SlurmConfig
-        from ginv.cluster.slurm import SlurmExecutor
-
-        return SlurmExecutor(slurm or SlurmConfig(), out, progress)
-    raise GinvError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")

@@ -8,7 +8,9 @@ sections by the registry (:mod:`ginv.experiments.registry`): nothing is written 
 
 Example, a toy experiment registered from outside the package::
 
-    from ginv.experiments import Experiment, Results, Train, register_experiment
+    from ginv.experiments.registry import register_experiment
+    from ginv.experiments.results import Results
+    from ginv.experiments.spec import Experiment, Train
 
     def work(config, group, sizes):
         return [Train("DA", tuple(config.run(group, "DA", s) for s in config.seeds))]
