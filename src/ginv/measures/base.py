@@ -125,7 +125,14 @@ def require_gradients(model: Classifier, x: Tensor, name: str, finite: bool = Fa
             logits = model(probe)
         except RuntimeError as e:
             raise GinvError(f"{name}: the model fails on these images: {e}") from None
-    if not isinstance(logits, Tensor) or not logits.requires_grad:
+    grad = None
+    if isinstance(logits, Tensor) and logits.requires_grad:
+        with torch.enable_grad():
+            try:
+                (grad,) = torch.autograd.grad(logits.sum(), probe, allow_unused=True)
+            except RuntimeError:
+                grad = None
+    if grad is None:
         raise GinvError(
             f"{name}: the model's logits do not require grad (does it run under "
             "torch.no_grad() or detach?); it needs gradients of the logits to the input"
