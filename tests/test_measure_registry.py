@@ -99,8 +99,8 @@ def test_attribute_access_and_dataframe() -> None:
     x = torch.tensor([[[[1.0, 3.0]]]])
     report = measure(first_two_pixels, x, torch.tensor([1]), FlipH(), metrics=("accuracy", "li"))
     assert report.li == report["li"] == 4.0 and report.accuracy == 0.5
-    with pytest.raises(AttributeError, match="no measure 'si'.*accuracy, li"):
-        report.si
+    with pytest.raises(AttributeError, match=r"no measure 'si'.*accuracy, li"):
+        _ = report.si
     with pytest.raises(KeyError):
         report["si"]
     import copy
@@ -116,7 +116,7 @@ def test_attribute_access_and_dataframe() -> None:
 
 def test_sensitivity_of_a_nan_model_is_one_error() -> None:
     x, y = torch.randn(3, 1, 2, 2), torch.tensor([0, 1, 0])
-    with pytest.raises(GinvError, match="sensitivity: .*non-finite"):
+    with pytest.raises(GinvError, match=r"sensitivity: .*non-finite"):
         measure(lambda v: first_two_pixels(v) * float("nan"), x, y, FlipH(), metrics="sensitivity")
 
 
@@ -127,7 +127,7 @@ def test_si_of_a_model_without_gradients_is_one_error() -> None:
 
     x, y = torch.randn(3, 1, 2, 2), torch.tensor([0, 1, 0])
     for name in ("si", "sensitivity"):
-        with pytest.raises(GinvError, match="does not require grad|do not require grad"):
+        with pytest.raises(GinvError, match=r"do not require grad"):
             measure(frozen, x, y, FlipH(), metrics=name)
 
 
