@@ -239,8 +239,8 @@ def _measure_options(parser: argparse.ArgumentParser) -> None:
     import typing
     from dataclasses import fields
 
-    from ginv.measures import MEASURES, METRICS, SaliencyConfig, measure
-    from ginv.measures.run import SENSITIVITY_METHODS
+    from ginv.measures import MEASURES, METRICS, SaliencyConfig
+    from ginv.measures.run import SENSITIVITY_METHODS, measure
     from ginv.measures.saliency import HELP, RULES
 
     choices: dict[str, Sequence[str]] = {"rule": RULES, "target": ("label", "predicted")}
