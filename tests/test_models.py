@@ -26,7 +26,6 @@ from ginv.models import (
     WeightTied,
     WeightTiedMLP,
     build_model,
-    check_invariance,
 )
 from ginv.testing import assert_invariant
 
@@ -51,8 +50,8 @@ def test_weight_tied_model_is_exactly_invariant(group, pool) -> None:
         assert torch.allclose(model.features(group.act(g, x)), features, atol=1e-10, rtol=0)
     with pytest.raises(AssertionError, match="worst element"):
         assert_invariant(MLP(), group, x)
-    mlp_errors = check_invariance(MLP().double(), group, x)
-    assert float(mlp_errors[0]) == 0.0 and float(mlp_errors[1:].min()) > 1e-3
+    with pytest.raises(AssertionError):
+        assert_invariant(MLP().double(), group, x, atol=1e-3, rtol=0)
 
 
 def test_assert_invariant_names_the_worst_element() -> None:
@@ -71,7 +70,8 @@ def test_assert_invariant_runs_in_float64_on_a_copy() -> None:
     """A float32 WT model is invariant up to float32 rounding; its float64 copy exactly."""
     torch.manual_seed(0)
     model, x = WeightTiedMLP(D4(), width=16, depth=2), torch.randn(8, 1, 36, 36)
-    assert float(check_invariance(model, D4(), x).max()) > 1e-9  # float32 rounding
+    with pytest.raises(AssertionError):  # float32 rounding
+        assert_invariant(lambda v: model(v), D4(), x, atol=1e-9, rtol=0)
     assert_invariant(model, D4(), x, atol=1e-12, rtol=0)
     assert model.first.weight.dtype == torch.float32
 
@@ -126,7 +126,7 @@ def test_weight_tied_model_runs_on_cuda() -> None:
         ensemble = Ensemble([cnn.cuda(), build_model("wt-cnn", group).cuda()])
         out = ensemble(x.cuda(), shared_input=True)
         assert torch.allclose(out[0].cpu(), expected, atol=1e-5)
-        assert float(check_invariance(cnn, group, x.cuda()).max()) <= 1e-5
+        assert_invariant(lambda v: cnn(v), group, x.cuda(), atol=1e-5, rtol=0)
 
 
 def test_ensemble_members_match_the_plain_models() -> None:
@@ -230,7 +230,7 @@ def test_weight_tied_cnn_is_exactly_invariant(group, pool, dtype, tol) -> None:
     torch.manual_seed(0)
     model = build_model("wt-cnn", group, pool=pool).to(dtype)
     x = torch.randn(16, 1, 36, 36, dtype=dtype)
-    assert float(check_invariance(model, group, x).max()) <= tol
+    assert_invariant(lambda v: model(v), group, x, atol=tol, rtol=0)
     features = model.features(x)
     for g in group.elements:
         assert torch.allclose(model.features(group.act(g, x)), features, atol=tol, rtol=0)
@@ -238,7 +238,8 @@ def test_weight_tied_cnn_is_exactly_invariant(group, pool, dtype, tol) -> None:
     # the plain CNN, with the same weights, is not invariant
     plain = build_model("cnn", group).to(dtype)
     plain.load_state_dict(model.state_dict())
-    assert float(check_invariance(plain, group, x)[1:].min()) > 1e-4
+    with pytest.raises(AssertionError):
+        assert_invariant(lambda v: plain(v), group, x, atol=1e-4, rtol=0)
 
 
 def test_weight_tied_twins_keep_the_plain_keys_and_initialisation() -> None:

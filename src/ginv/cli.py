@@ -139,24 +139,40 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_plugins(names: Sequence[str]) -> None:
+    """Import each ``--plugin`` module, which registers its measures with
+    :func:`ginv.measures.register_measure` when imported."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise GinvError(f"--plugin {name}: cannot import it ({e})") from None
+
+
 def _measure(args: argparse.Namespace) -> int:
+    """``ginv measure``. Measures of other packages are registered by importing the modules
+    named by ``--plugin package.module`` (repeatable) before the flags are checked; each such
+    module calls ``ginv.measures.register_measure(MyMeasure())`` at import."""
     from ginv.data import DataConfig, load_transforming, training_stats
     from ginv.groups import get_group
-    from ginv.measures import METRICS, SaliencyConfig, measure
+    from ginv.measures import SaliencyConfig, layer_equivariance, measure
+    from ginv.measures.registry import measures_named
     from ginv.training import load_run, resolve_device
 
+    _import_plugins(args.plugin)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    unknown = set(metrics) - set(METRICS)
-    if unknown or not metrics:
-        raise GinvError(
-            f"unknown measures: {', '.join(sorted(unknown)) or 'none named'} "
-            f"(known: {', '.join(METRICS)})"
-        )
+    measures_named(metrics)  # known measures, at least one
     for flag in ("subset", "si_subset", "sensitivity_subset"):
         n = getattr(args, flag)
         if n is not None and n < 1:
             raise GinvError(
                 f"--{flag.replace('_', '-')} must be ≥ 1 (leave it out for all), got {n}"
+            )
+        if flag != "subset" and n is not None and args.subset is not None and n > args.subset:
+            raise GinvError(
+                f"--{flag.replace('_', '-')} {n} is larger than the data (--subset {args.subset})"
             )
     if args.out is not None:  # checked before the measuring, which can take hours
         if args.out.is_dir():
@@ -167,7 +183,7 @@ def _measure(args: argparse.Namespace) -> int:
     layers = [n.strip() for n in (args.layers or "").split(",") if n.strip()]
     names = dict(model.named_modules())
     for name in layers:  # checked before the measuring
-        if name not in names:
+        if name not in names and layers != ["all"]:
             known = ", ".join(n for n in names if n)
             raise GinvError(f"--layers: no layer named {name!r} (the model has: {known})")
     config = run["config"]
@@ -183,12 +199,13 @@ def _measure(args: argparse.Namespace) -> int:
     split = getattr(data, args.split).head(args.subset)
     baseline = 0.0 if args.baseline == "zero" else data.black
     saliency = SaliencyConfig(
-        steps=args.steps, rule=args.rule, baseline=baseline, target=args.target
+        **{f: getattr(args, f) for f in _SALIENCY_FLAGS}, baseline=baseline
     ).validate()
     report = measure(
         model, split.images, split.labels, group, metrics, saliency,
         si_subset=args.si_subset, sensitivity_subset=args.sensitivity_subset,
-        sensitivity_method=args.sensitivity_method, progress=not args.quiet,
+        batch_size=args.batch_size, sensitivity_method=args.sensitivity_method,
+        memory_budget_mb=args.memory_budget_mb, progress=not args.quiet,
     )  # fmt: skip
     report.settings.update(
         checkpoint=str(args.checkpoint), dataset=dataset, split=args.split,
@@ -196,17 +213,65 @@ def _measure(args: argparse.Namespace) -> int:
         normalisation={"dataset": config["dataset"], "mean": stats[0], "std": stats[1]},
     )  # fmt: skip
     print(f"{run['name']} on {dataset} {args.split} orbit under {group.name}")
-    if layers:
-        from ginv.measures import layer_invariance, layer_table
-
-        report.layers = layer_invariance(model, split.images.to(device), group, layers)
     print(report.table())
-    if report.layers:
-        print(layer_table(report.layers))
+    if layers:
+        per_layer = layer_equivariance(
+            model, split.images, group, "all" if layers == ["all"] else layers,
+            memory_budget_mb=args.memory_budget_mb,
+        )  # fmt: skip
+        report.layers = per_layer.to_dict()
+        print(per_layer.table())
     if args.out is not None:
         report.write_json(args.out)
         print(f"wrote {args.out}")
     return 0
+
+
+_SALIENCY_FLAGS = ("steps", "rule", "target", "threshold", "blur_size", "blur_sigma")
+"""The SaliencyConfig fields that are ``ginv measure`` flags as they are (the baseline is
+``--baseline zero|black``)."""
+
+
+def _measure_options(parser: argparse.ArgumentParser) -> None:
+    """``ginv measure``'s measure settings, defaults and types read from one source each:
+    :class:`~ginv.measures.SaliencyConfig` (its fields and ``HELP``) and the signature of
+    :func:`~ginv.measures.measure` (batch size, sensitivity method, memory budget)."""
+    import inspect
+    import typing
+    from dataclasses import fields
+
+    from ginv.measures import MEASURES, METRICS, SaliencyConfig
+    from ginv.measures.run import SENSITIVITY_METHODS, measure
+    from ginv.measures.saliency import HELP, RULES
+
+    choices: dict[str, Sequence[str]] = {"rule": RULES, "target": ("label", "predicted")}
+    hints = typing.get_type_hints(SaliencyConfig)
+    for f in fields(SaliencyConfig):
+        if f.name not in _SALIENCY_FLAGS:
+            continue
+        kind = hints[f.name]
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name,
+                            type=kind if kind in (int, float) else str, default=f.default,
+                            choices=choices.get(f.name),
+                            help=f"SI: {HELP[f.name]} (default: {f.default})")  # fmt: skip
+    defaults = inspect.signature(measure).parameters
+    parser.add_argument("--metrics", default=",".join(METRICS),
+                        help="comma-separated measures of the registry: "
+                        f"{', '.join(MEASURES)}, and those of --plugin modules (default: {','.join(METRICS)})")  # fmt: skip
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import this module first (repeatable): a package.module that "
+                        "calls ginv.measures.register_measure(...), e.g. --plugin mypkg.measures")  # fmt: skip
+    parser.add_argument("--sensitivity-method", default=defaults["sensitivity_method"].default,
+                        choices=SENSITIVITY_METHODS,
+                        help="σmax(J): exact Jacobian or power iteration (many outputs) "
+                        f"(default: {defaults['sensitivity_method'].default})")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"].default,
+                        help="at most this many samples through the model at once "
+                        f"(default: {defaults['batch_size'].default})")  # fmt: skip
+    parser.add_argument("--memory-budget-mb", type=int,
+                        default=defaults["memory_budget_mb"].default,
+                        help="working memory of a pass, MiB (the model's activations included) "
+                        f"(default: {defaults['memory_budget_mb'].default})")  # fmt: skip
 
 
 def _study_config(args: argparse.Namespace):
@@ -362,21 +427,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--group",
         help="group of the orbit (default: the run's); Rot<n> for n interpolated rotations (inexact)",
     )
-    meas.add_argument("--split", default="test", choices=("test", "val", "train"))
-    meas.add_argument("--subset", type=int, help="use the first N samples")
-    meas.add_argument("--si-subset", type=int, help="SI on the first N samples")
-    meas.add_argument("--sensitivity-subset", type=int, help="σmax(J) on the first N samples")
-    meas.add_argument("--metrics", default="accuracy,di,li,si,sensitivity")
-    meas.add_argument("--sensitivity-method", default="exact", choices=("exact", "power"),
-                      help="σmax(J): exact Jacobian or power iteration (many outputs)")  # fmt: skip
-    meas.add_argument("--steps", type=int, default=50, help="integration steps")
-    meas.add_argument("--rule", default="gausslegendre", help="gausslegendre or riemann_*")
-    meas.add_argument("--baseline", default="zero", choices=("zero", "black"))
-    meas.add_argument("--target", default="label", choices=("label", "predicted"))
+    meas.add_argument("--split", default="test", choices=("test", "val", "train"),
+                      help="the split measured (default: test)")  # fmt: skip
+    meas.add_argument("--subset", type=int, help="use the first N samples (default: all)")
+    meas.add_argument("--si-subset", type=int, help="SI on the first N samples (default: all)")
+    meas.add_argument("--sensitivity-subset", type=int,
+                      help="σmax(J) on the first N samples (default: all)")  # fmt: skip
+    _measure_options(meas)
+    meas.add_argument("--baseline", default="zero", choices=("zero", "black"),
+                      help="SI: the baseline image, 0 or the normalised black pixel (default: zero)")  # fmt: skip
     meas.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
-    meas.add_argument("--device", default="auto")
-    meas.add_argument("--layers", help="also LI at these layers, comma-separated names from "
-                      "named_modules(), e.g. first,hidden.0 (invariance only)")  # fmt: skip
+    meas.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: auto)"
+    )
+    meas.add_argument("--layers", help="also the equivariance and invariance errors of these "
+                      "layers: all, or comma-separated names from named_modules(), e.g. "
+                      "first,hidden.0 (printed, and in the --out JSON)")  # fmt: skip
     meas.add_argument("--out", type=Path, help="write the report as JSON")
     meas.add_argument("--quiet", action="store_true", help="no progress bar")
     meas.set_defaults(func=_measure)

@@ -45,8 +45,3 @@ def orbit_values(logits: Tensor, labels: Tensor) -> OrbitValues:
         di=distribution_invariance(ref, logits),
         li=logit_invariance(ref, logits),
     )
-
-
-def non_identity_mean(values: Tensor) -> float:
-    """Mean over samples and the non-identity elements of ``(|G|, N)`` values."""
-    return float(values[1:].mean())

@@ -8,7 +8,6 @@ the filter (zero padding does not commute with cyclic shifts).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -45,6 +44,9 @@ class SaliencyConfig:
     blur_sigma: float = 1.0
 
     def validate(self) -> SaliencyConfig:
+        """Refuse settings outside their ranges (one GinvError); return the config.
+
+        Example: ``SaliencyConfig(steps=0).validate()`` raises."""
         if self.rule not in RULES:
             raise GinvError(f"unknown quadrature rule {self.rule!r} (known: {', '.join(RULES)})")
         if self.steps < (2 if self.rule == "riemann_trapezoid" else 1):
@@ -56,6 +58,18 @@ class SaliencyConfig:
         if self.blur_size < 1 or self.blur_size % 2 == 0 or self.blur_sigma <= 0:
             raise GinvError("the blur needs an odd size ≥ 1 and σ > 0")
         return self
+
+
+HELP = {
+    "steps": "integration steps of integrated gradients",
+    "rule": "quadrature rule: " + ", ".join(RULES),
+    "baseline": "value of the constant baseline image",
+    "target": "the logit explained: label or predicted",
+    "threshold": "values below this fraction of the map's maximum are zeroed",
+    "blur_size": "side of the Gaussian filter (odd; 1: none)",
+    "blur_sigma": "σ of the Gaussian filter",
+}
+"""One line of help per :class:`SaliencyConfig` field (``ginv measure``'s flags)."""
 
 
 def quadrature(steps: int, rule: str = "gausslegendre") -> tuple[Tensor, Tensor]:
@@ -175,6 +189,7 @@ def blur(maps: Tensor, size: int = 3, sigma: float = 1.0) -> Tensor:
 
 
 def saliency_targets(model: Classifier, images: Tensor, labels: Tensor, target: str) -> Tensor:
+    """The logit each map explains: the label, or (``'predicted'``) the model's prediction."""
     if target == "label":
         return labels
     with torch.no_grad():
@@ -269,7 +284,3 @@ def saliency_similarity(maps: Tensor) -> Tensor:
     aligned orbit maps ``(|G|, N, ...)`` (row 0 is 1 by construction; all-zero maps give 0)."""
     flat = maps.flatten(2).double()
     return F.cosine_similarity(flat[:1], flat, dim=-1, eps=1e-30)
-
-
-def mean_saliency_similarity(similarity: Tensor) -> float:
-    return float(similarity[1:].mean()) if len(similarity) > 1 else math.nan

@@ -43,7 +43,13 @@ def jacobian_spectral_norm(
     for start in range(0, len(images), chunk):
         x = images[start : start + chunk]
         if method == "exact":
-            out.append(torch.linalg.matrix_norm(input_jacobians(model, x), ord=2))
+            jacobians = input_jacobians(model, x)
+            if not bool(torch.isfinite(jacobians).all()):
+                raise GinvError(
+                    "sensitivity: the model's input–logit Jacobian has non-finite values "
+                    "(non-finite logits or gradients); σmax(J) is undefined"
+                )
+            out.append(torch.linalg.matrix_norm(jacobians, ord=2))
         else:
             out.append(_power_iteration(model, x, iterations))
     return torch.cat(out)

@@ -23,7 +23,7 @@ from ginv.models.base import Network, Pool, WeightTied, weight_tied
 from ginv.models.canonicalise import Canonicaliser, Scorer, canonicalised
 from ginv.models.cnn import CNN
 from ginv.models.ensemble import Ensemble
-from ginv.models.mlp import MLP, WeightTiedMLP, check_invariance
+from ginv.models.mlp import MLP, WeightTiedMLP
 from ginv.models.orbit_average import OrbitAverage
 
 ARCHITECTURES: dict[str, type[Network]] = {
@@ -124,7 +124,6 @@ __all__ = [
     "architecture_of",
     "build_model",
     "canonicalised",
-    "check_invariance",
     "model_parts",
     "twin_name",
     "weight_tied",

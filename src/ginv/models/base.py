@@ -21,6 +21,13 @@ from ginv.groups import PermutationGroup
 Pool = Literal["mean", "max"]
 
 
+class Lifted(nn.Identity):
+    """Marks lifted features ``(B, |G|, ...)``, one per orbit image, before a pool: hooks
+    (:func:`ginv.measures.layer_equivariance`) read the group axis from ``group_axis``."""
+
+    group_axis = 1
+
+
 class WeightTied(nn.Module):
     """``h(x) = pool_g relu(L(g·x))``: a first layer ``L`` and its ReLU applied to every image
     of the orbit of ``x`` with the same weights, then pooled (mean or max) over the group.
@@ -65,6 +72,7 @@ class WeightTied(nn.Module):
                 raise GinvError("WeightTied supports Conv2d with numeric zero padding only")
             self.conv = dict(stride=first.stride, padding=first.padding,
                              dilation=first.dilation, groups=first.groups)  # fmt: skip
+        self.lifted = Lifted()  # the pre-pool features, for hooks; no parameters
         # Gather indices by image shape and device: plain tensors, not buffers.
         self._tied_index: dict[tuple[int, int, int, str], Tensor] = {}
 
@@ -100,10 +108,10 @@ class WeightTied(nn.Module):
             bias = self.bias.repeat(n) if self.bias is not None else None
             flat = x.flatten(1)
             h = flat @ stacked if bias is None else torch.addmm(bias, flat, stacked)
-            return self._pool(torch.relu(h).view(-1, n, width))
+            return self._pool(self.lifted(torch.relu(h).view(-1, n, width)))
         b = x.shape[0]
         h = torch.relu(F.conv2d(self.group.orbit(x), self.weight, self.bias, **self.conv))
-        return self._pool(h.view(n, b, *h.shape[1:]).transpose(0, 1))
+        return self._pool(self.lifted(h.view(n, b, *h.shape[1:]).transpose(0, 1)))
 
 
 class Network(nn.Module, ABC):

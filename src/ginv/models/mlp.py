@@ -77,11 +77,3 @@ class WeightTiedMLP(MLP):
     @property
     def pool(self) -> Pool:
         return self.first.pool
-
-
-def check_invariance(model: nn.Module, group: PermutationGroup, x: Tensor) -> Tensor:
-    """Per group element ``g``, the largest ``|f(g·x) − f(x)|`` over the batch and outputs, in
-    the model's own precision (:func:`ginv.testing.assert_invariant` asserts it in float64)."""
-    with torch.no_grad():
-        base = model(x)
-        return torch.stack([(model(group.act(g, x)) - base).abs().amax() for g in group.elements])

@@ -1,0 +1,1 @@
+"""The built-in measures, one per module: accuracy, DI, LI, SI and sensitivity."""
