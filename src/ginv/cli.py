@@ -139,29 +139,16 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import_plugins(names: Sequence[str]) -> None:
-    """Import each ``--plugin`` module, which registers its measures with
-    :func:`ginv.measures.register_measure` when imported."""
-    import importlib
-
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError as e:
-            raise GinvError(f"--plugin {name}: cannot import it ({e})") from None
-
-
 def _measure(args: argparse.Namespace) -> int:
-    """``ginv measure``. Measures of other packages are registered by importing the modules
-    named by ``--plugin package.module`` (repeatable) before the flags are checked; each such
-    module calls ``ginv.measures.register_measure(MyMeasure())`` at import."""
+    """``ginv measure``. Measures of other packages are registered by the modules named by
+    ``--plugin package.module`` (imported by :func:`main` before the parser is built, see
+    :mod:`ginv.plugins`); each calls ``ginv.measures.register_measure(MyMeasure())``."""
     from ginv.data import DataConfig, load_transforming, training_stats
     from ginv.groups import get_group
     from ginv.measures import SaliencyConfig, layer_equivariance, measure
     from ginv.measures.registry import measures_named
     from ginv.training import load_run, resolve_device
 
-    _import_plugins(args.plugin)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     measures_named(metrics)  # known measures, at least one
     for flag in ("subset", "si_subset", "sensitivity_subset"):
