@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ginv.data import Split, TransformingDataset
+from ginv.data import Split, TransformingDataset, check_group_acts
 from ginv.errors import GinvError
 from ginv.groups import PermutationGroup, get_group
 from ginv.io import atomic_torch_save, atomic_write_json, load_torch_file, short_hash
@@ -159,6 +159,7 @@ class Trainer:
         self.base = configs[0]
         self.device = resolve_device(device)
         self.group = get_group(self.base.group)
+        check_group_acts(self.group, data.spec)  # a clear error, naming sizes that would work
         # a run records n_train and n_val: it must get exactly that many samples
         for what, n, split in (("n_train", self.base.n_train, data.train),
                                ("n_val", self.base.n_val, data.val)):  # fmt: skip
