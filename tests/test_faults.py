@@ -310,7 +310,7 @@ def test_bad_train_runs_are_one_line_and_write_nothing(
 def _measure_misuse() -> dict:
     from ginv.models.mlp import MLP
 
-    model = MLP(144, 16, 2)
+    model = MLP(144, 16, 2, num_classes=9)
     x, y = torch.randn(6, 1, 12, 12), torch.arange(6) % 9
     return {
         "label past the logits": (
@@ -355,7 +355,9 @@ def test_measure_reads_a_metric_name_as_one_metric() -> None:
     from ginv.measures import measure
     from ginv.models.mlp import MLP
 
-    report = measure(MLP(144, 16, 2), torch.randn(4, 1, 12, 12), torch.arange(4), R4(), "si")
+    report = measure(
+        MLP(144, 16, 2, num_classes=9), torch.randn(4, 1, 12, 12), torch.arange(4), R4(), "si"
+    )
     assert set(report.metrics) == {"si"}
 
 
@@ -400,7 +402,7 @@ def test_no_measure_named_and_study_seeds_past_2_63_are_one_line(capsys) -> None
 
     x, y = torch.randn(4, 1, 12, 12), torch.arange(4)
     with pytest.raises(GinvError, match="no measures asked for"):
-        measure(MLP(144, 16, 2), x, y, R4(), metrics=())
+        measure(MLP(144, 16, 2, num_classes=9), x, y, R4(), metrics=())
     assert main(["measure", "--checkpoint", "nowhere", "--metrics", ",,"]) == 2
     assert "unknown measures: none named" in capsys.readouterr().err
     with pytest.raises(GinvError, match=re.escape("seeds must be distinct and in [0, 2⁶³)")):

@@ -11,7 +11,7 @@ FIRST, REST = 1296 * 128, 4 * 128 * 128 + 128 * 9  # multiply-adds per image
 
 
 def test_mlp_counts_match_the_layer_sizes() -> None:
-    model = build_model("mlp", R4())
+    model = build_model("mlp", R4(), (1, 36, 36), num_classes=9)
     assert forward_flops(model, SHAPE) == 2 * (FIRST + REST)
     # backward: weight gradients everywhere, input gradients everywhere but the first layer
     assert train_step_flops(model, SHAPE) == 2 * (FIRST + REST) + 2 * (FIRST + REST) + 2 * REST
@@ -22,7 +22,7 @@ def test_mlp_counts_match_the_layer_sizes() -> None:
 
 
 def test_weight_tied_first_layer_costs_the_group_order() -> None:
-    model = build_model("wt", R4())
+    model = build_model("wt", R4(), (1, 36, 36), num_classes=9)
     assert forward_flops(model, SHAPE) == 2 * (4 * FIRST + REST)
     assert train_step_flops(model, SHAPE) == 2 * (4 * FIRST + REST) * 2 + 2 * REST
 
@@ -33,11 +33,11 @@ CONV_REST = 9 * 9 * 32 * 16 * 9 + 5 * 5 * 64 * 32 * 9 + 64 * 9
 
 
 def test_cnn_counts_match_the_layer_sizes() -> None:
-    model = build_model("cnn", R4())
+    model = build_model("cnn", R4(), (1, 36, 36), num_classes=9)
     assert forward_flops(model, SHAPE) == 2 * (CONV1 + CONV_REST)
     # backward: weight gradients everywhere, input gradients everywhere but the first layer
     expected = 2 * (CONV1 + CONV_REST) * 2 + 2 * CONV_REST
     assert train_step_flops(model, SHAPE) == expected
     assert input_gradient_flops(model, SHAPE) == 2 * (CONV1 + CONV_REST) * 2
-    tied = build_model("wt-cnn", R4())
+    tied = build_model("wt-cnn", R4(), (1, 36, 36), num_classes=9)
     assert forward_flops(tied, SHAPE) == 2 * (4 * CONV1 + CONV_REST)

@@ -138,3 +138,80 @@ def test_element_names_say_what_each_element_does() -> None:
     assert PermutationGroup("T", [transpose], 2, generator_names=["t"]).element_names == ["id", "t"]
     with pytest.raises(GinvError, match="generator names"):
         PermutationGroup("T", [transpose], 2, generator_names=["a", "b"])
+
+
+def _check_axioms(group, x: torch.Tensor) -> None:
+    """Identity, closure/compatibility g·(h·x) = (g∘h)·x, inverses, orbit layout."""
+    n = len(group)
+    assert group.elements == list(range(n)) and group.element_names[0] == "id"
+    assert torch.equal(group.act(0, x), x)
+    for g, h in itertools.product(group.elements, repeat=2):
+        assert torch.equal(group.act(g, group.act(h, x)), group.act(group.compose(g, h), x))
+    for g in group.elements:
+        assert group.compose(g, group.inverse(g)) == 0
+        assert torch.equal(group.act_inverse(g, group.act(g, x)), x)
+    orbit = group.orbit(x)
+    for g in group.elements:
+        assert torch.equal(orbit[g * len(x) : (g + 1) * len(x)], group.act(g, x))
+
+
+def test_from_transform_builds_groups_that_satisfy_the_axioms() -> None:
+    from ginv.groups import Group, from_transform
+
+    def transpose(x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(-2, -1)
+
+    swap = from_transform(transpose, transpose, 2, name="Transpose")
+    channels = from_transform(lambda x: x.roll(-1, -3), lambda x: x.roll(1, -3), 3, name="C3")
+    x = torch.randn(4, 3, 6, 6, dtype=torch.float64)
+    for group in (swap, channels):
+        assert isinstance(group, Group)
+        _check_axioms(group, x)
+    assert swap.element_names == ["id", "transpose"]
+    assert channels.element_names == ["id", "f", "f²"]
+    per_image = channels.act(torch.tensor([0, 1, 2, 1]), x)
+    assert torch.equal(per_image[1], channels.act(1, x[1:2])[0])
+
+
+def test_a_users_own_group_class_is_a_group_and_is_measured() -> None:
+    from ginv.groups import Group
+    from ginv.testing import assert_invariant
+
+    class Mirror:
+        name, exact = "Mirror", True
+        elements, element_names = [0, 1], ["id", "flip"]
+
+        def __len__(self) -> int:
+            return 2
+
+        def compose(self, g: int, h: int) -> int:
+            return (g + h) % 2
+
+        def inverse(self, g: int) -> int:
+            return g
+
+        def act(self, g, x):
+            return x.flip(-1) if g == 1 else x
+
+        def act_inverse(self, g, x):
+            return self.act(g, x)
+
+        def orbit(self, x):
+            return torch.cat([x, x.flip(-1)])
+
+    mirror = Mirror()
+    assert isinstance(mirror, Group)
+    _check_axioms(mirror, images())
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(288, 3)).double()
+    from ginv.models import OrbitAverage
+
+    assert_invariant(OrbitAverage(model, mirror), mirror, images())
+
+
+def test_order_is_computed_and_get_group_is_cached() -> None:
+    transpose = lambda h, w: torch.arange(h * w).view(h, w).T.flatten()  # noqa: E731
+    assert len(PermutationGroup("Transpose", [transpose])) == 2
+    with pytest.raises(GinvError, match=r"order=3 given, but the generators give 2"):
+        PermutationGroup("Wrong", [transpose], 3)
+    assert get_group("R4") is get_group("R4")
+    assert "_actions" not in repr(R4()) and "_device_perms" not in repr(R4())

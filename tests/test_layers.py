@@ -18,13 +18,15 @@ def test_weight_tied_layers_after_the_pool_are_invariant_plain_first_layer_is_no
     torch.manual_seed(0)
     x = torch.randn(6, 1, 12, 12, dtype=torch.float64)
     names = ["first", "hidden.0", "hidden.1", "head"]
-    wt = WeightTiedMLP(R4(), in_features=144, width=16, depth=3).double()
+    wt = WeightTiedMLP(R4(), num_classes=9, in_features=144, width=16, depth=3).double()
     assert {n for n, _ in wt.named_modules()} >= set(names)
     values = layer_invariance(wt, x, R4(), names)
     for name in names:
         assert values[name]["li"] <= 1e-10 and values[name]["li_normalised"] <= 1e-10
         assert values[name]["samples"] == 6
-    plain = layer_invariance(MLP(144, 16, 3).double(), x, R4(), ["first"], normalised=False)
+    plain = layer_invariance(
+        MLP(144, 16, 3, num_classes=9).double(), x, R4(), ["first"], normalised=False
+    )
     assert plain["first"]["li"] > 1e-3 and "li_normalised" not in plain["first"]
     assert "hidden.0" in layer_table(values)
 
@@ -43,7 +45,7 @@ def test_tiny_linear_model_by_hand() -> None:
 
 
 def test_errors_and_report_field() -> None:
-    model = MLP(144, 8, 2).double()
+    model = MLP(144, 8, 2, num_classes=9).double()
     x = torch.randn(2, 1, 12, 12, dtype=torch.float64)
     with pytest.raises(GinvError, match=r"no layer named 'nope'.*hidden\.0"):
         layer_invariance(model, x, R4(), ["nope"])

@@ -85,15 +85,15 @@ def test_invariant_models_score_perfectly(group_name: str) -> None:
     torch.manual_seed(0)
     x, y = torch.randn(12, 1, 12, 12, dtype=torch.float64), torch.randint(9, (12,))
     models = [
-        WeightTiedMLP(group, in_features=144, width=32, depth=2).double(),
-        OrbitMean(group, MLP(144, 32, 2)).double(),
+        WeightTiedMLP(group, num_classes=9, in_features=144, width=32, depth=2).double(),
+        OrbitMean(group, MLP(144, 32, 2, num_classes=9)).double(),
     ]
     for model in models:
         report = measure(model, x, y, group, metrics=("di", "li", "si"))
         assert report.metrics["li"] == pytest.approx(0.0, abs=1e-12)
         assert report.metrics["di"] == pytest.approx(0.0, abs=1e-12)
         assert report.metrics["si"] == pytest.approx(1.0, abs=1e-9)
-    plain = measure(MLP(144, 32, 2).double(), x, y, group, metrics=("li", "si"))
+    plain = measure(MLP(144, 32, 2, num_classes=9).double(), x, y, group, metrics=("li", "si"))
     assert plain.metrics["li"] > 1e-4 and plain.metrics["si"] < 0.99
 
 
@@ -117,7 +117,7 @@ def test_integrated_gradients_completeness() -> None:
         nn.Flatten(), nn.Linear(144, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 9)
     ).double()
     assert float(_completeness_error(smooth, 50, "gausslegendre").max()) < 0.01
-    relu = MLP(144, 64, 3).double()
+    relu = MLP(144, 64, 3, num_classes=9).double()
     assert float(_completeness_error(relu, 4000, "riemann_middle").mean()) < 0.01
 
 
@@ -143,7 +143,7 @@ def test_quadrature_rules_integrate_exactly_what_they_should() -> None:
 def test_integrated_gradients_agree_with_captum(rule: str) -> None:
     captum = pytest.importorskip("captum.attr")
     torch.manual_seed(0)
-    model = MLP(144, 64, 3).eval()
+    model = MLP(144, 64, 3, num_classes=9).eval()
     x, t = torch.randn(16, 1, 12, 12), torch.randint(9, (16,))
     reference = captum.IntegratedGradients(model).attribute(
         x, baselines=0.0, target=t, n_steps=50, method=rule
@@ -154,7 +154,7 @@ def test_integrated_gradients_agree_with_captum(rule: str) -> None:
 
 def test_saliency_map_is_the_identity_column_of_the_aligned_orbit_maps() -> None:
     torch.manual_seed(0)
-    model = MLP(144, 16, 2)
+    model = MLP(144, 16, 2, num_classes=9)
     x, y = torch.randn(3, 1, 12, 12), torch.randint(9, (3,))
     aligned = aligned_orbit_maps(model, x, y, R4())
     assert torch.allclose(saliency_map(model, x, y), aligned[0], atol=1e-6)
@@ -162,7 +162,7 @@ def test_saliency_map_is_the_identity_column_of_the_aligned_orbit_maps() -> None
 
 
 def test_a_moved_baseline_is_refused() -> None:
-    model = MLP(144, 8, 1)
+    model = MLP(144, 8, 1, num_classes=9)
     x, y = torch.randn(2, 1, 12, 12), torch.zeros(2, dtype=torch.long)
     gradient = torch.linspace(0, 1, 144).view(1, 12, 12)
     with pytest.raises(GinvError, match="baseline is moved"):
@@ -172,7 +172,7 @@ def test_a_moved_baseline_is_refused() -> None:
 
 def test_sensitivity_matches_the_full_jacobian() -> None:
     torch.manual_seed(0)
-    model = MLP(144, 32, 2).double()
+    model = MLP(144, 32, 2, num_classes=9).double()
     x = torch.randn(5, 1, 12, 12, dtype=torch.float64)
     sigma = jacobian_spectral_norm(model, x)
     for i in range(5):
@@ -205,7 +205,7 @@ def test_power_sensitivity_differentiates_chunks_not_the_whole_split(monkeypatch
     monkeypatch.setattr(sensitivity, "vjp", recording_vjp)
     split = torch.randn(2000, 1, 12, 12)
     chunk_bytes = 8 * split[0].numel() * split.element_size()
-    model = MLP(144, 16, 2)
+    model = MLP(144, 16, 2, num_classes=9)
     whole = jacobian_spectral_norm(model, split[:16], method="power", iterations=3, chunk=8)
     assert seen and max(seen) == chunk_bytes
     copied = jacobian_spectral_norm(model, split[:16].clone(), "power", iterations=3, chunk=8)
@@ -226,7 +226,7 @@ def test_sensitivity_of_a_linear_model_is_its_spectral_norm() -> None:
 
 def test_report_json_and_table(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = MLP(144, 16, 2)
+    model = MLP(144, 16, 2, num_classes=9)
     x, y = torch.randn(10, 1, 12, 12), torch.randint(9, (10,))
     report = measure(model, x, y, T3(), si_subset=4, sensitivity_subset=3, batch_size=4)
     assert report.subsets == {"accuracy": 10, "di": 10, "li": 10, "si": 4, "sensitivity": 3}

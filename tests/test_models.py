@@ -31,9 +31,14 @@ from ginv.testing import assert_invariant
 
 
 def test_default_mlp_has_the_studys_parameter_count() -> None:
-    assert sum(p.numel() for p in MLP().parameters()) == 233_225
-    assert sum(p.numel() for p in WeightTiedMLP(R4()).parameters()) == 233_225
-    assert len([m for m in MLP().modules() if isinstance(m, torch.nn.Linear)]) == 6
+    assert sum(p.numel() for p in MLP(36 * 36, num_classes=9).parameters()) == 233_225
+    assert (
+        sum(p.numel() for p in WeightTiedMLP(R4(), 36 * 36, num_classes=9).parameters()) == 233_225
+    )
+    assert (
+        len([m for m in MLP(36 * 36, num_classes=9).modules() if isinstance(m, torch.nn.Linear)])
+        == 6
+    )
     model = MLP(in_features=64, width=16, depth=2, num_classes=4)
     x = torch.randn(3, 1, 8, 8)
     assert model.features(x).shape == (3, 16) and model(x).shape == (3, 4)
@@ -42,16 +47,16 @@ def test_default_mlp_has_the_studys_parameter_count() -> None:
 @pytest.mark.parametrize("group", [R4(), T3(), D4()], ids=str)
 @pytest.mark.parametrize("pool", ["mean", "max"])
 def test_weight_tied_model_is_exactly_invariant(group, pool) -> None:
-    model = WeightTiedMLP(group, pool=pool).double()
+    model = WeightTiedMLP(group, 36 * 36, num_classes=9, pool=pool).double()
     x = torch.randn(16, 1, 36, 36, dtype=torch.float64)
     assert_invariant(model, group, x, atol=1e-10, rtol=0)
     features = model.features(x)
     for g in group.elements:
         assert torch.allclose(model.features(group.act(g, x)), features, atol=1e-10, rtol=0)
     with pytest.raises(AssertionError, match="worst element"):
-        assert_invariant(MLP(), group, x)
+        assert_invariant(MLP(36 * 36, num_classes=9), group, x)
     with pytest.raises(AssertionError):
-        assert_invariant(MLP().double(), group, x, atol=1e-3, rtol=0)
+        assert_invariant(MLP(36 * 36, num_classes=9).double(), group, x, atol=1e-3, rtol=0)
 
 
 def test_assert_invariant_names_the_worst_element() -> None:
@@ -69,7 +74,10 @@ def test_assert_invariant_names_the_worst_element() -> None:
 def test_assert_invariant_runs_in_float64_on_a_copy() -> None:
     """A float32 WT model is invariant up to float32 rounding; its float64 copy exactly."""
     torch.manual_seed(0)
-    model, x = WeightTiedMLP(D4(), width=16, depth=2), torch.randn(8, 1, 36, 36)
+    model, x = (
+        WeightTiedMLP(D4(), 36 * 36, num_classes=9, width=16, depth=2),
+        torch.randn(8, 1, 36, 36),
+    )
     with pytest.raises(AssertionError):  # float32 rounding
         assert_invariant(lambda v: model(v), D4(), x, atol=1e-9, rtol=0)
     assert_invariant(model, D4(), x, atol=1e-12, rtol=0)
@@ -90,7 +98,7 @@ def orbit_copy_embed(model: WeightTiedMLP, x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("channels", [1, 2])
 def test_permuted_weights_equal_the_orbit_copy(group, pool, dtype, tol, channels) -> None:
     torch.manual_seed(0)
-    model = WeightTiedMLP(group, in_features=channels * 36 * 36, pool=pool).to(dtype)
+    model = WeightTiedMLP(group, num_classes=9, in_features=channels * 36 * 36, pool=pool).to(dtype)
     x = torch.randn(8, channels, 36, 36, dtype=dtype)
     fast = model.embed(x)
     (grad_fast,) = torch.autograd.grad(fast.square().sum(), model.first.weight)
@@ -102,28 +110,34 @@ def test_permuted_weights_equal_the_orbit_copy(group, pool, dtype, tol, channels
 
 
 def test_weight_tied_state_has_the_mlp_keys_and_no_buffers() -> None:
-    model = WeightTiedMLP(R4(), width=8, depth=2)
+    model = WeightTiedMLP(R4(), 36 * 36, num_classes=9, width=8, depth=2)
     model(torch.randn(2, 1, 36, 36))  # fills the index cache, which must not enter the state
-    assert list(model.state_dict()) == list(MLP(width=8, depth=2).state_dict())
+    assert list(model.state_dict()) == list(
+        MLP(36 * 36, width=8, depth=2, num_classes=9).state_dict()
+    )
     assert not list(model.buffers())
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_weight_tied_model_runs_on_cuda() -> None:
     group = R4()
-    model = WeightTiedMLP(group, width=16, depth=2)
+    model = WeightTiedMLP(group, 36 * 36, num_classes=9, width=16, depth=2)
     x = torch.randn(4, 1, 36, 36)
     expected = model(x)
     model(torch.randn(1, 1, 36, 36))  # a CPU index cached first must not be reused on CUDA
     cuda = model.cuda()
     assert torch.allclose(cuda(x.cuda()).cpu(), expected, atol=1e-5)
-    ensemble = Ensemble([cuda, WeightTiedMLP(group, width=16, depth=2).cuda()])
+    ensemble = Ensemble(
+        [cuda, WeightTiedMLP(group, 36 * 36, num_classes=9, width=16, depth=2).cuda()]
+    )
     assert ensemble(x.cuda(), shared_input=True).shape == (2, 4, 9)
-    cnn = build_model("wt-cnn", group)
+    cnn = build_model("wt-cnn", group, (1, 36, 36), num_classes=9)
     expected = cnn(x)
     # cuDNN convolutions default to TF32, whose rounding of the body's inputs is coarser
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        ensemble = Ensemble([cnn.cuda(), build_model("wt-cnn", group).cuda()])
+        ensemble = Ensemble(
+            [cnn.cuda(), build_model("wt-cnn", group, (1, 36, 36), num_classes=9).cuda()]
+        )
         out = ensemble(x.cuda(), shared_input=True)
         assert torch.allclose(out[0].cpu(), expected, atol=1e-5)
         assert_invariant(lambda v: cnn(v), group, x.cuda(), atol=1e-5, rtol=0)
@@ -186,14 +200,14 @@ def test_the_registry_is_the_list_of_model_names() -> None:
     assert MODEL_KINDS == ("mlp", "wt", "canon", "cnn", "wt-cnn", "canon-cnn")
     known = r"\(known: mlp, wt, canon, cnn, wt-cnn, canon-cnn\)"
     with pytest.raises(GinvError, match=r"unknown model 'resnet' " + known):
-        build_model("resnet", R4())
-    assert isinstance(build_model("wt", R4()).first, WeightTied)
-    assert isinstance(build_model("wt-cnn", R4()).first, WeightTied)
-    assert isinstance(build_model("cnn", R4()).first, torch.nn.Conv2d)
+        build_model("resnet", R4(), (1, 36, 36), num_classes=9)
+    assert isinstance(build_model("wt", R4(), (1, 36, 36), num_classes=9).first, WeightTied)
+    assert isinstance(build_model("wt-cnn", R4(), (1, 36, 36), num_classes=9).first, WeightTied)
+    assert isinstance(build_model("cnn", R4(), (1, 36, 36), num_classes=9).first, torch.nn.Conv2d)
 
 
 def test_cnn_shape_and_parameter_count() -> None:
-    model = CNN()
+    model = CNN(1, num_classes=9)
     assert sum(p.numel() for p in model.parameters()) == 23_881
     assert [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)] == [
         16,
@@ -206,7 +220,7 @@ def test_cnn_shape_and_parameter_count() -> None:
     wide = build_model("cnn", R4(), (2, 20, 20), width=40, depth=2, num_classes=4)
     assert wide(torch.randn(2, 2, 20, 20)).shape == (2, 4)
     with pytest.raises(GinvError, match="a CNN needs images shaped"):
-        build_model("cnn", R4(), 1296)
+        build_model("cnn", R4(), 1296, num_classes=9)
 
 
 def orbit_copy_cnn_embed(model, x: torch.Tensor) -> torch.Tensor:
@@ -228,7 +242,7 @@ def test_weight_tied_cnn_is_exactly_invariant(group, pool, dtype, tol) -> None:
     """``pool_g relu(conv(g·x))`` pools the same |G| maps for ``x`` and ``g'·x``: the whole
     network is invariant although a strided, padded convolution commutes with no rotation."""
     torch.manual_seed(0)
-    model = build_model("wt-cnn", group, pool=pool).to(dtype)
+    model = build_model("wt-cnn", group, (1, 36, 36), pool=pool, num_classes=9).to(dtype)
     x = torch.randn(16, 1, 36, 36, dtype=dtype)
     assert_invariant(lambda v: model(v), group, x, atol=tol, rtol=0)
     features = model.features(x)
@@ -236,7 +250,7 @@ def test_weight_tied_cnn_is_exactly_invariant(group, pool, dtype, tol) -> None:
         assert torch.allclose(model.features(group.act(g, x)), features, atol=tol, rtol=0)
     assert torch.allclose(model.embed(x), orbit_copy_cnn_embed(model, x), atol=tol, rtol=0)
     # the plain CNN, with the same weights, is not invariant
-    plain = build_model("cnn", group).to(dtype)
+    plain = build_model("cnn", group, (1, 36, 36), num_classes=9).to(dtype)
     plain.load_state_dict(model.state_dict())
     with pytest.raises(AssertionError):
         assert_invariant(lambda v: plain(v), group, x, atol=1e-4, rtol=0)
@@ -245,9 +259,9 @@ def test_weight_tied_cnn_is_exactly_invariant(group, pool, dtype, tol) -> None:
 def test_weight_tied_twins_keep_the_plain_keys_and_initialisation() -> None:
     for name, twin in (("mlp", "wt"), ("cnn", "wt-cnn")):
         torch.manual_seed(5)
-        plain = build_model(name, R4(), width=16, depth=2)
+        plain = build_model(name, R4(), (1, 36, 36), width=16, depth=2, num_classes=9)
         torch.manual_seed(5)
-        tied = build_model(twin, R4(), width=16, depth=2)
+        tied = build_model(twin, R4(), (1, 36, 36), width=16, depth=2, num_classes=9)
         tied(torch.randn(2, 1, 36, 36))
         assert list(tied.state_dict()) == list(plain.state_dict())
         for k, v in plain.state_dict().items():
@@ -280,7 +294,9 @@ def test_ensemble_refuses_buffers_in_one_line() -> None:
 def test_tsne_reads_any_model_with_features() -> None:
     tsne = pytest.importorskip("ginv.experiments.tsne")
     x = torch.randn(3, 1, 36, 36)
-    assert tsne.penultimate_features(build_model("wt-cnn", R4()), x).shape == (3, 64)
-    assert tsne.penultimate_features(MLP(), x).shape == (3, 128)
+    assert tsne.penultimate_features(
+        build_model("wt-cnn", R4(), (1, 36, 36), num_classes=9), x
+    ).shape == (3, 64)
+    assert tsne.penultimate_features(MLP(36 * 36, num_classes=9), x).shape == (3, 128)
     with pytest.raises(GinvError, match="Linear has no features"):
         tsne.penultimate_features(torch.nn.Linear(1296, 9), x)

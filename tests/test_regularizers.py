@@ -23,13 +23,16 @@ SHAPE = torch.Size((1, 6, 6))
 def _mlps(group: str, first_width: int, members: int = 2) -> Ensemble:
     g = get_group(group)
     models = [
-        build_model("mlp", g, SHAPE, 8, 2, 3, first_width=first_width) for _ in range(members)
+        build_model("mlp", g, SHAPE, 8, 2, num_classes=3, first_width=first_width)
+        for _ in range(members)
     ]
     return Ensemble(models).double()
 
 
 def _member(ensemble: Ensemble, i: int, first_width: int) -> nn.Module:
-    model = build_model("mlp", get_group("R4"), SHAPE, 8, 2, 3, first_width=first_width).double()
+    model = build_model(
+        "mlp", get_group("R4"), SHAPE, 8, 2, num_classes=3, first_width=first_width
+    ).double()
     model.load_state_dict(ensemble.member_state(i))
     return model
 
@@ -115,10 +118,10 @@ def test_the_saliency_penalty_vanishes_on_invariant_models_and_has_a_gradient() 
     group = get_group("R4")
     x = torch.randn(6, *SHAPE, dtype=torch.float64)
     y = torch.tensor([0, 1, 2, 0, 1, 2]).unsqueeze(0)
-    tied = Ensemble([build_model("wt", group, SHAPE, 8, 2, 3).double()])
+    tied = Ensemble([build_model("wt", group, SHAPE, 8, 2, num_classes=3).double()])
     _, penalty = SaliencyInvariance(group)(tied, group.orbit(x).unsqueeze(0), y)
     assert float(penalty.detach()) < 1e-20
-    free = Ensemble([build_model("mlp", group, SHAPE, 8, 2, 3).double()])
+    free = Ensemble([build_model("mlp", group, SHAPE, 8, 2, num_classes=3).double()])
     _, penalty = SaliencyInvariance(group)(free, group.orbit(x).unsqueeze(0), y)
     assert float(penalty.detach()) > 1e-3
     penalty.sum().backward()

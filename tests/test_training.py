@@ -69,7 +69,9 @@ def test_initialisation_leaves_the_global_rng_alone(tmp_path: Path, model: str) 
     initial weights are still those of ``torch.manual_seed(seed)`` (cached runs rely on it)."""
     config = TrainConfig(model=model, group="R4", seed=3, **{**TOY, "epochs": 1})
     torch.manual_seed(3)
-    expected = build_model(model, get_group("R4"), (1, 12, 12), TOY["width"], TOY["depth"], 3)
+    expected = build_model(
+        model, get_group("R4"), (1, 12, 12), TOY["width"], TOY["depth"], num_classes=3
+    )
     torch.manual_seed(123)
     before = torch.get_rng_state()
     trainer = Trainer([config], synthetic_dataset(), tmp_path, "cpu", progress=False)

@@ -155,7 +155,9 @@ def test_integrated_gradients_of_a_canonicaliser_are_equivariant() -> None:
 def test_training_mode_gives_the_scorer_gradients(relaxation) -> None:
     group = R4()
     torch.manual_seed(0)
-    model = Canonicaliser(MLP(144, 16, 2, 3), group, Scorer(144), relaxation, temperature=0.5)
+    model = Canonicaliser(
+        MLP(144, 16, 2, num_classes=3), group, Scorer(144), relaxation, temperature=0.5
+    )
     x, y = torch.randn(32, 1, 12, 12), torch.arange(32) % 3
     F.cross_entropy(model.train()(x), y).backward()
     for name, p in model.named_parameters():
@@ -172,9 +174,9 @@ def test_training_mode_gives_the_scorer_gradients(relaxation) -> None:
     F.cross_entropy(model.eval()(x), y).backward()
     assert model.scorer.hidden.weight.grad is None
     with pytest.raises(GinvError, match="relaxation must be one of straight-through, soft"):
-        Canonicaliser(MLP(144), group, Scorer(144), "gumbel")  # type: ignore[arg-type]
+        Canonicaliser(MLP(144, num_classes=9), group, Scorer(144), "gumbel")  # type: ignore[arg-type]
     with pytest.raises(GinvError, match="temperature must be positive"):
-        Canonicaliser(MLP(144), group, Scorer(144), temperature=0.0)
+        Canonicaliser(MLP(144, num_classes=9), group, Scorer(144), temperature=0.0)
 
 
 @pytest.mark.parametrize("relaxation", ["straight-through", "soft"])
@@ -283,9 +285,9 @@ def test_canon_is_a_model_kind_of_every_architecture() -> None:
     assert {"canon", "canon-cnn"} <= set(MODEL_KINDS)
     group = R4()
     torch.manual_seed(4)
-    plain = build_model("mlp", group)
+    plain = build_model("mlp", group, (1, 36, 36), num_classes=9)
     torch.manual_seed(4)
-    canon = build_model("canon", group)
+    canon = build_model("canon", group, (1, 36, 36), num_classes=9)
     assert isinstance(canon, Canonicaliser)
     for k, v in plain.state_dict().items():  # the classifier starts as DA's would
         assert torch.equal(canon.state_dict()[f"classifier.{k}"], v), k
@@ -295,18 +297,21 @@ def test_canon_is_a_model_kind_of_every_architecture() -> None:
     cnn = small("canon-cnn", T3()).eval()
     assert_invariant(lambda v: cnn(v), T3(), torch.randn(4, 1, 12, 12), atol=0, rtol=0)
     with pytest.raises(GinvError, match=r"needs images shaped \(C, H, W\), got \(1296,\)"):
-        build_model("canon", group, 1296)
+        build_model("canon", group, 1296, num_classes=9)
 
 
 def test_parameter_counts_and_inference_flops_at_the_default_sizes() -> None:
     group = R4()
-    mlp = build_model("mlp", group)
+    mlp = build_model("mlp", group, (1, 36, 36), num_classes=9)
     shape = (1, 36, 36)
     assert forward_flops(mlp, shape) == 465_152
     assert forward_flops(OrbitAverage(mlp, group), shape) == 4 * 465_152
     # the classifier once, and the 1296 → 8 → 1 scorer on the 4 images of the orbit
     scorer = 2 * (1296 * 8 + 8 * 1)
-    assert forward_flops(build_model("canon", group).eval(), shape) == 465_152 + 4 * scorer
+    assert (
+        forward_flops(build_model("canon", group, (1, 36, 36), num_classes=9).eval(), shape)
+        == 465_152 + 4 * scorer
+    )
 
 
 def test_ginv_train_accepts_canon() -> None:

@@ -17,8 +17,21 @@ from ginv.errors import GinvError
 
 
 def _data_check(args: argparse.Namespace) -> int:
-    from ginv.data import DataFileError, find_file, load_transforming
+    from ginv.data import DataConfig, DataFileError, data_spec, find_file, load_transforming
     from ginv.data.idx import FILE_NAMES
+
+    if args.dataset is not None:  # one dataset, any source: its spec
+        cfg = DataConfig(args.dataset)
+        spec = data_spec(cfg, args.group, args.data_dir, args.cache_dir)
+        ds = load_transforming(cfg, args.data_dir, args.cache_dir)
+        print(spec.describe())
+        print(f"  splits train/test/val {len(ds.train)}/{len(ds.test)}/{len(ds.val)}")
+        for name, origin in ds.sources.items():
+            print(f"  {name:<26} {origin}")
+        if args.group is not None:
+            print(f"  {args.group} acts on the {spec.shape[1]}×{spec.shape[2]} canvas")
+        print("data check: ok")
+        return 0
 
     failed = False
     for dataset, source in (("mnist", "mnist"), ("fmnist", "fashion-mnist")):
@@ -43,6 +56,12 @@ def _data_check(args: argparse.Namespace) -> int:
         failed |= not ok
     print("data check: " + ("FAILED" if failed else "all files verified"))
     return 1 if failed else 0
+
+
+def _sources() -> list[Any]:
+    from ginv.data import SOURCES
+
+    return list(SOURCES.values())
 
 
 def _number_list(kind: type) -> Callable[[str], list]:
@@ -389,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = data_sub.add_parser("check", help="verify the dataset files and build the splits")
     check.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
     check.add_argument("--cache-dir", type=Path, help="cache folder ($GINV_CACHE_DIR)")
+    check.add_argument("--dataset", help="check this dataset only and report its spec: "
+                       + "; ".join(f"{k.name}: {k.help}" for k in _sources()))  # fmt: skip
+    check.add_argument("--group", help="with --dataset: check that this group acts on it")
     check.set_defaults(func=_data_check)
 
     train = sub.add_parser(

@@ -93,7 +93,7 @@ class _Costs:
         key = (kind, first_width)
         if key not in self._models:
             self._models[key] = build_model(kind, self.group, SHAPE, pool=self.pool,
-                                            first_width=first_width)  # fmt: skip
+                                            num_classes=NUM_CLASSES, first_width=first_width)  # fmt: skip
         return self._models[key]
 
     def train(self, config: TrainConfig) -> float:
@@ -153,7 +153,7 @@ def _probe_rates(
         return n * flops / (time.perf_counter() - start)
 
     a = torch.randn(2048, 2048, device=device)
-    model = build_model("mlp", get_group("R4")).to(device)
+    model = build_model("mlp", get_group("R4"), SHAPE, num_classes=NUM_CLASSES).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(512, *SHAPE, device=device)
     y = torch.randint(NUM_CLASSES, (512,), device=device)

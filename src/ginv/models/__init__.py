@@ -84,20 +84,30 @@ def architecture_of(kind: str) -> tuple[type[Network], bool]:
 def build_model(
     kind: str,
     group: PermutationGroup,
-    in_shape: int | Sequence[int] = (1, 36, 36),
+    in_shape: int | Sequence[int],
     width: int = 0,
     depth: int = 0,
-    num_classes: int = 9,
+    *,
+    num_classes: int,
     pool: Pool = "mean",
     first_width: int = 0,
 ) -> nn.Module:
     """A model by name (:data:`MODEL_KINDS`): ``'mlp'``, ``'cnn'`` (invariance only learnt) or
     a wrapper of one, invariant by construction: the WT twins ``'wt'``, ``'wt-cnn'``, the
     canonicalised ``'canon'``, ``'canon-cnn'``. ``in_shape`` is the image shape ``(C, H, W)``
-    (an int: the MLP's flat input size); a ``width``, ``depth`` or ``first_width`` (the first
+    (an int: the MLP's flat input size) and ``num_classes`` the number of classes, both the
+    data's (:attr:`ginv.data.DataSpec.shape`, ``num_classes``: no dataset is assumed); a ``width``, ``depth`` or ``first_width`` (the first
     layer's units) of 0 is the architecture's default. The network is drawn first, then what
     the wrapper adds, so a wrapped model starts from the weights of its plain twin drawn from
-    the same seed."""
+    the same seed.
+
+    Example:
+        >>> import torch
+        >>> from ginv.groups import get_group
+        >>> model = build_model("wt", get_group("R4"), (1, 12, 12), width=8, num_classes=3)
+        >>> model(torch.zeros(2, 1, 12, 12)).shape
+        torch.Size([2, 3])
+    """
     architecture, wrapper = model_parts(kind)
     cls = ARCHITECTURES[architecture]
     shape = (in_shape,) if isinstance(in_shape, int) else tuple(int(n) for n in in_shape)

@@ -51,9 +51,14 @@ class WeightTied(nn.Module):
     The wrapped layer's parameters become this module's ``weight`` and ``bias``, so a WT
     model's ``state_dict`` has the keys of its plain twin (``first.weight``, ``first.bias``)
     and a weight-tied model holds no buffers (:class:`~ginv.models.Ensemble` needs none).
+
+    Argument order, the same for every wrapper in ginv: the wrapped module first, then the
+    group (``WeightTied(layer, group)``, ``OrbitAverage(model, group)``,
+    ``Canonicaliser(model, group, scorer)``, ``weight_tied(model, group)``), as escnn's and
+    equiadapt's wrappers take them.
     """
 
-    def __init__(self, group: PermutationGroup, first: nn.Module, pool: Pool = "mean") -> None:
+    def __init__(self, first: nn.Module, group: PermutationGroup, pool: Pool = "mean") -> None:
         super().__init__()
         if pool not in ("mean", "max"):
             raise GinvError(f"pool must be 'mean' or 'max', got {pool!r}")
@@ -167,5 +172,5 @@ def weight_tied(model: Network, group: PermutationGroup, pool: Pool = "mean") ->
     :class:`WeightTied` (in place; the weights and their initialisation are kept)."""
     if model.weight_tied:
         raise GinvError("the model is weight-tied already")
-    model.first = WeightTied(group, model.first, pool)
+    model.first = WeightTied(model.first, group, pool)
     return model

@@ -129,6 +129,9 @@ class Canonicaliser(nn.Module):
     images come in random poses (data augmentation), so no pose is the data's own. The
     training loss is itself invariant, so augmentation leaves a canonicaliser's training
     unchanged but for rounding.
+
+    Argument order, as every ginv wrapper: the wrapped module (``classifier``) first, then
+    the group, then what this wrapper adds (``scorer``); see :class:`~ginv.models.WeightTied`.
     """
 
     def __init__(

@@ -15,8 +15,8 @@ class CNN(Network):
     """``depth`` 3×3 convolutions of stride 2 (padding 1) with ReLU, channels doubling up to
     ``width`` (the default 16 → 32 → 64), a global average pool and a linear head. No
     normalisation layer, hence no buffers: members train batched in an
-    :class:`~ginv.models.Ensemble`. ``features`` is the pooled ``width``-vector. The default
-    on 1×36×36 images (36 → 18 → 9 → 5 pixels, 9 classes) has 23,881 parameters.
+    :class:`~ginv.models.Ensemble`. ``features`` is the pooled ``width``-vector.
+    ``in_channels`` and ``num_classes`` are the data's. The default on 1×36×36 images (36 → 18 → 9 → 5 pixels, 9 classes) has 23,881 parameters.
     ``first_width`` (0: as the doubling gives) sets the first convolution's channels."""
 
     default_width = 64
@@ -24,10 +24,11 @@ class CNN(Network):
 
     def __init__(
         self,
-        in_channels: int = 1,
+        in_channels: int,
         width: int = 64,
         depth: int = 3,
-        num_classes: int = 9,
+        *,
+        num_classes: int,
         first_width: int = 0,
     ) -> None:
         super().__init__()
@@ -48,7 +49,7 @@ class CNN(Network):
     ) -> CNN:  # fmt: skip
         if len(in_shape) != 3:
             raise GinvError(f"a CNN needs images shaped (C, H, W), got {tuple(in_shape)}")
-        return cls(in_shape[0], width, depth, num_classes, first_width)
+        return cls(in_shape[0], width, depth, num_classes=num_classes, first_width=first_width)
 
     def body(self, h: Tensor) -> Tensor:
         for conv in self.hidden:

@@ -13,8 +13,10 @@ from ginv.models.base import Network, Pool, WeightTied
 
 
 class MLP(Network):
-    """``depth`` hidden ReLU layers of ``width`` units and a linear head; the default
-    1296 → 128×5 → 9 has 233,225 parameters. ``features`` is the penultimate layer.
+    """``depth`` hidden ReLU layers of ``width`` units and a linear head on ``in_features``
+    inputs (the flattened image, ``C·H·W``) and ``num_classes`` outputs, both the data's; on
+    Transforming-MNIST (1296 inputs, 9 classes) the default 1296 → 128×5 → 9 has 233,225
+    parameters. ``features`` is the penultimate layer.
     ``first_width`` (0: ``width``) sets the first hidden layer alone, e.g. ``|G|·width`` units
     for an orbit-structured first layer (:mod:`ginv.regularizers.orbit_structure`)."""
 
@@ -23,10 +25,11 @@ class MLP(Network):
 
     def __init__(
         self,
-        in_features: int = 36 * 36,
+        in_features: int,
         width: int = 128,
         depth: int = 5,
-        num_classes: int = 9,
+        *,
+        num_classes: int,
         first_width: int = 0,
     ) -> None:
         super().__init__()
@@ -43,7 +46,8 @@ class MLP(Network):
         cls, in_shape: tuple[int, ...], width: int, depth: int, num_classes: int,
         first_width: int = 0,
     ) -> MLP:  # fmt: skip
-        return cls(math.prod(in_shape), width, depth, num_classes, first_width)
+        return cls(math.prod(in_shape), width, depth, num_classes=num_classes,
+                   first_width=first_width)  # fmt: skip
 
     def body(self, h: Tensor) -> Tensor:
         for layer in self.hidden:
@@ -53,22 +57,25 @@ class MLP(Network):
 
 class WeightTiedMLP(MLP):
     """WT: the MLP with its first layer in :class:`~ginv.models.base.WeightTied`,
-    ``h(x) = pool_g relu(W₁ g·x + b₁)``, exactly invariant as ``{g·hx} = {g·x}``."""
+    ``h(x) = pool_g relu(W₁ g·x + b₁)``, exactly invariant as ``{g·hx} = {g·x}``. The group
+    comes first: it is part of the model's definition, not a wrapped module's argument."""
 
     first: WeightTied
 
     def __init__(
         self,
         group: PermutationGroup,
-        in_features: int = 36 * 36,
+        in_features: int,
         width: int = 128,
         depth: int = 5,
-        num_classes: int = 9,
+        *,
+        num_classes: int,
         pool: Pool = "mean",
         first_width: int = 0,
     ) -> None:
-        super().__init__(in_features, width, depth, num_classes, first_width)
-        self.first = WeightTied(group, self.first, pool)
+        super().__init__(in_features, width, depth, num_classes=num_classes,
+                         first_width=first_width)  # fmt: skip
+        self.first = WeightTied(self.first, group, pool)
 
     @property
     def group(self) -> PermutationGroup:

@@ -27,6 +27,9 @@ class OrbitAverage(nn.Module):
     With an inexact group (``Rotations(n)``, n ∤ 4) the orbit of ``h·x`` is only close to the
     orbit of ``x``, and so is the invariance.
 
+    Argument order, as every ginv wrapper: the wrapped module first, then the group (see
+    :class:`~ginv.models.WeightTied`).
+
     ``model``'s parameters are this module's, under ``model.``: wrap a trained model (e.g.
     ``OrbitAverage(load_run(folder)[0], get_group("R4"))``) and measure it like any other.
     """

@@ -28,7 +28,7 @@ DEFAULT_NU = 1.0  # the weight of an invariance regularizer when none is asked f
 
 # What `ginv train --help` says of each setting (the defaults come from the dataclass).
 HELP = {
-    "dataset": "mnist or fmnist (Transforming-)",
+    "dataset": "mnist or fmnist (Transforming-), a PATH.npz or an image-folder PATH",
     "group": "the group of the augmentation and of WT",
     "model": "an architecture (DA / IR) or an invariant wrapper of it (wt: WT, canon: canonicalised)",
     "pool": "WT pooling over the group: mean or max",
@@ -87,9 +87,9 @@ class TrainConfig:
             if isinstance(value, float) and not math.isfinite(value):
                 raise GinvError(f"{f.name} must be finite, got {value}")
         get_group(self.group)
-        from ginv.data import source_name
+        from ginv.data import get_source
 
-        source_name(self.dataset)
+        get_source(self.dataset)
         reg = regularizer_class(self.reg) if self.reg in _REGULARIZERS else None
         allowed = reg.architectures if reg is not None else None
         checks = [
@@ -134,21 +134,30 @@ class TrainConfig:
     @property
     def family(self) -> str:
         """The run name without seed and ν: what members trained together share."""
+        from ginv.data import dataset_label
+
         reg = "" if self.reg == "none" else f"-{self.reg}"
-        return f"{self.dataset}-{self.group}-{self.model}{reg}"
+        return f"{dataset_label(self.dataset)}-{self.group}-{self.model}{reg}"
 
     @property
     def name(self) -> str:
         """A readable run name, e.g. ``mnist-R4-mlp-logit-nu1-seed0``."""
+        from ginv.data import dataset_label
+
         reg = "" if self.reg == "none" else f"-{self.reg}-nu{self.nu:g}"
-        return f"{self.dataset}-{self.group}-{self.model}{reg}-seed{self.seed}"
+        return f"{dataset_label(self.dataset)}-{self.group}-{self.model}{reg}-seed{self.seed}"
 
     def key(self) -> str:
         """A hash of every setting: equal keys mean the same run. Settings added after the
         first release enter it only when they differ from their default, so every key
-        computed before them is unchanged."""
+        computed before them is unchanged. A file dataset enters as the sha256 of its
+        content (:func:`ginv.data.dataset_identity`), not its path: a moved copy keeps its
+        key, a changed file gets a new one; a named dataset (mnist) as written."""
+        from ginv.data import dataset_identity
+
         defaults = {f.name: f.default for f in fields(self)}
         settings = {k: v for k, v in asdict(self).items() if k in _KEYED_ALWAYS or v != defaults[k]}
+        settings["dataset"] = dataset_identity(self.dataset)
         return stable_hash(settings)
 
     def to_dict(self) -> dict[str, Any]:

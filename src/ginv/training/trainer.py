@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ginv.data import Split, TransformingDataset
+from ginv.data import Split, TransformingDataset, check_group_acts
 from ginv.errors import GinvError
 from ginv.groups import PermutationGroup, get_group
 from ginv.io import atomic_torch_save, atomic_write_json, load_torch_file, short_hash
@@ -62,7 +62,7 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def model_args(
-    config: TrainConfig, in_shape: int | Sequence[int] = (1, 36, 36), num_classes: int = 9
+    config: TrainConfig, in_shape: int | Sequence[int], num_classes: int
 ) -> dict[str, Any]:
     """The arguments that rebuild ``config``'s model (``run.json``'s ``model_args``): image
     shape ``(C, H, W)``, width, depth, number of classes and the WT pooling."""
@@ -79,15 +79,18 @@ def model_args(
 
 def model_for(
     config: TrainConfig,
-    in_shape: int | Sequence[int] = (1, 36, 36),
-    num_classes: int = 9,
+    in_shape: int | Sequence[int] | None = None,
+    num_classes: int | None = None,
     args: dict[str, Any] | None = None,
 ) -> nn.Module:
-    """A freshly initialised model for ``config`` on images ``in_shape`` (or as ``args``, a
-    :func:`model_args` record, says): the initialisation that ``torch.manual_seed(config.seed)``
+    """A freshly initialised model for ``config`` on images ``in_shape`` with ``num_classes``
+    classes (the data's; or as ``args``, a :func:`model_args` record, says: then neither): the initialisation that ``torch.manual_seed(config.seed)``
     gives, drawn without touching the global RNG."""
     group = get_group(config.group)
-    args = args if args is not None else model_args(config, in_shape, num_classes)
+    if args is None:
+        if in_shape is None or num_classes is None:
+            raise GinvError("model_for needs the data's in_shape and num_classes, or args")
+        args = model_args(config, in_shape, num_classes)
     pool: Pool = "max" if args["pool"] == "max" else "mean"
     # nn.init draws from the global CPU generator only; fork it so that callers (a script
     # loading a run, a caller's own seeding) see their RNG stream unchanged.
@@ -95,7 +98,7 @@ def model_for(
         torch.random.default_generator.manual_seed(config.seed)
         return build_model(
             config.model, group, args["in_shape"], args["width"], args["depth"],
-            args["num_classes"], pool, args.get("first_width", 0),
+            num_classes=args["num_classes"], pool=pool, first_width=args.get("first_width", 0),
         )  # fmt: skip
 
 
@@ -156,6 +159,7 @@ class Trainer:
         self.base = configs[0]
         self.device = resolve_device(device)
         self.group = get_group(self.base.group)
+        check_group_acts(self.group, data.spec)  # a clear error, naming sizes that would work
         # a run records n_train and n_val: it must get exactly that many samples
         for what, n, split in (("n_train", self.base.n_train, data.train),
                                ("n_val", self.base.n_val, data.val)):  # fmt: skip

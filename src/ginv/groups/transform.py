@@ -1,0 +1,157 @@
+"""A cyclic group from a function on image batches: :func:`from_transform`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from ginv.errors import GinvError
+from ginv.groups.base import GroupShapeError, power_name
+
+Transform = Callable[[Tensor], Tensor]
+"""A function from a batch ``(..., C, H, W)`` to a batch of the same shape."""
+
+
+class TransformGroup:
+    """The cyclic group ``{id, f, f², …, f^(n−1)}`` of a transform ``f`` of order ``n`` on
+    image batches; element ``k`` applies ``f`` ``k`` times. Made by :func:`from_transform`,
+    which documents the contract. Implements :class:`~ginv.groups.Group`; it has no pixel
+    permutation table, so it cannot be weight-tied or canonicalised (it can be measured,
+    orbit-averaged and trained on by augmentation)."""
+
+    def __init__(
+        self, forward: Transform, inverse: Transform, order: int, name: str, exact: bool,
+        element_names: list[str] | None,
+    ) -> None:  # fmt: skip
+        if order < 1:
+            raise GinvError(f"{name}: a group needs order ≥ 1, got {order}")
+        self.forward, self.backward = forward, inverse
+        self.name, self.exact, self.order = name, exact, order
+        generator = getattr(forward, "__name__", "f")
+        generator = "f" if generator == "<lambda>" else generator
+        names = element_names or [power_name(generator, k) for k in range(order)]
+        if len(names) != order or len(set(names)) != order:
+            raise GinvError(f"{name}: need {order} distinct element names, got {names}")
+        self._names = list(names)
+
+    def __len__(self) -> int:
+        return self.order
+
+    def __repr__(self) -> str:
+        return f"{self.name}(order={self.order}, exact={self.exact})"
+
+    @property
+    def elements(self) -> list[int]:
+        """Element indices, identity first: element k is ``f`` applied k times."""
+        return list(range(self.order))
+
+    @property
+    def element_names(self) -> list[str]:
+        """``id``, then the powers of the transform (``f``, ``f²``, … or the names given)."""
+        return list(self._names)
+
+    def compose(self, g: int, h: int) -> int:
+        """Index of ``g∘h``: ``f^g∘f^h = f^(g+h mod n)``."""
+        return (g + h) % self.order
+
+    def inverse(self, g: int) -> int:
+        """Index of ``g⁻¹``: ``(−g) mod n``."""
+        return (-g) % self.order
+
+    def _power(self, k: int, x: Tensor, fn: Transform) -> Tensor:
+        if x.dim() < 3:
+            raise GroupShapeError(f"expected images of shape (..., C, H, W), got {tuple(x.shape)}")
+        for _ in range(k % self.order):
+            y = fn(x)
+            if not isinstance(y, Tensor) or y.shape != x.shape:
+                raise GroupShapeError(
+                    f"{self.name}: the transform must map images {tuple(x.shape)} to the same "
+                    f"shape, got {tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__}"
+                )
+            x = y
+        return x
+
+    def _apply(self, g: int | Tensor, x: Tensor, fn: Transform) -> Tensor:
+        if isinstance(g, int):
+            return self._power(g, x, fn)
+        if g.shape != x.shape[:-3]:
+            raise GroupShapeError(
+                f"per-image elements must have shape {tuple(x.shape[:-3])}, got {tuple(g.shape)}"
+            )
+        flat_g = g.reshape(-1).to(x.device) % self.order
+        flat_x = x.reshape(-1, *x.shape[-3:])
+        out = flat_x.clone()
+        for k in flat_g.unique().tolist():
+            mask = flat_g == k
+            out[mask] = self._power(int(k), flat_x[mask], fn)
+        return out.view_as(x)
+
+    def act(self, g: int | Tensor, x: Tensor) -> Tensor:
+        """``g·x``; ``g`` one element, or a LongTensor with shape ``x.shape[:-3]``."""
+        return self._apply(g, x, self.forward)
+
+    def act_inverse(self, g: int | Tensor, x: Tensor) -> Tensor:
+        """``g⁻¹·x``: the inverse transform applied ``g`` times."""
+        return self._apply(g, x, self.backward)
+
+    def orbit(self, x: Tensor) -> Tensor:
+        """All ``n·B`` images ``f^k(x)`` of a batch ``(B, C, H, W)``, element-major."""
+        if x.dim() != 4:
+            raise GroupShapeError(f"orbit expects a batch (B, C, H, W), got {tuple(x.shape)}")
+        out, current = [x], x
+        for _ in range(1, self.order):
+            current = self._power(1, current, self.forward)
+            out.append(current)
+        return torch.cat(out)
+
+    def is_fixed(self, x: Tensor) -> bool:
+        """Whether every element leaves ``x`` unchanged (exactly)."""
+        return all(torch.equal(self.act(g, x), x) for g in self.elements)
+
+
+def from_transform(
+    forward: Transform,
+    inverse: Transform,
+    order: int,
+    name: str = "Custom",
+    exact: bool = True,
+    element_names: list[str] | None = None,
+) -> TransformGroup:
+    """A group from a function on image batches: the cyclic group generated by ``forward``.
+
+    Contract: ``forward`` maps a batch ``(..., C, H, W)`` to one of the same shape, applying
+    it ``order`` times gives the batch back, and ``inverse`` undoes it
+    (``inverse(forward(x)) = x``). Element ``k`` applies ``forward`` ``k`` times; its inverse
+    is element ``(−k) mod order``. Nothing is checked up front (the function may need images
+    of a given size); ``tests/test_groups.py`` checks the group axioms of the examples below on
+    a batch, as a user's test should check theirs. ``exact`` says whether the action is exact (True for any pixel or
+    channel permutation; False for an interpolating map).
+
+    Args:
+        forward: the generator's action on a batch.
+        inverse: its inverse.
+        order: the generator's order ``n`` (``forward`` applied ``n`` times is the identity).
+        name: the group's name in reports.
+        exact: whether ``forward`` is an exact group action.
+        element_names: names of the ``order`` elements, identity first; default ``id``,
+            ``f``, ``f²``, … with ``f`` the function's ``__name__``.
+
+    Returns:
+        A :class:`TransformGroup`, a :class:`~ginv.groups.Group`.
+
+    Example — the transpose (order 2) and a cyclic permutation of RGB channels (order 3):
+        >>> import torch
+        >>> def transpose(x): return x.transpose(-2, -1)
+        >>> swap = from_transform(transpose, transpose, 2, name="Transpose")
+        >>> swap.element_names
+        ['id', 'transpose']
+        >>> def rgb_to_gbr(x): return x.roll(-1, dims=-3)
+        >>> def gbr_to_rgb(x): return x.roll(1, dims=-3)
+        >>> channels = from_transform(rgb_to_gbr, gbr_to_rgb, 3, name="C3")
+        >>> x = torch.arange(3.0).view(1, 3, 1, 1)
+        >>> channels.act(1, x).flatten().tolist(), channels.orbit(x).shape
+        ([1.0, 2.0, 0.0], torch.Size([3, 3, 1, 1]))
+    """
+    return TransformGroup(forward, inverse, order, name, exact, element_names)
