@@ -22,6 +22,7 @@ from torch import nn
 
 from ginv.data import DataConfig
 from ginv.experiments.config import StudyConfig
+from ginv.experiments.nu_search import deciding_seeds
 from ginv.flops import count_flops, forward_flops, input_gradient_flops
 from ginv.groups import PermutationGroup, get_group
 from ginv.models import Ensemble, build_model
@@ -239,7 +240,8 @@ def make_plan(
         grid = len(c.nu_grid)
         presearch = 0 < c.presearch_epochs < c.epochs
         rounds = ASSUMED_FINAL_ROUNDS if presearch else ASSUMED_FINAL_ROUNDS + 1
-        final = (c.nu_round if presearch else grid) + (rounds - 1) * c.nu_round
+        seeds = deciding_seeds(c.calibration_seed, c.seeds, c.nu_seeds)
+        final = ((c.nu_round if presearch else grid) + (rounds - 1) * c.nu_round) * len(seeds)
         label = f"IR-{loss}"
         # the ν values are not known before the search, so nothing can be found cached
         template = tc(group, "IR", c.calibration_seed, loss, 1.0)
@@ -251,9 +253,9 @@ def make_plan(
                      jobs=rounds)  # fmt: skip
         measure(exp, group, f"{label} ν search: validation SI", "mlp",
                 (grid if presearch else 0) + final, n_val, n_val)  # fmt: skip
-        others = sum(s != c.calibration_seed for s in c.seeds)
+        others = sum(s not in seeds for s in c.seeds)
         add_training(exp, group, f"{label} family", tc(group, "IR", 0, loss, 1.0), others,
-                     f"seed {c.calibration_seed} comes from the ν search")  # fmt: skip
+                     f"seeds {seeds} come from the ν search")  # fmt: skip
 
     for exp in names:
         for group in c.groups:
