@@ -242,6 +242,12 @@ def test_cli_calibrate_reports_the_chosen_nu(tmp_path: Path, real_data_dir: Path
     # member: asking for the family trains nothing new
     (deciding,) = [p for p in final if p["nu"] == cal["chosen_nu"]]
     assert deciding["epochs"] == smoke.epochs
+    # the record states its reading and the noise behind the decision (one final seed: the
+    # deciding run is the reading, so no margin)
+    assert cal["reading"] == "seed-mean" and cal["calibration_seeds"] == [smoke.calibration_seed]
+    assert cal["margin"] == 0 and cal["noise_sd"] == smoke.nu_noise_sd
+    assert cal["predicted_si"] == deciding["si"]
+    assert cal["settings"]["final_seeds"] == list(smoke.seeds)
     assert (tmp_path / "calibration" / "nu-mnist-T3-kl.png").is_file()
     runs = set((tmp_path / "runs").iterdir())
     # a kill between the record and its figure loses nothing: a rerun writes both again
