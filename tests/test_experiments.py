@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -148,7 +149,10 @@ def test_reproduce_all_smoke_end_to_end(tmp_path: Path, real_data_dir: Path) -> 
         assert ir["nu"] == cal["chosen_nu"]
         assert ir["val_si_per_seed"] == [m["val_si"] for m in cal["members"]]
         assert ir["val_si"] == pytest.approx(sum(ir["val_si_per_seed"]) / len(smoke.seeds))
-        assert ir["si_target_reached"] == all(v >= smoke.si_target for v in ir["val_si_per_seed"])
+        # the reading of "reached" (nu_search.READING): the mean over the final seeds
+        mean = sum(ir["val_si_per_seed"]) / len(ir["val_si_per_seed"])
+        assert ir["si_target_reached"] == (mean >= smoke.si_target) == cal["final_reached"]
+        assert cal["reading"] == "seed-mean" and cal["calibration_seeds"] == [0]
         (deciding,) = [p for p in cal["curve"] if p["stage"] == "final" and p["nu"] == ir["nu"]]
         assert deciding["epochs"] == smoke.epochs
         # the deciding run is the seed-0 final member: the same validation SI
@@ -232,12 +236,18 @@ def test_cli_calibrate_reports_the_chosen_nu(tmp_path: Path, real_data_dir: Path
     assert {p["epochs"] for p in pre} == {smoke.presearch_epochs}
     assert {p["epochs"] for p in final} == {smoke.epochs}
     for p in cal["curve"]:
-        assert set(p) == {"nu", "si", "si_se", "val_acc", "epochs", "stage"}
+        assert set(p) == {"nu", "si", "si_se", "val_acc", "epochs", "seed", "stage"}
         assert 0 <= p["si"] <= 1 and p["si_se"] > 0
     # the deciding point was trained for the study's epochs, and its seed-0 run is the final
     # member: asking for the family trains nothing new
     (deciding,) = [p for p in final if p["nu"] == cal["chosen_nu"]]
     assert deciding["epochs"] == smoke.epochs
+    # the record states its reading and the noise behind the decision (one final seed: the
+    # deciding run is the reading, so no margin)
+    assert cal["reading"] == "seed-mean" and cal["calibration_seeds"] == [smoke.calibration_seed]
+    assert cal["margin"] == 0 and cal["noise_sd"] == smoke.nu_noise_sd
+    assert cal["predicted_si"] == deciding["si"]
+    assert cal["settings"]["final_seeds"] == list(smoke.seeds)
     assert (tmp_path / "calibration" / "nu-mnist-T3-kl.png").is_file()
     runs = set((tmp_path / "runs").iterdir())
     # a kill between the record and its figure loses nothing: a rerun writes both again
@@ -269,7 +279,7 @@ def test_plan_prints_the_work_and_trains_nothing(tmp_path: Path) -> None:
 def test_plan_counts_match_the_model_sizes() -> None:
     from ginv.experiments.plan import make_plan
 
-    c = profile("smoke", ["groups=R4", "seeds=0,1"])
+    c = profile("smoke", ["groups=R4", "seeds=0,1", "nu_seeds=1"])
     plan = make_plan(["table"], c, probe=False)
     rows = {r.item: r for r in plan.rows}
     # DA: two seeds × epochs, each epoch n_train training steps + a forward pass over the
@@ -284,6 +294,10 @@ def test_plan_counts_match_the_model_sizes() -> None:
         c.train.n_train * 4 * train + c.train.n_val * 4 * fwd
     )
     assert rows["IR-logit ν pre-search"].runs == len(c.nu_grid)
+    # with two seeds a ν candidate, the search's runs are both final members
+    two = {r.item: r for r in make_plan(["table"], replace(c, nu_seeds=2), probe=False).rows}
+    assert two["IR-logit family"].runs == 0
+    assert two["IR-logit ν search"].runs == 2 * rows["IR-logit ν search"].runs
 
 
 def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(

@@ -88,7 +88,12 @@ def test_batch_checkpoints_left_by_a_kill_are_removed_once_their_runs_are_done(
     # a kill after the results, before the clean-up: the batch folder stays, with a temporary
     left = tmp_path / "runs" / "_batch-killed"
     Trainer(
-        configs, study.data(), left, "cpu", False, member_dirs=[study.cache.run_dir(c) for c in configs]
+        configs,
+        study.data(),
+        left,
+        "cpu",
+        False,
+        member_dirs=[study.cache.run_dir(c) for c in configs],
     ).fit()
     (left / f".checkpoint-x.pt.{_dead_pid()}.tmp").write_text("x")
     # a batch of which one member has no results yet is kept: it can resume

@@ -44,7 +44,9 @@ def import_graph() -> dict[str, set[str]]:
                 continue
             if isinstance(node, ast.Import):
                 edges |= {a.name for a in node.names if a.name.startswith("ginv")}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ginv"):
+            elif (
+                isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ginv")
+            ):
                 for a in node.names:
                     sub = f"{node.module}.{a.name}"
                     edges.add(sub if sub in modules else node.module)

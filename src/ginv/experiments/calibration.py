@@ -2,9 +2,13 @@
 
 The search itself is :mod:`ginv.experiments.nu_search`; :meth:`Study.calibrate` feeds it
 trained runs. Each curve point carries ``nu``, ``si``, ``si_se`` (standard error over
-validation samples), ``val_acc``, the ``epochs`` of the run behind it and its ``stage``
-(``presearch``: short runs that propose where to look; ``final``: runs trained exactly as
-the final models, which alone decide ν).
+validation samples), ``val_acc``, the ``epochs`` and ``seed`` of the run behind it and its
+``stage`` (``presearch``: short runs that propose where to look; ``final``: runs trained
+exactly as the final models, which alone decide ν). The record states its ``reading`` of
+"reached" (:data:`~ginv.experiments.nu_search.READING`), the chosen ν's ``predicted_si``
+(the final seed mean), the ``margin`` below it and ``noise_sd`` (the spread between runs
+behind it), the ``calibration_seeds``; once the family is trained, its ``members`` and
+``final_si`` / ``final_reached`` (the seed mean, and whether it reached the target).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def write_calibration(folder: Path, record: dict[str, Any]) -> None:
 @styled
 def _plot(cal: dict[str, Any]):
     import matplotlib.pyplot as plt
+
     target = cal["settings"]["target"]
     fig, (ax_si, ax_acc) = plt.subplots(1, 2, figsize=(PAGE, 3.0), sharex=True)
     for stage, style in (("presearch", {"alpha": 0.45, "mfc": "none"}), ("final", {})):
@@ -69,9 +74,11 @@ def calibration_results(folder: Path, target: float) -> Results:
     """A report section with every calibration record in ``folder``."""
     results = Results(
         "calibration", "ν calibration",
-        f"Each IR loss's ν is the smallest whose validation SI reaches {target}, among runs "
-        "trained exactly as the final models (same epochs, same selection); a short pre-search "
-        "proposes where to look. The seed-0 run at the chosen ν is a final model.",
+        f"Each IR loss's ν is the smallest at which the final models' validation SI, mean over "
+        f"seeds, reaches {target} with the stated confidence (margin from the spread between "
+        "training runs), among runs trained exactly as the final models (same epochs, same "
+        "selection); a short pre-search proposes where to look. The runs at the chosen ν are "
+        "final models.",
     )  # fmt: skip
     rows, members = [], []
     for path in sorted(folder.glob("nu-*.json")):

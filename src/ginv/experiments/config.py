@@ -57,6 +57,15 @@ class StudyConfig:
     nu_min_accuracy_share: float = _SEARCH.min_accuracy_share
     calibration_seed: int = 0
     calibration_val_samples: int = 2_000  # the whole validation split
+    # training noise (nu_search's docstring): each full-length candidate trains `nu_seeds`
+    # seeds (calibration_seed, then `seeds` in order; never more than those), batched; it
+    # passes when the final models' seed mean (nu_search.READING) is predicted to reach
+    # si_target with probability `nu_confidence`, the spread between runs estimated within ν
+    # and shrunk towards `nu_noise_sd` (measured: R4, 300 epochs) with `nu_noise_df` weight
+    nu_seeds: int = _SEARCH.seeds
+    nu_noise_sd: float = _SEARCH.noise_sd
+    nu_noise_df: float = _SEARCH.noise_df
+    nu_confidence: float = _SEARCH.confidence
     spectral_losses: tuple[str, ...] = ("logit", "kl", "nlogit")
     # the frontier (ginv.experiments.frontier): IR with each output loss at its ν grid, the
     # orbit structure at these lr·ν, saliency IR. The losses differ in scale: KL and JSD are
@@ -192,6 +201,11 @@ class StudyConfig:
             (self.nu_round >= 1 and self.nu_max_rounds >= 1, "nu_round and nu_max_rounds must be ≥ 1"),
             (0 <= self.nu_min_accuracy_share <= 1, "nu_min_accuracy_share must be in [0, 1]"),
             (self.calibration_val_samples >= 1, "calibration_val_samples must be ≥ 1"),
+            (self.nu_seeds >= 1, f"nu_seeds must be ≥ 1, got {self.nu_seeds}"),
+            (self.nu_noise_sd >= 0 and self.nu_noise_df >= 0,
+             "nu_noise_sd and nu_noise_df must be ≥ 0"),
+            (0.5 <= self.nu_confidence < 1,
+             f"nu_confidence must be in [0.5, 1), got {self.nu_confidence}"),
             (min(self.test_samples, self.si_samples, self.sensitivity_samples, self.drift_samples) >= 0,
              "sample counts must be ≥ 0 (0: the whole split)"),
             (self.memory_budget_mb >= 1, "memory_budget_mb must be ≥ 1"),

@@ -132,6 +132,7 @@ def _plot(groups, curves, xlabel: str = "drift β"):
     """DI (log axis: WT and IR sit many decades below DA) above the accuracy ratio, one column
     per group; each curve is ``(β, ratio, ratio std, DI, DI std)`` per β."""
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(2, len(groups), figsize=(style.PAGE, 3.6), sharex=True,
                              sharey="row", squeeze=False)  # fmt: skip
     for j, group_name in enumerate(groups):

@@ -82,7 +82,7 @@ def claims(table: dict[str, Any] | None, drift: dict[str, Any] | None,
                     f"WT {wt['accuracy']:.4f}, DA {da['accuracy']:.4f}, IR {ir['accuracy']:.4f}"])  # fmt: skip
         ok = bool(ir.get("si_target_reached")) and ir["li"] < 0.01 * da["li"]
         ok = ok and ir["accuracy"] < da["accuracy"]
-        out.append([g, "3. IR is near-exact (validation SI ≥ target) at an accuracy cost",
+        out.append([g, "3. IR is near-exact (seed-mean val SI ≥ target) at an accuracy cost",
                     _verdict(ok),
                     f"val SI per seed {[round(v, 3) for v in ir.get('val_si_per_seed', [])]}, test "
                     f"SI {ir['si']:.3f}; LI {ir['li']:.2g} vs DA {da['li']:.3g}; accuracy cost "

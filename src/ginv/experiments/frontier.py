@@ -308,6 +308,7 @@ def _plot_frontier(groups, rows, target):
     """Accuracy against SI per group: the whole range above, and below the range from
     ``target − 0.1`` up, where the methods that reach the target crowd together."""
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(2, len(groups), figsize=(style.PAGE, 5.0), squeeze=False)
     names = list(dict.fromkeys(r["method"] for r in rows))
     for j, g in enumerate(groups):
@@ -343,6 +344,7 @@ def _plot_drift(groups, curves, names):
     """DI against β at each method's calibrated point, means over seeds (on a log axis, error
     bars of seeds whose DI spans decades would hide the curves)."""
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, len(groups), figsize=(style.PAGE, 2.6), squeeze=False,
                              sharey=True)  # fmt: skip
     for ax, g in zip(axes[0], groups, strict=True):

@@ -23,6 +23,7 @@ from torch import nn
 from ginv.data import DataConfig
 from ginv.experiments.config import StudyConfig
 from ginv.experiments.kinds import Kind
+from ginv.experiments.nu_search import deciding_seeds
 from ginv.experiments.registry import get_experiment
 from ginv.experiments.spec import CalibratedIR, Measure, Request, Sizes, Train
 from ginv.flops import count_flops, forward_flops, input_gradient_flops
@@ -250,7 +251,8 @@ class _Counter:
         grid = len(c.nu_grid)
         presearch = 0 < c.presearch_epochs < c.epochs
         rounds = ASSUMED_FINAL_ROUNDS if presearch else ASSUMED_FINAL_ROUNDS + 1
-        final = (c.nu_round if presearch else grid) + (rounds - 1) * c.nu_round
+        seeds = deciding_seeds(c.calibration_seed, c.seeds, c.nu_seeds)
+        final = ((c.nu_round if presearch else grid) + (rounds - 1) * c.nu_round) * len(seeds)
         label = f"{Kind.IR}-{loss}"
         # the ν values are not known before the search, so nothing can be found cached
         template = tc(group, Kind.IR, c.calibration_seed, loss, 1.0)
@@ -263,9 +265,9 @@ class _Counter:
         n_val = self.sizes.val
         self.measure(exp, group, Measure(f"{label} ν search: validation SI", Kind.IR.model,
                                          (grid if presearch else 0) + final, n_val, n_val))  # fmt: skip
-        others = sum(s != c.calibration_seed for s in c.seeds)
+        others = sum(s not in seeds for s in c.seeds)
         self.training(exp, group, f"{label} family", tc(group, Kind.IR, 0, loss, 1.0), others,
-                      f"seed {c.calibration_seed} comes from the ν search")  # fmt: skip
+                      f"seeds {seeds} come from the ν search")  # fmt: skip
 
     def measure(self, exp: str, group: str, m: Measure) -> None:
         if m.shared and m.shared in self.seen:

@@ -116,6 +116,7 @@ def run(study: Study, folder: Path) -> Results:
 def _plot(cases: dict[str, dict[str, Any]]):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
     fig, axes = plt.subplots(1, 2, figsize=(style.PAGE, 2.2))
     for (name, r), ls in zip(cases.items(), ("-", "--", "-.", ":"), strict=False):
         axes[0].plot(r["times"], r["sigma_max"], color="black", ls=ls, label=name)
@@ -137,4 +138,6 @@ def _plot(cases: dict[str, dict[str, Any]]):
     return fig
 
 
-EXPERIMENT = Experiment("prop31", "Proposition 3.1: the logit-invariance flow of a linear network", run)
+EXPERIMENT = Experiment(
+    "prop31", "Proposition 3.1: the logit-invariance flow of a linear network", run
+)

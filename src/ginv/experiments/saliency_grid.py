@@ -51,9 +51,7 @@ def run(study: Study, folder: Path) -> Results:
         for kind in KINDS:
             study.say(f"saliency {group_name} {kind}")
             model = study.family(group_name, kind)[0].model(study.device)
-            maps[kind] = aligned_orbit_maps(
-                model, split.images, split.labels, group, c.saliency
-            )
+            maps[kind] = aligned_orbit_maps(model, split.images, split.labels, group, c.saliency)
             sims[kind] = saliency_similarity(maps[kind])
             for i in range(len(split)):
                 rows.append(
@@ -90,6 +88,7 @@ def _heat_cmap() -> ListedColormap:
     (Captum's ``blended_heat_map`` idea); over white the colourbar shows what the maps show."""
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
+
     colors = plt.get_cmap("Reds")(np.linspace(0.5, 1.0, 256))
     colors[:, 3] = np.linspace(0.0, 1.0, 256) ** 0.7
     return ListedColormap(colors, name="saliency")
@@ -110,6 +109,7 @@ def _grid(images, maps, sims, group_name: str, names: list[str]):
     import matplotlib.pyplot as plt
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
+
     n, order = images.shape[0], len(names)
     gap, bar = 0.35, 0.22
     ratios = [1.0, *([gap] + [1.0] * order) * len(KINDS), gap / 2, bar]

@@ -56,7 +56,9 @@ def run(study: Study, folder: Path) -> Results:
             else:
                 runs = study.family(group_name, kind)
             sigmas, spreads = [], []
-            settings = study.measure_settings(group, ("sensitivity",), samples=c.sensitivity_samples)
+            settings = study.measure_settings(
+                group, ("sensitivity",), samples=c.sensitivity_samples
+            )
             measured = study.measure_runs(runs, settings)
             for r, m in zip(runs, measured, strict=True):
                 sigmas.append(m["metrics"]["sensitivity"])
@@ -101,6 +103,7 @@ def run(study: Study, folder: Path) -> Results:
 def _plot(groups, labels, bars):
     """Groups along x, one bar per model (DA, then IR per loss) in that model's colour."""
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(style.COLUMN, 2.3))
     width = 0.8 / len(labels)
     for k, label in enumerate(labels):

@@ -22,7 +22,15 @@ from ginv.cluster.executor import Executor, LocalExecutor
 from ginv.data import TransformingDataset
 from ginv.experiments.config import StudyConfig
 from ginv.experiments.kinds import Kind
-from ginv.experiments.nu_search import Point, SearchSpec, search, search_grid
+from ginv.experiments.nu_search import (
+    READING,
+    Point,
+    SearchSpec,
+    deciding_seeds,
+    reached,
+    search,
+    search_grid,
+)
 from ginv.experiments.spec import CalibratedIR, Experiment, Request, Sizes, Train
 from ginv.groups import Group, get_group
 from ginv.io import load_json
@@ -104,14 +112,19 @@ class Study:
         c = self.config
         presearch = 0 < c.presearch_epochs < c.epochs
         epochs = c.presearch_epochs if presearch else c.epochs
+        # the seeds of the first round, in the order calibrate() trains them
+        seeds = (
+            [c.calibration_seed] if presearch
+            else deciding_seeds(c.calibration_seed, c.seeds, c.nu_seeds)
+        )  # fmt: skip
         configs: list[TrainConfig] = []
         for request in requests:
             if isinstance(request, Train):
                 configs += request.configs
             elif isinstance(request, CalibratedIR):
                 first = search_grid(self.search_spec(), c.nu_grid)
-                configs += [c.run(group, Kind.IR, c.calibration_seed, request.loss, nu, epochs)
-                            for nu in first]  # fmt: skip
+                configs += [c.run(group, Kind.IR, s, request.loss, nu, epochs)
+                            for nu in first for s in seeds]  # fmt: skip
         self.executor.submit(self.cache, training_tasks(self.cache, configs))
 
     def family(
@@ -127,7 +140,10 @@ class Study:
 
     def ir_family(self, group: str, loss: str) -> tuple[list[Run], dict[str, Any]]:
         """IR with ``loss`` at its calibrated ν over the study's seeds, and the calibration
-        record with every member's validation SI added (``members``)."""
+        record with every member's validation SI added (``members``, each with whether that
+        seed reached the target) and the family's verdict in the sense of
+        :data:`~ginv.experiments.nu_search.READING` (``final_si``: the seed mean;
+        ``final_reached``)."""
         cal = self.calibrate(group, loss)
         runs = self.family(group, Kind.IR, loss, cal["chosen_nu"])
         target = self.config.si_target
@@ -138,8 +154,11 @@ class Study:
                 {"seed": run.config.seed, "val_si": p.si, "val_si_se": p.si_se,
                  "val_acc": p.val_acc, "reached": p.si >= target}
             )  # fmt: skip
-        if cal.get("members") != members:
-            cal = {**cal, "members": members}
+        values = [m["val_si"] for m in members]
+        verdict = {"members": members, "final_si": sum(values) / len(values),
+                   "final_reached": reached(values, target)}  # fmt: skip
+        if any(cal.get(k) != v for k, v in verdict.items()):
+            cal = {**cal, **verdict}
             from ginv.experiments.calibration import write_calibration
 
             write_calibration(self.out / "calibration", cal)
@@ -181,6 +200,8 @@ class Study:
             target=c.si_target, resolution=c.nu_resolution, round_size=c.nu_round,
             nu_min=c.nu_min, nu_max=c.nu_max, num_classes=self.data().num_classes,
             min_accuracy_share=c.nu_min_accuracy_share, max_rounds=c.nu_max_rounds,
+            seeds=c.nu_seeds, final_seeds=tuple(c.seeds), noise_sd=c.nu_noise_sd,
+            noise_df=c.nu_noise_df, confidence=c.nu_confidence,
         )  # fmt: skip
 
     def validation_point(self, run: Run, wrapper: str | None = None) -> Point:
@@ -193,13 +214,13 @@ class Study:
         m = self.cache.measure_run(run, settings)
         se = m["std_over_samples"]["si"] / math.sqrt(m["subsets"]["si"])
         return Point(run.config.nu, m["metrics"]["si"], se, m["metrics"]["accuracy"],
-                     run.config.epochs)  # fmt: skip
+                     run.config.epochs, run.config.seed)  # fmt: skip
 
-    def _points(self, group: str, loss: str, nus: Sequence[float], epochs: int) -> list[Point]:
-        """One round: IR runs of the calibration seed at each ν, trained as one batched model."""
+    def _points(self, group: str, loss: str, nus: Sequence[float], epochs: int,
+                seeds: Sequence[int]) -> list[Point]:  # fmt: skip
+        """One round: IR runs of each seed at each ν, trained as one batched model."""
         c = self.config
-        seed = c.calibration_seed
-        configs = [c.run(group, Kind.IR, seed, loss, nu, epochs) for nu in nus]
+        configs = [c.run(group, Kind.IR, s, loss, nu, epochs) for nu in nus for s in seeds]
         return [self.validation_point(run) for run in self.runs(configs)]
 
     def calibrate(self, group: str, loss: str) -> dict[str, Any]:
@@ -210,12 +231,16 @@ class Study:
         spec = self.search_spec()
         presearch = 0 < c.presearch_epochs < c.epochs
         rounds = {False: 0, True: 0}
+        # the full-length candidates' seeds, which are final members (the run cache makes it so)
+        seeds = deciding_seeds(c.calibration_seed, c.seeds, c.nu_seeds)
 
         def evaluate(nus: list[float], final: bool) -> list[Point]:
             rounds[final] += 1
             stage = "search" if final else "pre-search"
             self.say(f"ν {stage} {group}/{loss} round {rounds[final]}")
-            return self._points(group, loss, nus, c.epochs if final else c.presearch_epochs)
+            if final:
+                return self._points(group, loss, nus, c.epochs, seeds)
+            return self._points(group, loss, nus, c.presearch_epochs, [c.calibration_seed])
 
         found = search(evaluate, spec, c.nu_grid, presearch)
         decision = found.decision
@@ -226,10 +251,13 @@ class Study:
             "dataset": c.dataset, "group": group, "loss": loss, "chosen_nu": decision.nu,
             "reached": decision.reached, "miss_below": decision.miss_below,
             "resolved": found.resolved, "reason": reason, "rounds": found.rounds,
+            "reading": READING, "predicted_si": decision.predicted, "margin": decision.margin,
+            "noise_sd": decision.noise_sd, "calibration_seeds": seeds,
             "curve": [{**asdict(p), "stage": "presearch"} for p in found.presearch]
             + [{**asdict(p), "stage": "final"} for p in found.points],
             "settings": {
-                **asdict(spec), "presearch_epochs": c.presearch_epochs, "epochs": c.epochs,
+                **asdict(spec), "final_seeds": list(spec.final_seeds),
+                "presearch_epochs": c.presearch_epochs, "epochs": c.epochs,
                 "grid": list(c.nu_grid), "seed": c.calibration_seed,
                 "val_samples": c.calibration_val_samples, "saliency": asdict(c.saliency),
             },
@@ -240,6 +268,8 @@ class Study:
         path = calibration_path(self.out / "calibration", c.dataset, group, loss)
         previous = load_json(path) if path.is_file() else {}
         if previous.get("members") and all(previous.get(k) == v for k, v in record.items()):
-            record["members"] = previous["members"]  # measured for these very settings
+            for k in ("members", "final_si", "final_reached"):  # measured for these settings
+                if k in previous:
+                    record[k] = previous[k]
         write_calibration(self.out / "calibration", record)
         return record

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ginv.experiments import style
 from ginv.experiments.kinds import TABLE_KINDS, Kind
+from ginv.experiments.nu_search import reached as target_reached
 from ginv.experiments.results import Results, fmt, mean_std
 from ginv.experiments.spec import CalibratedIR, Experiment, Measure, Request, Sizes, Train
 
@@ -112,8 +113,9 @@ def run(study: Study, folder: Path) -> Results:
         "table", "Genuine invariance of WT, DA and IR",
         f"Transforming-{c.dataset.upper()} test orbit ({c.test_samples or 'all'} samples; SI "
         f"on {c.si_samples or 'all'}); mean ± std over seeds {list(c.seeds)}. IR uses the "
-        f"{c.reg} invariance loss, ν chosen as the smallest whose validation SI reaches "
-        f"{c.si_target}; val SI is the final IR models' validation SI.",
+        f"{c.reg} invariance loss, ν chosen as the smallest whose final models' validation "
+        f"SI, mean over seeds, reaches {c.si_target} with {c.nu_confidence:.0%} confidence; "
+        f"val SI is the final IR models' validation SI.",
     )  # fmt: skip
     rows, records = [], []
     # Every family first, its measures submitted as it is ready: with SLURM, measure jobs run
@@ -134,7 +136,7 @@ def run(study: Study, folder: Path) -> Results:
             if kind is Kind.IR:
                 runs, cal = families[group_name, kind]
                 val_si = [m["val_si"] for m in cal["members"]]
-                reached = all(m["reached"] for m in cal["members"])
+                reached = target_reached(val_si, c.si_target)  # nu_search.READING
                 record |= {
                     "loss": c.reg, "nu": cal["chosen_nu"], "val_si": mean_std(val_si)[0],
                     "val_si_per_seed": val_si, "si_target_reached": reached,
@@ -155,13 +157,14 @@ def run(study: Study, folder: Path) -> Results:
             rows.append([group_name, label, *(fmt(*mean_std(values[k])) for k, _ in COLUMNS), val])
     missed = [r for r in records if r.get("si_target_reached") is False]
     results.description += (
-        " The validation SI target was reached by every seed of every IR row."
+        " Every IR row reached the validation SI target (its mean over seeds)."
         if not missed
-        else " The validation SI target was NOT reached by every seed: see the flagged rows."
+        else " Not every IR row reached the validation SI target (its mean over seeds): see "
+        "the flagged rows."
     )
     if missed:
         results.notes.append(
-            "Validation SI target missed by at least one seed for: "
+            "Validation SI target missed (mean over seeds) for: "
             + ", ".join(f"{r['group']} IR (val SI per seed {r['val_si_per_seed']})" for r in missed)
         )
     results.add_table(
@@ -191,6 +194,7 @@ def _plot(groups, data):
     DI span many decades (WT ~1e-16, IR ~1e-3, DA ~10), so their axes are logarithmic, with
     values below :data:`style.FLOOR` (exact zeros) drawn at the floor."""
     import matplotlib.pyplot as plt
+
     kinds = TABLE_KINDS
     fig, axes = plt.subplots(1, len(PANELS), figsize=(style.PAGE, 1.9))
     width = 0.8 / len(kinds)

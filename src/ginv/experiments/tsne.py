@@ -107,6 +107,7 @@ def _plot(points: torch.Tensor, labels: torch.Tensor, group_name: str):
     an orbit's spread reads against the class clusters without a tangle of lines."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+
     fig, ax = plt.subplots(figsize=(style.COLUMN, 3.4))
     cmap = plt.get_cmap("tab10")
     for cls in labels.unique().tolist():
