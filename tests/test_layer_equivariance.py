@@ -14,7 +14,7 @@ from ginv.errors import GinvError
 from ginv.groups import R4, T3, Rotations
 from ginv.measures import LayerReport, layer_equivariance
 from ginv.measures.layers import commutes_with_stride
-from ginv.models import WeightTiedMLP
+from ginv.models import build_model
 
 
 def cnn(symmetric: bool) -> nn.Module:
@@ -75,7 +75,7 @@ def test_one_layers_error_equals_a_direct_computation() -> None:
 
 def test_weight_tied_lifted_features_permute_their_group_axis() -> None:
     x = torch.randn(4, 1, 6, 6, dtype=torch.float64)
-    wt = WeightTiedMLP(R4(), in_features=36, width=8, depth=2).double()
+    wt = build_model("wt", R4(), 36, 8, 2, num_classes=9).double()
     report = layer_equivariance(wt, x, R4(), layers=["first.lifted", "first"])
     lifted = report["first.lifted"]
     assert lifted["action"] == "group axis" and lifted["equivariance"] <= 1e-10

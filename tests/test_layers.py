@@ -11,14 +11,14 @@ from torch import nn
 from ginv.errors import GinvError
 from ginv.groups import R4, FlipH, Rotations
 from ginv.measures import MeasureReport, layer_invariance, layer_table
-from ginv.models import MLP, WeightTiedMLP
+from ginv.models import MLP, build_model
 
 
 def test_weight_tied_layers_after_the_pool_are_invariant_plain_first_layer_is_not() -> None:
     torch.manual_seed(0)
     x = torch.randn(6, 1, 12, 12, dtype=torch.float64)
     names = ["first", "hidden.0", "hidden.1", "head"]
-    wt = WeightTiedMLP(R4(), num_classes=9, in_features=144, width=16, depth=3).double()
+    wt = build_model("wt", R4(), 144, 16, 3, num_classes=9).double()
     assert {n for n, _ in wt.named_modules()} >= set(names)
     values = layer_invariance(wt, x, R4(), names)
     for name in names:

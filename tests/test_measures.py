@@ -27,7 +27,7 @@ from ginv.measures import (
     saliency_similarity,
     weight_spectral_norms,
 )
-from ginv.models import MLP, WeightTiedMLP
+from ginv.models import MLP, build_model
 
 PLAIN = SaliencyConfig(threshold=0.0, blur_size=1)  # no threshold, no filter: hand-computable
 
@@ -85,7 +85,7 @@ def test_invariant_models_score_perfectly(group_name: str) -> None:
     torch.manual_seed(0)
     x, y = torch.randn(12, 1, 12, 12, dtype=torch.float64), torch.randint(9, (12,))
     models = [
-        WeightTiedMLP(group, num_classes=9, in_features=144, width=32, depth=2).double(),
+        build_model("wt", group, 144, 32, 2, num_classes=9).double(),
         OrbitMean(group, MLP(144, 32, 2, num_classes=9)).double(),
     ]
     for model in models:

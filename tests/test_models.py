@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from ginv.errors import GinvError
 from ginv.groups import D4, R4, T3, get_group
@@ -24,7 +25,6 @@ from ginv.models import (
     MODEL_KINDS,
     Ensemble,
     WeightTied,
-    WeightTiedMLP,
     build_model,
 )
 from ginv.testing import assert_invariant
@@ -33,7 +33,8 @@ from ginv.testing import assert_invariant
 def test_default_mlp_has_the_studys_parameter_count() -> None:
     assert sum(p.numel() for p in MLP(36 * 36, num_classes=9).parameters()) == 233_225
     assert (
-        sum(p.numel() for p in WeightTiedMLP(R4(), 36 * 36, num_classes=9).parameters()) == 233_225
+        sum(p.numel() for p in build_model("wt", R4(), 36 * 36, num_classes=9).parameters())
+        == 233_225
     )
     assert (
         len([m for m in MLP(36 * 36, num_classes=9).modules() if isinstance(m, torch.nn.Linear)])
@@ -47,7 +48,7 @@ def test_default_mlp_has_the_studys_parameter_count() -> None:
 @pytest.mark.parametrize("group", [R4(), T3(), D4()], ids=str)
 @pytest.mark.parametrize("pool", ["mean", "max"])
 def test_weight_tied_model_is_exactly_invariant(group, pool) -> None:
-    model = WeightTiedMLP(group, 36 * 36, num_classes=9, pool=pool).double()
+    model = build_model("wt", group, 36 * 36, num_classes=9, pool=pool).double()
     x = torch.randn(16, 1, 36, 36, dtype=torch.float64)
     assert_invariant(model, group, x, atol=1e-10, rtol=0)
     features = model.features(x)
@@ -75,7 +76,7 @@ def test_assert_invariant_runs_in_float64_on_a_copy() -> None:
     """A float32 WT model is invariant up to float32 rounding; its float64 copy exactly."""
     torch.manual_seed(0)
     model, x = (
-        WeightTiedMLP(D4(), 36 * 36, num_classes=9, width=16, depth=2),
+        build_model("wt", D4(), 36 * 36, 16, 2, num_classes=9),
         torch.randn(8, 1, 36, 36),
     )
     with pytest.raises(AssertionError):  # float32 rounding
@@ -84,12 +85,12 @@ def test_assert_invariant_runs_in_float64_on_a_copy() -> None:
     assert model.first.weight.dtype == torch.float32
 
 
-def orbit_copy_embed(model: WeightTiedMLP, x: torch.Tensor) -> torch.Tensor:
+def orbit_copy_embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The textbook WT first layer: ``W₁`` applied to all |G|·B copies ``g·x``, then the pool."""
-    first = model.first
-    h = torch.nn.functional.linear(model.group.orbit(x).flatten(1), first.weight, first.bias)
-    h = torch.relu(h).view(len(model.group), len(x), -1)
-    return h.mean(0) if model.pool == "mean" else h.amax(0)
+    first = model.first  # a WeightTied layer: its group, pool and the plain layer's weights
+    h = torch.nn.functional.linear(first.group.orbit(x).flatten(1), first.weight, first.bias)
+    h = torch.relu(h).view(len(first.group), len(x), -1)
+    return h.mean(0) if first.pool == "mean" else h.amax(0)
 
 
 @pytest.mark.parametrize("group", [R4(), T3(), D4()], ids=str)
@@ -98,7 +99,7 @@ def orbit_copy_embed(model: WeightTiedMLP, x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("channels", [1, 2])
 def test_permuted_weights_equal_the_orbit_copy(group, pool, dtype, tol, channels) -> None:
     torch.manual_seed(0)
-    model = WeightTiedMLP(group, num_classes=9, in_features=channels * 36 * 36, pool=pool).to(dtype)
+    model = build_model("wt", group, channels * 36 * 36, num_classes=9, pool=pool).to(dtype)
     x = torch.randn(8, channels, 36, 36, dtype=dtype)
     fast = model.embed(x)
     (grad_fast,) = torch.autograd.grad(fast.square().sum(), model.first.weight)
@@ -110,7 +111,7 @@ def test_permuted_weights_equal_the_orbit_copy(group, pool, dtype, tol, channels
 
 
 def test_weight_tied_state_has_the_mlp_keys_and_no_buffers() -> None:
-    model = WeightTiedMLP(R4(), 36 * 36, num_classes=9, width=8, depth=2)
+    model = build_model("wt", R4(), 36 * 36, 8, 2, num_classes=9)
     model(torch.randn(2, 1, 36, 36))  # fills the index cache, which must not enter the state
     assert list(model.state_dict()) == list(
         MLP(36 * 36, width=8, depth=2, num_classes=9).state_dict()
@@ -121,15 +122,13 @@ def test_weight_tied_state_has_the_mlp_keys_and_no_buffers() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_weight_tied_model_runs_on_cuda() -> None:
     group = R4()
-    model = WeightTiedMLP(group, 36 * 36, num_classes=9, width=16, depth=2)
+    model = build_model("wt", group, 36 * 36, 16, 2, num_classes=9)
     x = torch.randn(4, 1, 36, 36)
     expected = model(x)
     model(torch.randn(1, 1, 36, 36))  # a CPU index cached first must not be reused on CUDA
     cuda = model.cuda()
     assert torch.allclose(cuda(x.cuda()).cpu(), expected, atol=1e-5)
-    ensemble = Ensemble(
-        [cuda, WeightTiedMLP(group, 36 * 36, num_classes=9, width=16, depth=2).cuda()]
-    )
+    ensemble = Ensemble([cuda, build_model("wt", group, 36 * 36, 16, 2, num_classes=9).cuda()])
     assert ensemble(x.cuda(), shared_input=True).shape == (2, 4, 9)
     cnn = build_model("wt-cnn", group, (1, 36, 36), num_classes=9)
     expected = cnn(x)

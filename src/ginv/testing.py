@@ -35,7 +35,7 @@ def assert_invariant(
     Raises ``AssertionError`` naming the worst element; a :class:`~ginv.errors.GinvError`
     for an empty batch, which would assert nothing.
 
-    Example: ``assert_invariant(WeightTiedMLP(R4(), 144).double(), R4(), torch.randn(4, 1, 12, 12))``.
+    Example: ``assert_invariant(build_model("wt", R4(), (1, 12, 12), num_classes=3).double(), R4(), torch.randn(4, 1, 12, 12))``.
     """
     if not isinstance(x, Tensor) or x.dim() < 1 or len(x) == 0:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__

@@ -96,8 +96,7 @@ def get_source(dataset: str) -> Source:
         >>> get_source("fmnist").name
         'fashion-mnist'
     """
-    import ginv.data.registry  # noqa: F401  (fills SOURCES)
-
+    # SOURCES is filled by ginv.data.registry, which the package imports before any module
     for kind in SOURCES.values():
         source = kind.open(dataset)
         if source is not None:

@@ -23,7 +23,7 @@ from ginv.models.base import Network, Pool, WeightTied, weight_tied
 from ginv.models.canonicalise import Canonicaliser, Scorer, canonicalised
 from ginv.models.cnn import CNN
 from ginv.models.ensemble import Ensemble
-from ginv.models.mlp import MLP, WeightTiedMLP
+from ginv.models.mlp import MLP
 from ginv.models.orbit_average import OrbitAverage
 
 ARCHITECTURES: dict[str, type[Network]] = {
@@ -52,11 +52,6 @@ def wrapped_name(wrapper: str, architecture: str) -> str:
     """The model name of an architecture in a wrapper: ``WRAPPER-NAME`` (``WRAPPER`` for the
     MLP, e.g. ``wt``, ``canon``, ``wt-cnn``)."""
     return wrapper if architecture == "mlp" else f"{wrapper}-{architecture}"
-
-
-def twin_name(architecture: str) -> str:
-    """The model name of an architecture's weight-tied twin: ``wt-NAME`` (``wt`` for the MLP)."""
-    return wrapped_name("wt", architecture)
 
 
 _WRAPPED = {wrapped_name(w, a): (a, w) for a in ARCHITECTURES for w in WRAPPERS}
@@ -129,13 +124,11 @@ __all__ = [
     "OrbitAverage",
     "Scorer",
     "WeightTied",
-    "WeightTiedMLP",
     "Wrapper",
     "architecture_of",
     "build_model",
     "canonicalised",
     "model_parts",
-    "twin_name",
     "weight_tied",
     "wrapped_name",
 ]

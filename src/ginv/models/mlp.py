@@ -8,8 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ginv.errors import GinvError
-from ginv.groups import PermutationGroup
-from ginv.models.base import Network, Pool, WeightTied
+from ginv.models.base import Network
 
 
 class MLP(Network):
@@ -53,34 +52,3 @@ class MLP(Network):
         for layer in self.hidden:
             h = torch.relu(layer(h))
         return h
-
-
-class WeightTiedMLP(MLP):
-    """WT: the MLP with its first layer in :class:`~ginv.models.base.WeightTied`,
-    ``h(x) = pool_g relu(W₁ g·x + b₁)``, exactly invariant as ``{g·hx} = {g·x}``. The group
-    comes first: it is part of the model's definition, not a wrapped module's argument."""
-
-    first: WeightTied
-
-    def __init__(
-        self,
-        group: PermutationGroup,
-        in_features: int,
-        width: int = 128,
-        depth: int = 5,
-        *,
-        num_classes: int,
-        pool: Pool = "mean",
-        first_width: int = 0,
-    ) -> None:
-        super().__init__(in_features, width, depth, num_classes=num_classes,
-                         first_width=first_width)  # fmt: skip
-        self.first = WeightTied(self.first, group, pool)
-
-    @property
-    def group(self) -> PermutationGroup:
-        return self.first.group
-
-    @property
-    def pool(self) -> Pool:
-        return self.first.pool
