@@ -254,6 +254,8 @@ class Trainer:
         steps = math.ceil(n / bs)
         reg = self.regularizer
         decoupled = reg is not None and reg.decoupled
+        if reg is not None:
+            reg.start_epoch(self.epoch, self.base.epochs)
         for s in range(steps):
             batch = slice(s * bs, (s + 1) * bs)
             ce, inv = self._loss(orders[:, batch], elements[:, batch])
