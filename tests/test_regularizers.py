@@ -347,9 +347,13 @@ def test_the_warmed_up_ir_ramps_by_hand_and_the_trainer_tells_it_the_epoch(
     )  # fmt: skip
     trainer = Trainer([config], synthetic_dataset(n_train=64, n_val=16), tmp_path, "cpu",
                       progress=False)  # fmt: skip
-    first, second = trainer.fit()[0]["history"]
+    (record,) = trainer.fit()
+    first, second = record["history"]
     assert first["inv"] == 0.0 and first["loss"] == first["ce"]
     assert second["inv"] > 0 and second["loss"] > second["ce"]
+    # the selected epoch is one at full strength, whatever the ramp's validation accuracy
+    assert record["selected_epoch"] == 2
+    assert [reg.selectable(e, 10) for e in range(10)] == [False, False] + [True] * 8
 
 
 def test_the_feature_ir_by_hand_is_scale_free_and_leaves_the_head_alone() -> None:

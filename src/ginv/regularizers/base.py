@@ -48,6 +48,11 @@ class Regularizer(ABC):
         scheduled regulariser (a ν warm-up) reads the time here; the others ignore it."""
         return None
 
+    def selectable(self, epoch: int, epochs: int) -> bool:
+        """Whether the model after epoch ``epoch`` (from 0) may be the run's selected one; a
+        warm-up excludes its epochs below full strength. The last epoch always may."""
+        return True
+
     def after_step(self, model: Ensemble, rates: Tensor, image_shape: torch.Size) -> None:
         """Called after each optimiser step with ``lr·ν`` per member ``(M,)``; a decoupled
         regulariser moves the weights here; the others leave them alone."""

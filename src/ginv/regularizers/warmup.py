@@ -9,7 +9,8 @@ warm-up lets the features form on augmented data first, as consistency-regularis
 semi-supervised learning ramps up its consistency weight (Laine & Aila 2017, Tarvainen &
 Valpola 2017). The trainer tells the epoch through :meth:`Regularizer.start_epoch`; outside
 training (``start_epoch`` never called) the scale is 1. The reported penalty is the scaled
-one, ``s(t)·I(f)``.
+one, ``s(t)·I(f)``. The run's best-validation epoch is chosen among the epochs at full
+strength (:meth:`WarmedUpInvariance.selectable`), not among those of the ramp.
 """
 
 from __future__ import annotations
@@ -34,8 +35,18 @@ class WarmedUpInvariance(OutputInvariance):
         self.scale = 1.0
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
-        self.scale = min(1.0, epoch / max(1, math.ceil(WARMUP * epochs)))
+        self.scale = min(1.0, epoch / _ramp(epochs))
+
+    def selectable(self, epoch: int, epochs: int) -> bool:
+        """Only epochs at full strength (and the last) are selected: best-validation-accuracy
+        selection would otherwise favour the nearly unregularised first epochs."""
+        return epoch >= _ramp(epochs) or epoch == epochs - 1
 
     def __call__(self, model: Ensemble, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         logits, penalty = super().__call__(model, x, labels)
         return logits, self.scale * penalty
+
+
+def _ramp(epochs: int) -> int:
+    """``k``, the epochs of the ramp."""
+    return max(1, math.ceil(WARMUP * epochs))

@@ -343,6 +343,8 @@ class Trainer:
             self._check_finite(losses["loss"], val_acc)
             self.epoch += 1
             seconds = time.perf_counter() - start
+            reg = self.regularizer  # a warm-up's epochs before full strength are not selected
+            selectable = reg is None or reg.selectable(self.epoch - 1, total)
             for i, m in enumerate(self.members):
                 acc = float(val_acc[i])
                 m.history.append(
@@ -355,7 +357,7 @@ class Trainer:
                         "seconds": seconds,
                     }
                 )
-                if acc > m.best_val_acc:
+                if acc > m.best_val_acc and selectable:
                     m.best_val_acc, m.best_epoch = acc, self.epoch
                     m.best_state = self.model.member_state(i)
             atomic_torch_save(self.state(), self.checkpoint_path)
