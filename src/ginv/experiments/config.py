@@ -17,7 +17,8 @@ TRAIN_KEYS = ("dataset", "pool", "epochs", "batch_size", "lr", "n_train", "n_val
 TRAIN_ALIASES = {"wt_pool": "pool"}
 BETAS = tuple(round(0.1 * i, 1) for i in range(11))
 FRONTIER_METHODS = ("DA", "WT", "orbit-average", "canonicalise", "IR-logit", "IR-kl",
-                    "IR-nlogit", "IR-jsd", "IR-saliency", "orbit", "orbit-wide")  # fmt: skip
+                    "IR-nlogit", "IR-jsd", "IR-saliency", "orbit", "orbit-wide", "IR-distill",
+                    "IR-warmup", "IR-features")  # fmt: skip
 """The frontier's methods (:mod:`ginv.experiments.frontier`), in the order of its table."""
 
 
@@ -62,6 +63,12 @@ class StudyConfig:
     frontier_nus_jsd: tuple[float, ...] = (100.0, 1000.0)
     frontier_orbit_rates: tuple[float, ...] = (0.1, 0.5, 1.0)
     frontier_saliency_nus: tuple[float, ...] = (3.0, 30.0)
+    # the new input-only methods: distillation towards the orbit mean (a KL, as small as
+    # IR-kl's), the logit IR with a ν warm-up (the logit IR's grid), scale-free feature IR
+    # (a relative error in [0, 4], as the saliency IR's)
+    frontier_nus_distill: tuple[float, ...] = (30.0, 100.0, 300.0)
+    frontier_nus_warmup: tuple[float, ...] = (3.0, 10.0, 30.0)
+    frontier_nus_features: tuple[float, ...] = (3.0, 10.0, 30.0)
     frontier_methods: tuple[str, ...] = ()  # a subset of the frontier's methods (): all
     # measures (SPEC §5); 0 means the whole test split. SI is a mean over samples whose
     # per-sample spread is about 0.3 (DA) and 0.1 (IR): n samples give a standard error of
@@ -159,7 +166,8 @@ class StudyConfig:
             (self.presearch_epochs >= 0, "presearch_epochs must be ≥ 0"),
             (all(grid and min(grid) > 0 for grid in (
                 self.frontier_nus_logit, self.frontier_nus_kl, self.frontier_nus_nlogit,
-                self.frontier_nus_jsd, self.frontier_saliency_nus)),
+                self.frontier_nus_jsd, self.frontier_saliency_nus, self.frontier_nus_distill,
+                self.frontier_nus_warmup, self.frontier_nus_features)),
              "the frontier's ν grids must each hold at least one ν, all > 0"),
             (all(m in FRONTIER_METHODS for m in self.frontier_methods)
              and (not self.frontier_methods or "DA" in self.frontier_methods),
@@ -212,6 +220,7 @@ PROFILES: dict[str, StudyConfig] = {
         prop31_dim=16, prop31_samples=20, prop31_time=1.0, prop31_step=1e-3,
         frontier_nus_logit=(1.0,), frontier_nus_kl=(10.0,), frontier_nus_nlogit=(100.0,),
         frontier_nus_jsd=(30.0,), frontier_orbit_rates=(0.5, 1.0), frontier_saliency_nus=(1.0,),
+        frontier_nus_distill=(10.0,), frontier_nus_warmup=(1.0,), frontier_nus_features=(3.0,),
     ),
     "quick": StudyConfig(),
     "paper": StudyConfig(

@@ -14,6 +14,13 @@ Methods, one row per group × method × setting (:func:`methods`):
   (:mod:`ginv.regularizers.orbit_structure`) at the ``lr·ν`` of ``frontier_orbit_rates``;
   ``orbit-wide`` gives the first layer ``|G|·width`` units, the capacity of WT's first layer.
 * ``IR-saliency``: the input-gradient penalty (:mod:`ginv.regularizers.saliency`).
+* ``IR-distill``, ``IR-warmup``, ``IR-features``: distillation towards the orbit-averaged
+  prediction, the logit IR with a ν warm-up, scale-free IR on the penultimate features
+  (:mod:`ginv.regularizers.distill`, ``.warmup``, ``.features``), at ``frontier_nus_<name>``.
+
+Each method says what it knows of the group (``uses``, :data:`ginv.regularizers.Uses`):
+``inputs`` (DA and every IR: only ``g·x``), ``weights`` (the orbit structure), ``wrapper``
+(orbit averaging, canonicalisation) or ``architecture`` (WT).
 
 The last three are single-pass: one forward pass of an unconstrained MLP. Every run uses the
 study's data, epochs and seeds and the trainer's best-validation-accuracy epoch. A method's
@@ -40,6 +47,7 @@ from ginv.experiments.results import Results, mean_std
 from ginv.experiments.table import MEASURES, family_metrics
 from ginv.flops import forward_flops
 from ginv.groups import get_group
+from ginv.regularizers import Uses
 from ginv.training import TrainConfig
 
 if TYPE_CHECKING:
@@ -53,7 +61,8 @@ MakeConfig = Callable[["StudyConfig", str, int, float], TrainConfig]
 class Method:
     """How one method's runs are made: ``make(config, group, seed, setting)`` for each of its
     ``settings`` (ν, or ``lr·ν`` for the orbit structure; ``()``: one run per seed), measured
-    inside ``wrapper`` (a :data:`ginv.experiments.study.POST_HOC` name) if given."""
+    inside ``wrapper`` (a :data:`ginv.experiments.study.POST_HOC` name) if given; ``uses``:
+    what it knows of the group (:data:`ginv.regularizers.Uses`)."""
 
     name: str
     make: MakeConfig
@@ -61,6 +70,7 @@ class Method:
     single_pass: bool = False
     wrapper: str | None = None
     setting_name: str = "ν"
+    uses: Uses = "inputs"
 
 
 def _plain(kind: str) -> MakeConfig:
@@ -89,17 +99,22 @@ def methods(c: StudyConfig) -> list[Method]:
     ``frontier_methods`` where it names some)."""
     every = [
         Method("DA", _plain("DA"), single_pass=True),
-        Method("WT", _plain("WT")),
-        Method("orbit-average", _plain("DA"), wrapper="orbit-average"),
-        Method("canonicalise", _canon),
+        Method("WT", _plain("WT"), uses="architecture"),
+        Method("orbit-average", _plain("DA"), wrapper="orbit-average", uses="wrapper"),
+        Method("canonicalise", _canon, uses="wrapper"),
         *(
             Method(f"IR-{loss}", _ir(loss), getattr(c, f"frontier_nus_{loss}"), True)
             for loss in ("logit", "kl", "nlogit", "jsd")
         ),
         Method("IR-saliency", _ir("saliency"), c.frontier_saliency_nus, True),
-        Method("orbit", _orbit(False), c.frontier_orbit_rates, True, setting_name="lr·ν"),
-        Method("orbit-wide", _orbit(True), c.frontier_orbit_rates, True, setting_name="lr·ν"),
-    ]
+        Method("orbit", _orbit(False), c.frontier_orbit_rates, True, setting_name="lr·ν",
+               uses="weights"),
+        Method("orbit-wide", _orbit(True), c.frontier_orbit_rates, True, setting_name="lr·ν",
+               uses="weights"),
+        Method("IR-distill", _ir("distill"), c.frontier_nus_distill, True),
+        Method("IR-warmup", _ir("logit-warmup"), c.frontier_nus_warmup, True),
+        Method("IR-features", _ir("features"), c.frontier_nus_features, True),
+    ]  # fmt: skip
     assert [m.name for m in every] == list(FRONTIER_METHODS)
     return [m for m in every if not c.frontier_methods or m.name in c.frontier_methods]
 
@@ -113,11 +128,12 @@ def method_configs(c: StudyConfig, group: str, method: Method) -> dict[float, li
 COLUMNS = ("accuracy", "li", "di", "val_si", "si", "val_acc")
 TIDY_COLUMNS = [
     "group", "method", "setting", *(f"{k}{s}" for k in COLUMNS for s in ("", "_std")),
-    "inference_flops", "params", "single_pass", "n_seeds",
+    "inference_flops", "params", "single_pass", "uses", "n_seeds",
 ]  # fmt: skip
 """``frontier.csv``: one row per group × method × setting; means and stds over seeds;
 ``setting`` is ν (``lr·ν`` for the orbit methods), empty where a method has none;
-``inference_flops`` per image; ``val_acc`` is what selects the calibrated point."""
+``inference_flops`` per image; ``uses`` what the method knows of the group; ``val_acc`` is
+what selects the calibrated point."""
 
 
 def _cost(study: Study, run: Run, wrapper: str | None) -> tuple[float, int]:
@@ -141,7 +157,7 @@ def _row(
         "setting_name": method.setting_name if method.settings else "",
         "seeds": [r.config.seed for r in runs], "per_seed": values,
         "inference_flops": flops, "params": params, "single_pass": method.single_pass,
-        "runs": [r.config.key() for r in runs],
+        "uses": method.uses, "runs": [r.config.key() for r in runs],
     }  # fmt: skip
     for k in COLUMNS:
         row[k], row[f"{k}_std"] = mean_std(values[k])
@@ -163,7 +179,8 @@ def _tidy(row: dict[str, Any]) -> list[Any]:
     return [
         row["group"], row["method"], setting,
         *(row[f"{k}{s}"] for k in COLUMNS for s in ("", "_std")),
-        row["inference_flops"], row["params"], row["single_pass"], len(row["seeds"]),
+        row["inference_flops"], row["params"], row["single_pass"], row["uses"],
+        len(row["seeds"]),
     ]  # fmt: skip
 
 
@@ -213,7 +230,7 @@ def run(study: Study, folder) -> Results:
         f"Each method at its calibrated point (validation SI ≥ {target}, else its highest); "
         "gap: accuracy minus DA's, in points; FLOPs per image at inference.",
         ["group", "method", "setting", "accuracy %", "gap to DA", "SI", "val SI", "LI", "params",
-         "MFLOP", "single pass", "val SI ≥ target"],
+         "MFLOP", "single pass", "uses", "val SI ≥ target"],
         printed, tidy=(CALIBRATED_COLUMNS, tidy),
     )  # fmt: skip
     results.add_table(
@@ -267,7 +284,7 @@ def _calibrated_table(groups, best) -> tuple[list[list[Any]], list[list[Any]]]:
                 g, r["method"], _setting_label(r), f"{100 * r['accuracy']:.2f} ± {100 * r['accuracy_std']:.2f}",
                 f"{gap:+.2f}", f"{r['si']:.3f}", f"{r['val_si']:.3f}", f"{r['li']:.3g}",
                 f"{r['params']:,}", f"{r['inference_flops'] / 1e6:.2f}",
-                "yes" if r["single_pass"] else "no", "yes" if r["reached"] else "no",
+                "yes" if r["single_pass"] else "no", r["uses"], "yes" if r["reached"] else "no",
             ])  # fmt: skip
             tidy.append([*_tidy(r), gap, r["reached"]])
     return printed, tidy
@@ -341,7 +358,8 @@ LOOK = {
     "IR-logit": ("#009E73", "^", "-"), "IR-kl": ("#CC79A7", "^", "-"),
     "IR-nlogit": ("#E69F00", "^", "-"), "IR-jsd": ("#56B4E9", "^", "-"),
     "IR-saliency": ("#8C7A00", "v", "-"), "orbit": ("#000000", "*", "-"),
-    "orbit-wide": ("#000000", "X", "--"),
+    "orbit-wide": ("#000000", "X", "--"), "IR-distill": ("#000000", "v", "-"),
+    "IR-warmup": ("#009E73", "^", "--"), "IR-features": ("#000000", "h", "-"),
 }  # fmt: skip
 """Colour, marker and line of each method: DA's family in DA's colour, the IR losses in the
 study's loss colours, the new methods in black."""
