@@ -22,8 +22,9 @@ Each method says what it knows of the group (``uses``, :data:`ginv.regularizers.
 ``inputs`` (DA and every IR: only ``g·x``), ``weights`` (the orbit structure), ``wrapper``
 (orbit averaging, canonicalisation) or ``architecture`` (WT).
 
-The last three are single-pass: one forward pass of an unconstrained MLP. Every run uses the
-study's data, epochs and seeds and the trainer's best-validation-accuracy epoch. A method's
+DA, every IR and the orbit structure are single-pass: one forward pass of an unconstrained
+MLP. Every run uses the study's data, epochs and seeds and the trainer's
+best-validation-accuracy epoch. A method's
 **calibrated point** is, among its settings whose validation SI (mean over seeds) reaches
 ``si_target``, the one with the highest validation accuracy; where none does, the setting
 with the highest validation SI, flagged. Test numbers never choose anything.
