@@ -312,17 +312,20 @@ def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(
     expected = {m.name: max(1, len(m.values(smoke))) for m in methods(smoke)}
     plain = {m.name for m in methods(smoke) if not m.settings}
     assert set(expected) >= {"DA", "WT", "IR-logit", "IR-kl", "IR-nlogit", "IR-jsd",
-                             "orbit-average", "canonicalise", "orbit", "orbit-wide"}  # fmt: skip
+                             "orbit-average", "canonicalise", "orbit", "orbit-wide",
+                             "IR-distill", "IR-warmup", "IR-features"}  # fmt: skip
     with open(out / "frontier" / "frontier.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == TIDY_COLUMNS
     for group in smoke.groups:
         mine = [r for r in rows if r["group"] == group]
         assert {m: sum(r["method"] == m for r in mine) for m in expected} == expected
+    uses = {m.name: m.uses for m in methods(smoke)}
     for r in rows:  # every number parses; settings only where a method has them
-        for k in TIDY_COLUMNS[3:-2]:
+        for k in TIDY_COLUMNS[3 : TIDY_COLUMNS.index("single_pass")]:
             float(r[k])
         assert (r["setting"] == "") == (r["method"] in plain)
+        assert r["uses"] == uses[r["method"]]
     results = json.loads((out / "frontier" / "results.json").read_text())
     for f in results["files"]:
         _check_tidy_csv(out / "frontier" / f)
@@ -354,6 +357,24 @@ def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(
     for name in ("frontier.png", "frontier-drift.png"):
         assert (out / "frontier" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "accuracy–SI frontier" in (out / "report.md").read_text()
+
+
+def test_frontier_methods_say_what_they_know_of_the_group() -> None:
+    from ginv.experiments.frontier import method_configs, methods
+    from ginv.regularizers import USES, regularizer_class
+
+    c = profile("smoke")
+    every = {m.name: m for m in methods(c)}
+    assert {n: m.uses for n, m in every.items() if m.uses != "inputs"} == {
+        "WT": "architecture", "orbit-average": "wrapper", "canonicalise": "wrapper",
+        "orbit": "weights", "orbit-wide": "weights",
+    }  # fmt: skip
+    for m in every.values():
+        assert m.uses in USES
+        for configs in method_configs(c, "R4", m).values():
+            reg = configs[0].reg
+            if reg != "none":  # a regularised method knows what its regulariser knows
+                assert regularizer_class(reg).uses == m.uses, m.name
 
 
 def test_plan_counts_the_frontier_methods_by_their_own_models() -> None:

@@ -1,5 +1,6 @@
-"""The regularisers: the orbit structure's projection and the saliency penalty, by their
-defining properties and by hand on small cases."""
+"""The regularisers: the orbit structure's projection, the saliency penalty and the new
+input-only methods, by their defining properties and by hand on small cases; and
+``ginv.invariance_loss``, the trainer's IR penalty for one's own loop."""
 
 from __future__ import annotations
 
@@ -8,14 +9,27 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import synthetic_dataset
-from torch import nn
+from torch import Tensor, nn
 
+import ginv
 from ginv.errors import GinvError
 from ginv.groups import get_group
+from ginv.losses import INVARIANCE_ERRORS, distribution_invariance
 from ginv.models import Ensemble, build_model
-from ginv.regularizers import REGULARIZERS, OrbitStructure, SaliencyInvariance, get_regularizer
+from ginv.regularizers import (
+    REGULARIZERS,
+    USES,
+    FeatureInvariance,
+    OrbitDistillation,
+    OrbitStructure,
+    SaliencyInvariance,
+    WarmedUpInvariance,
+    get_regularizer,
+    regularizer_class,
+)
 from ginv.testing import assert_invariant
 from ginv.training import TrainConfig, Trainer, load_run
+from ginv.training.trainer import model_for
 
 SHAPE = torch.Size((1, 6, 6))
 
@@ -157,3 +171,233 @@ def test_regularizer_settings_are_checked() -> None:
         TrainConfig(reg="orbit", nu=2000.0).validate()
     with pytest.raises(GinvError, match="first_width"):
         TrainConfig(first_width=-1).validate()
+
+
+# --- ginv.invariance_loss: the trainer's IR penalty, for any model --------------------------
+
+
+@pytest.mark.parametrize("loss", list(INVARIANCE_ERRORS))
+def test_invariance_loss_is_the_penalty_the_trainer_adds(loss: str, tmp_path: Path) -> None:
+    """A one-member trainer's IR penalty on a batch, and ``invariance_loss`` of that member on
+    the same augmented batch: the same number (float32, one forward each)."""
+    config = TrainConfig(
+        reg=loss, nu=1.0, group="R4", depth=2, width=16, epochs=1, batch_size=16,
+        n_train=64, n_val=16,
+    )  # fmt: skip
+    data = synthetic_dataset(n_train=64, n_val=16)
+    trainer = Trainer([config], data, tmp_path, "cpu", progress=False)
+    orders, elements = trainer._draws()
+    idx, el = orders[:, :16], elements[:, :16]
+    _, inv = trainer._loss(idx, el)
+    member = model_for(config, args=trainer.model_args)
+    member.load_state_dict(trainer.model.member_state(0))
+    augmented = trainer._batch(idx, el, with_orbit=False)[0]  # x̃ = g·x, (B, C, H, W)
+    mine = ginv.invariance_loss(member, augmented, get_group("R4"), loss=loss)
+    assert mine.dtype == torch.float32 and mine.requires_grad
+    theirs, ours = float(inv[0].detach()), float(mine.detach())
+    assert theirs > 0 and abs(ours - theirs) <= 1e-6 * max(1.0, theirs), (ours, theirs)
+
+
+def test_invariance_loss_by_hand_in_float64_and_its_sampled_estimate() -> None:
+    """``f = W·x`` on a 2-pixel image under the flip: ``I = mean_b ½‖W(x_b − s·x_b)‖²``; with
+    ``sample=True`` the one non-identity element is the flip, so the estimate is exact."""
+    group = get_group("FlipH")
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(2, 3)).double()
+    x = torch.randn(7, 1, 1, 2, dtype=torch.float64)
+    w = linear[1].weight.detach()
+    diff = (x - x.flip(-1)).flatten(1) @ w.T
+    expected = 0.5 * diff.pow(2).sum(1).mean()
+    assert torch.allclose(ginv.invariance_loss(linear, x, group), expected, rtol=1e-14)
+    sampled = ginv.invariance_loss(linear, x, group, sample=True)
+    assert torch.allclose(sampled, expected, rtol=1e-14)
+
+
+def test_the_sampled_invariance_loss_draws_one_element_per_image_reproducibly() -> None:
+    group = get_group("R4")
+    model = nn.Sequential(nn.Flatten(), nn.Linear(36, 4)).double()
+    x = torch.randn(9, *SHAPE, dtype=torch.float64)
+    one = ginv.invariance_loss(model, x, group, "kl", True, torch.Generator().manual_seed(5))
+    two = ginv.invariance_loss(model, x, group, "kl", True, torch.Generator().manual_seed(5))
+    assert torch.equal(one, two)
+    g = torch.randint(1, 4, (9,), generator=torch.Generator().manual_seed(5))
+    by_hand = distribution_invariance(model(x), model(group.act(g, x))).mean()
+    assert torch.allclose(one, by_hand, rtol=1e-14)
+    # the whole orbit is the mean of the per-element errors
+    per = [distribution_invariance(model(x), model(group.act(h, x))).mean() for h in (1, 2, 3)]
+    full = ginv.invariance_loss(model, x, group, "kl")
+    assert torch.allclose(full, torch.stack(per).mean(), rtol=1e-14)
+
+
+def test_invariance_loss_checks_its_arguments() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(36, 3))
+    x = torch.randn(4, *SHAPE)
+    r4 = get_group("R4")
+    with pytest.raises(GinvError, match="unknown invariance loss"):
+        ginv.invariance_loss(model, x, r4, loss="l1")
+    with pytest.raises(GinvError, match=r"\(B, C, H, W\)"):
+        ginv.invariance_loss(model, x[0], r4)
+    with pytest.raises(GinvError, match="floating-point"):
+        ginv.invariance_loss(model, x.long(), r4)
+    with pytest.raises(GinvError, match="empty batch"):
+        ginv.invariance_loss(model, x[:0], r4)
+    with pytest.raises(GinvError, match="ginv group"):
+        ginv.invariance_loss(model, x, "R4")  # type: ignore[arg-type]
+    with pytest.raises(GinvError, match="sample must be"):
+        ginv.invariance_loss(model, x, r4, sample=1)  # type: ignore[arg-type]
+    with pytest.raises(GinvError, match="generator"):
+        ginv.invariance_loss(model, x, r4, sample=True, generator=0)  # type: ignore[arg-type]
+    with pytest.raises(GinvError, match="module or function"):
+        ginv.invariance_loss(None, x, r4)  # type: ignore[arg-type]
+
+
+def test_a_plain_pytorch_loop_with_invariance_loss_learns_and_becomes_invariant() -> None:
+    torch.manual_seed(0)
+    group = get_group("R4")
+    data = synthetic_dataset(n_train=128, n_val=16, size=6)
+    x, y = data.train.images, data.train.labels
+    model = nn.Sequential(nn.Flatten(), nn.Linear(36, 32), nn.ReLU(), nn.Linear(32, 3))
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+
+    def losses() -> tuple[float, float]:
+        with torch.no_grad():
+            ce = nn.functional.cross_entropy(model(x), y)
+            return float(ce), float(ginv.invariance_loss(model, x, group))
+
+    ce0, inv0 = losses()
+    for step in range(60):
+        batch = slice(32 * (step % 4), 32 * (step % 4 + 1))
+        xb, yb = x[batch], y[batch]
+        loss = nn.functional.cross_entropy(model(xb), yb)
+        loss = loss + 10.0 * ginv.invariance_loss(model, xb, group, sample=True)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    ce1, inv1 = losses()
+    assert ce1 < 0.5 * ce0 and inv1 < 0.5 * inv0, (ce0, ce1, inv0, inv1)
+
+
+# --- the new input-only methods, by hand on a 2-pixel image under the flip -----------------
+
+FLIP = torch.Size((1, 1, 2))
+
+
+def _flip_batch() -> tuple[nn.Module, Tensor]:
+    """A 2-input linear model with fixed weights, and three 2-pixel images."""
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(2, 2)).double()
+    with torch.no_grad():
+        linear[1].weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 3.0]]))
+        linear[1].bias.copy_(torch.tensor([0.1, -0.2]))
+    x = torch.tensor([[1.0, 2.0], [-1.0, 0.5], [0.3, -0.7]], dtype=torch.float64)
+    return linear, x.view(3, *FLIP)
+
+
+def test_the_orbit_distillation_by_hand_with_its_stop_gradient() -> None:
+    """Orbit ``{x, s·x}``: ``R = mean_{b,g} KL(q_g ‖ p̄)``, ``p̄ = (q_e + q_s)/2`` held fixed, so
+    ``∂R/∂z_{g,b} = q(log q − log p̄ − KL)/(2B)`` and ``∂R/∂W = Σ ∂R/∂z ⊗ (g·x_b)``."""
+    linear, x = _flip_batch()
+    group = get_group("FlipH")
+    reg = get_regularizer("distill", group)
+    assert isinstance(reg, OrbitDistillation) and reg.uses == "inputs"
+    ensemble = Ensemble([linear])
+    logits, penalty = reg(ensemble, group.orbit(x).unsqueeze(0), None)
+    w, c = linear[1].weight.detach(), linear[1].bias.detach()
+    images = [x.flatten(1), x.flip(-1).flatten(1)]  # e·x, s·x: (B, 2)
+    q = [torch.exp(v @ w.T + c) / torch.exp(v @ w.T + c).sum(1, keepdim=True) for v in images]
+    p = 0.5 * (q[0] + q[1])
+    kl = [(qg * (qg.log() - p.log())).sum(1) for qg in q]
+    expected = 0.5 * (kl[0] + kl[1]).mean()
+    assert torch.allclose(penalty, expected.view(1), rtol=1e-13)
+    assert torch.allclose(logits[0], x.flatten(1) @ w.T + c, rtol=1e-14)
+    penalty.sum().backward()
+    dz = [qg * (qg.log() - p.log() - k.unsqueeze(1)) / (2 * 3) for qg, k in zip(q, kl, strict=True)]
+    grad_w = sum(d.T @ v for d, v in zip(dz, images, strict=True))
+    grad_c = sum(d.sum(0) for d in dz)
+    grads = ensemble.weights()
+    assert torch.allclose(grads["1.weight"].grad[0], grad_w, rtol=1e-10)
+    assert torch.allclose(grads["1.bias"].grad[0], grad_c, rtol=1e-10, atol=1e-15)
+    # without the stop-gradient the same value is the orbit's JSD, whose gradient differs
+    jsd = ginv.losses.jensen_shannon_invariance(images[0] @ w.T + c, images[1] @ w.T + c)
+    assert torch.allclose(penalty.detach(), jsd.mean().view(1), rtol=1e-12)
+
+
+def test_the_warmed_up_ir_ramps_by_hand_and_the_trainer_tells_it_the_epoch(
+    tmp_path: Path,
+) -> None:
+    linear, x = _flip_batch()
+    group = get_group("FlipH")
+    reg = get_regularizer("logit-warmup", group)
+    assert isinstance(reg, WarmedUpInvariance) and reg.uses == "inputs"
+    w = linear[1].weight.detach()
+    full = 0.5 * ((x - x.flip(-1)).flatten(1) @ w.T).pow(2).sum(1).mean()
+    orbit = group.orbit(x).unsqueeze(0)
+    _, untouched = reg(Ensemble([linear]), orbit, None)  # never told the epoch: scale 1
+    assert torch.allclose(untouched, full.view(1), rtol=1e-13)
+    # 10 epochs: k = ⌈0.2·10⌉ = 2, s = 0, ½, 1, 1, ...
+    for epoch, scale in [(0, 0.0), (1, 0.5), (2, 1.0), (9, 1.0)]:
+        reg.start_epoch(epoch, 10)
+        _, penalty = reg(Ensemble([linear]), orbit, None)
+        assert torch.allclose(penalty, scale * full.view(1), rtol=1e-13)
+    reg.start_epoch(1, 10)
+    ensemble = Ensemble([linear])
+    _, penalty = reg(ensemble, orbit, None)
+    penalty.sum().backward()
+    grad = ensemble.weights()["1.weight"].grad
+    assert grad is not None and grad.abs().sum() > 0
+    # in training: 2 epochs, k = 1, the first epoch is the cross-entropy alone
+    config = TrainConfig(
+        reg="logit-warmup", nu=5.0, group="R4", depth=2, width=16, epochs=2, batch_size=32,
+        n_train=64, n_val=16,
+    )  # fmt: skip
+    trainer = Trainer([config], synthetic_dataset(n_train=64, n_val=16), tmp_path, "cpu",
+                      progress=False)  # fmt: skip
+    (record,) = trainer.fit()
+    first, second = record["history"]
+    assert first["inv"] == 0.0 and first["loss"] == first["ce"]
+    assert second["inv"] > 0 and second["loss"] > second["ce"]
+    # the selected epoch is one at full strength, whatever the ramp's validation accuracy
+    assert record["selected_epoch"] == 2
+    assert [reg.selectable(e, 10) for e in range(10)] == [False, False] + [True] * 8
+
+
+def test_the_feature_ir_by_hand_is_scale_free_and_leaves_the_head_alone() -> None:
+    """A depth-1 MLP, ``φ(x) = relu(W₁x + b₁)``: ``R = mean_b ‖φ(x_b) − φ(s·x_b)‖² /
+    (½‖φ(x_b)‖² + ½‖φ(s·x_b)‖²)``."""
+    group = get_group("FlipH")
+    mlp = build_model("mlp", group, FLIP, 2, 1, 2).double()
+    with torch.no_grad():
+        mlp.first.weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 3.0]]))
+        mlp.first.bias.copy_(torch.tensor([0.5, 1.0]))
+    _, x = _flip_batch()
+    reg = get_regularizer("features", group)
+    assert isinstance(reg, FeatureInvariance) and reg.uses == "inputs"
+    ensemble = Ensemble([mlp])
+    logits, penalty = reg(ensemble, group.orbit(x).unsqueeze(0), None)
+    w1, b1 = mlp.first.weight.detach(), mlp.first.bias.detach()
+    phi = torch.relu(x.flatten(1) @ w1.T + b1)
+    phi_s = torch.relu(x.flip(-1).flatten(1) @ w1.T + b1)
+    size = 0.5 * (phi.pow(2).sum(1) + phi_s.pow(2).sum(1))
+    expected = ((phi - phi_s).pow(2).sum(1) / size).mean()
+    assert expected > 0.1
+    assert torch.allclose(penalty, expected.view(1), rtol=1e-12)
+    assert torch.allclose(logits[0], mlp(x), rtol=1e-13)
+    penalty.sum().backward()
+    grads = dict(zip(ensemble.names, (p.grad for p in ensemble.stacked), strict=True))
+    assert grads["first.weight"] is not None and grads["first.weight"].abs().sum() > 0
+    assert all(grads[k] is None or grads[k].abs().sum() == 0 for k in ("head.weight", "head.bias"))
+    # scale-free: the first layer scaled by 3 scales φ by 3 and leaves R unchanged
+    for p in ensemble.stacked:
+        p.grad = None
+    with torch.no_grad():
+        for k in ("first.weight", "first.bias"):
+            ensemble.weights()[k].mul_(3.0)
+    _, scaled = reg(ensemble, group.orbit(x).unsqueeze(0), None)
+    assert torch.allclose(scaled, penalty, rtol=1e-12)
+
+
+def test_every_regularizer_says_what_it_knows_of_the_group() -> None:
+    uses = {name: regularizer_class(name).uses for name in REGULARIZERS}
+    assert set(uses.values()) <= set(USES)
+    assert uses["orbit"] == "weights"
+    assert all(uses[n] == "inputs" for n in REGULARIZERS if n != "orbit")
+    with pytest.raises(GinvError, match="applies to mlp, cnn models only"):
+        TrainConfig(model="wt", reg="features", nu=1.0).validate()

@@ -3,6 +3,7 @@
 from ginv import testing
 from ginv.errors import GinvError
 from ginv.groups import D4, R4, T3, FlipH, FlipV, PermutationGroup, Tn, get_group
+from ginv.losses import invariance_loss
 from ginv.measures import MeasureReport, SaliencyConfig, measure
 
 __version__ = "0.1.0"
@@ -19,6 +20,7 @@ __all__ = [
     "SaliencyConfig",
     "Tn",
     "get_group",
+    "invariance_loss",
     "measure",
     "testing",
 ]

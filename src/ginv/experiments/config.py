@@ -77,6 +77,12 @@ class StudyConfig:
     frontier_nus_jsd: tuple[float, ...] = (100.0, 1000.0)
     frontier_orbit_rates: tuple[float, ...] = (0.1, 0.5, 1.0)
     frontier_saliency_nus: tuple[float, ...] = (3.0, 30.0)
+    # the new input-only methods: distillation towards the orbit mean (a KL, as small as
+    # IR-kl's), the logit IR with a ν warm-up (the logit IR's grid), scale-free feature IR
+    # (a relative error in [0, 4], as the saliency IR's)
+    frontier_nus_distill: tuple[float, ...] = (30.0, 100.0, 300.0)
+    frontier_nus_warmup: tuple[float, ...] = (3.0, 10.0, 30.0)
+    frontier_nus_features: tuple[float, ...] = (3.0, 10.0, 30.0)
     frontier_methods: tuple[str, ...] = ()  # a subset of the frontier's methods (): all
     # measures (SPEC §5); 0 means the whole test split. SI is a mean over samples whose
     # per-sample spread is about 0.3 (DA) and 0.1 (IR): n samples give a standard error of
@@ -184,10 +190,9 @@ class StudyConfig:
             (all(loss in INVARIANCE_ERRORS for loss in losses),
              f"invariance losses must be among {', '.join(INVARIANCE_ERRORS)}, got {losses}"),
             (self.presearch_epochs >= 0, "presearch_epochs must be ≥ 0"),
-            (all(grid and min(grid) > 0 for grid in (
-                self.frontier_nus_logit, self.frontier_nus_kl, self.frontier_nus_nlogit,
-                self.frontier_nus_jsd, self.frontier_saliency_nus)),
-             "the frontier's ν grids must each hold at least one ν, all > 0"),
+            (all(m.values(self) and min(m.values(self)) > 0 for m in METHODS.values() if m.settings),
+             "the frontier's settings grids (frontier_nus_*, frontier_saliency_nus, "
+             "frontier_orbit_rates) must each hold at least one value, all > 0"),
             (all(m in METHODS for m in self.frontier_methods)
              and (not self.frontier_methods or REFERENCE in self.frontier_methods),
              f"frontier_methods must be among {', '.join(METHODS)} and include {REFERENCE}, "
@@ -244,6 +249,7 @@ PROFILES: dict[str, StudyConfig] = {
         prop31_dim=16, prop31_samples=20, prop31_time=1.0, prop31_step=1e-3,
         frontier_nus_logit=(1.0,), frontier_nus_kl=(10.0,), frontier_nus_nlogit=(100.0,),
         frontier_nus_jsd=(30.0,), frontier_orbit_rates=(0.5, 1.0), frontier_saliency_nus=(1.0,),
+        frontier_nus_distill=(10.0,), frontier_nus_warmup=(1.0,), frontier_nus_features=(3.0,),
     ),
     "quick": StudyConfig(),
     "paper": StudyConfig(

@@ -14,9 +14,17 @@ Methods, one row per group × method × setting (:func:`methods`):
   (:mod:`ginv.regularizers.orbit_structure`) at the ``lr·ν`` of ``frontier_orbit_rates``;
   ``orbit-wide`` gives the first layer ``|G|·width`` units, the capacity of WT's first layer.
 * ``IR-saliency``: the input-gradient penalty (:mod:`ginv.regularizers.saliency`).
+* ``IR-distill``, ``IR-warmup``, ``IR-features``: distillation towards the orbit-averaged
+  prediction, the logit IR with a ν warm-up, scale-free IR on the penultimate features
+  (:mod:`ginv.regularizers.distill`, ``.warmup``, ``.features``), at ``frontier_nus_<name>``.
 
-The last three are single-pass: one forward pass of an unconstrained MLP. Every run uses the
-study's data, epochs and seeds and the trainer's best-validation-accuracy epoch. A method's
+Each method says what it knows of the group (``uses``, :data:`ginv.regularizers.Uses`):
+``inputs`` (DA and every IR: only ``g·x``), ``weights`` (the orbit structure), ``wrapper``
+(orbit averaging, canonicalisation) or ``architecture`` (WT).
+
+DA, every IR and the orbit structure are single-pass: one forward pass of an unconstrained
+MLP. Every run uses the study's data, epochs and seeds and the trainer's
+best-validation-accuracy epoch. A method's
 **calibrated point** is, among its settings whose validation SI (mean over seeds) reaches
 ``si_target``, the one with the highest validation accuracy; where none does, the setting
 with the highest validation SI, flagged. Test numbers never choose anything.
@@ -49,11 +57,12 @@ if TYPE_CHECKING:
 COLUMNS = ("accuracy", "li", "di", "val_si", "si", "val_acc")
 TIDY_COLUMNS = [
     "group", "method", "setting", *(f"{k}{s}" for k in COLUMNS for s in ("", "_std")),
-    "inference_flops", "params", "single_pass", "n_seeds",
+    "inference_flops", "params", "single_pass", "uses", "n_seeds",
 ]  # fmt: skip
 """``frontier.csv``: one row per group × method × setting; means and stds over seeds;
 ``setting`` is ν (``lr·ν`` for the orbit methods), empty where a method has none;
-``inference_flops`` per image; ``val_acc`` is what selects the calibrated point."""
+``inference_flops`` per image; ``uses`` what the method knows of the group; ``val_acc`` is
+what selects the calibrated point."""
 
 
 def _cost(study: Study, run: Run, wrapper: str | None) -> tuple[float, int]:
@@ -77,7 +86,7 @@ def _row(
         "setting_name": method.setting_name if method.settings else "",
         "seeds": [r.config.seed for r in runs], "per_seed": values,
         "inference_flops": flops, "params": params, "single_pass": method.single_pass,
-        "runs": [r.config.key() for r in runs],
+        "uses": method.uses, "runs": [r.config.key() for r in runs],
     }  # fmt: skip
     for k in COLUMNS:
         row[k], row[f"{k}_std"] = mean_std(values[k])
@@ -99,7 +108,8 @@ def _tidy(row: dict[str, Any]) -> list[Any]:
     return [
         row["group"], row["method"], setting,
         *(row[f"{k}{s}"] for k in COLUMNS for s in ("", "_std")),
-        row["inference_flops"], row["params"], row["single_pass"], len(row["seeds"]),
+        row["inference_flops"], row["params"], row["single_pass"], row["uses"],
+        len(row["seeds"]),
     ]  # fmt: skip
 
 
@@ -171,7 +181,7 @@ def run(study: Study, folder: Path) -> Results:
         f"Each method at its calibrated point (validation SI ≥ {target}, else its highest); "
         "gap: accuracy minus DA's, in points; FLOPs per image at inference.",
         ["group", "method", "setting", "accuracy %", "gap to DA", "SI", "val SI", "LI", "params",
-         "MFLOP", "single pass", "val SI ≥ target"],
+         "MFLOP", "single pass", "uses", "val SI ≥ target"],
         printed, tidy=(CALIBRATED_COLUMNS, tidy),
     )  # fmt: skip
     results.add_table(
@@ -225,7 +235,7 @@ def _calibrated_table(groups, best) -> tuple[list[list[Any]], list[list[Any]]]:
                 g, r["method"], _setting_label(r), f"{100 * r['accuracy']:.2f} ± {100 * r['accuracy_std']:.2f}",
                 f"{gap:+.2f}", f"{r['si']:.3f}", f"{r['val_si']:.3f}", f"{r['li']:.3g}",
                 f"{r['params']:,}", f"{r['inference_flops'] / 1e6:.2f}",
-                "yes" if r["single_pass"] else "no", "yes" if r["reached"] else "no",
+                "yes" if r["single_pass"] else "no", r["uses"], "yes" if r["reached"] else "no",
             ])  # fmt: skip
             tidy.append([*_tidy(r), gap, r["reached"]])
     return printed, tidy
@@ -297,7 +307,8 @@ LOOK = {
     "IR-logit": ("#009E73", "^", "-"), "IR-kl": ("#CC79A7", "^", "-"),
     "IR-nlogit": ("#E69F00", "^", "-"), "IR-jsd": ("#56B4E9", "^", "-"),
     "IR-saliency": ("#8C7A00", "v", "-"), "orbit": ("#000000", "*", "-"),
-    "orbit-wide": ("#000000", "X", "--"),
+    "orbit-wide": ("#000000", "X", "--"), "IR-distill": ("#000000", "v", "-"),
+    "IR-warmup": ("#009E73", "^", "--"), "IR-features": ("#000000", "h", "-"),
 }  # fmt: skip
 """Colour, marker and line of each method: DA's family in DA's colour, the IR losses in the
 study's loss colours, the new methods in black."""

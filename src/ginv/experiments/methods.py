@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ginv.experiments.kinds import Kind
 from ginv.groups import get_group
+from ginv.regularizers import Uses
 from ginv.training import TrainConfig
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ class Method:
     """How one method's runs are made: ``make(config, group, seed, setting)`` for each of its
     settings (the tuple in the :class:`StudyConfig` field ``settings``: ν, or ``lr·ν`` for
     the orbit structure; ``None``: one run per seed), measured inside ``wrapper`` (a
-    :data:`ginv.runs.POST_HOC` name) if given."""
+    :data:`ginv.runs.POST_HOC` name) if given; ``uses``: what it knows of the group
+    (:data:`ginv.regularizers.Uses`: inputs, weights, wrapper or architecture)."""
 
     name: str
     make: MakeConfig
@@ -35,6 +37,7 @@ class Method:
     wrapper: str | None = None
     setting_name: str = "ν"
     exact: bool = False  # invariant by construction
+    uses: Uses = "inputs"
 
     def values(self, c: StudyConfig) -> tuple[float, ...]:
         """The method's settings under ``c`` (``()`` where it has none)."""
@@ -79,17 +82,22 @@ def register_method(method: Method) -> Method:
 
 for _method in (
     Method("DA", _plain(Kind.DA), single_pass=True),
-    Method("WT", _plain(Kind.WT), exact=True),
-    Method("orbit-average", _plain(Kind.DA), wrapper="orbit-average", exact=True),
-    Method("canonicalise", _canon, exact=True),
+    Method("WT", _plain(Kind.WT), exact=True, uses="architecture"),
+    Method("orbit-average", _plain(Kind.DA), wrapper="orbit-average", exact=True, uses="wrapper"),
+    Method("canonicalise", _canon, exact=True, uses="wrapper"),
     *(
         Method(f"IR-{loss}", _ir(loss), f"frontier_nus_{loss}", True)
         for loss in ("logit", "kl", "nlogit", "jsd")
     ),
     Method("IR-saliency", _ir("saliency"), "frontier_saliency_nus", True),
-    Method("orbit", _orbit(False), "frontier_orbit_rates", True, setting_name="lr·ν"),
-    Method("orbit-wide", _orbit(True), "frontier_orbit_rates", True, setting_name="lr·ν"),
-):
+    Method("orbit", _orbit(False), "frontier_orbit_rates", True, setting_name="lr·ν",
+           uses="weights"),
+    Method("orbit-wide", _orbit(True), "frontier_orbit_rates", True, setting_name="lr·ν",
+           uses="weights"),
+    Method("IR-distill", _ir("distill"), "frontier_nus_distill", True),
+    Method("IR-warmup", _ir("logit-warmup"), "frontier_nus_warmup", True),
+    Method("IR-features", _ir("features"), "frontier_nus_features", True),
+):  # fmt: skip
     register_method(_method)
 
 REFERENCE = "DA"

@@ -13,15 +13,21 @@ from functools import partial
 from ginv.errors import GinvError
 from ginv.groups import PermutationGroup
 from ginv.losses import INVARIANCE_ERRORS
-from ginv.regularizers.base import Regularizer
+from ginv.regularizers.base import USES, Regularizer, Uses
+from ginv.regularizers.distill import OrbitDistillation
+from ginv.regularizers.features import FeatureInvariance
 from ginv.regularizers.orbit_structure import OrbitStructure
 from ginv.regularizers.output import OutputInvariance
 from ginv.regularizers.saliency import SaliencyInvariance
+from ginv.regularizers.warmup import WarmedUpInvariance
 
 REGULARIZERS: dict[str, Callable[[PermutationGroup], Regularizer]] = {
     **{loss: partial(OutputInvariance, loss=loss) for loss in INVARIANCE_ERRORS},
     "orbit": OrbitStructure,
     "saliency": SaliencyInvariance,
+    "distill": OrbitDistillation,
+    "logit-warmup": WarmedUpInvariance,
+    "features": FeatureInvariance,
 }
 """Name → constructor from the group: IR with each output loss, then the new methods."""
 
@@ -34,7 +40,7 @@ def get_regularizer(name: str, group: PermutationGroup) -> Regularizer:
 
 
 def regularizer_class(name: str) -> type[Regularizer]:
-    """The class of regulariser ``name`` (its ``architectures``, ``decoupled``, ...)."""
+    """The class of regulariser ``name`` (its ``architectures``, ``decoupled``, ``uses``...)."""
     make = REGULARIZERS[name]
     cls = make.func if isinstance(make, partial) else make
     assert isinstance(cls, type) and issubclass(cls, Regularizer)
@@ -43,10 +49,15 @@ def regularizer_class(name: str) -> type[Regularizer]:
 
 __all__ = [
     "REGULARIZERS",
+    "USES",
+    "FeatureInvariance",
+    "OrbitDistillation",
     "OrbitStructure",
     "OutputInvariance",
     "Regularizer",
     "SaliencyInvariance",
+    "Uses",
+    "WarmedUpInvariance",
     "get_regularizer",
     "regularizer_class",
 ]

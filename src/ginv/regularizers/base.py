@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from ginv.groups import PermutationGroup
 from ginv.models import Ensemble
+
+Uses = Literal["inputs", "weights", "wrapper", "architecture"]
+"""What a method needs to know of the group: ``inputs``, its action on images alone (DA, IR,
+anything that only sees ``g·x``); ``weights``, its action on the parameters (the orbit
+structure); ``wrapper``, a wrapper around the trained model (orbit averaging,
+canonicalisation); ``architecture``, a tied architecture (WT)."""
+USES: tuple[Uses, ...] = ("inputs", "weights", "wrapper", "architecture")
 
 
 class Regularizer(ABC):
@@ -26,6 +33,8 @@ class Regularizer(ABC):
     """The architectures it applies to (None: every one)."""
     decoupled: ClassVar[bool] = False
     """Whether it acts through :meth:`after_step` rather than through the loss's gradient."""
+    uses: ClassVar[Uses]
+    """What it knows of the group (:data:`Uses`): ``inputs`` where it sees only ``g·x``."""
 
     def __init__(self, group: PermutationGroup) -> None:
         self.group = group
@@ -33,6 +42,16 @@ class Regularizer(ABC):
     @abstractmethod
     def __call__(self, model: Ensemble, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """Logits of the augmented batch ``(M, B, K)`` and the penalty ``(M,)``."""
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the trainer before each epoch, ``epoch`` counted from 0 of ``epochs``; a
+        scheduled regulariser (a ν warm-up) reads the time here; the others ignore it."""
+        return None
+
+    def selectable(self, epoch: int, epochs: int) -> bool:
+        """Whether the model after epoch ``epoch`` (from 0) may be the run's selected one; a
+        warm-up excludes its epochs below full strength. The last epoch always may."""
+        return True
 
     def after_step(self, model: Ensemble, rates: Tensor, image_shape: torch.Size) -> None:
         """Called after each optimiser step with ``lr·ν`` per member ``(M,)``; a decoupled

@@ -39,6 +39,7 @@ class OrbitStructure(Regularizer):
 
     needs_orbit = False
     decoupled = True
+    uses = "weights"  # the group acting on the first layer's rows
     architectures = ("mlp",)
 
     def __call__(self, model: Ensemble, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

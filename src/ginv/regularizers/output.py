@@ -15,6 +15,7 @@ class OutputInvariance(Regularizer):
     """IR with one of :data:`ginv.losses.INVARIANCE_ERRORS` (logit, kl, nlogit, jsd)."""
 
     needs_orbit = True
+    uses = "inputs"
 
     def __init__(self, group: PermutationGroup, loss: str) -> None:
         super().__init__(group)

@@ -24,6 +24,7 @@ class SaliencyInvariance(Regularizer):
     """``R`` above, on the whole orbit of each augmented image."""
 
     needs_orbit = True
+    uses = "inputs"  # g·x, and g⁻¹ on input gradients: the action on images alone
 
     def __call__(self, model: Ensemble, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         x = x.detach().requires_grad_(True)

@@ -35,7 +35,8 @@ HELP = {
     "depth": "hidden layers (MLP) or convolutions (CNN)",
     "width": "hidden units (MLP) or last convolution's channels (CNN)",
     "first_width": "the first layer's units or channels (0: as width gives)",
-    "reg": "regularizer: IR with an output loss, or orbit / saliency (docs: the frontier)",
+    "reg": "regularizer: IR with an output loss, or orbit, saliency, distill, logit-warmup, "
+    "features (docs: the frontier)",
     "nu": f"weight ν of the regularizer, comma list trains each (with --reg: default {DEFAULT_NU})",
     "epochs": "training epochs",
     "batch_size": "batch size",

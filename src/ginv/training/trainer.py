@@ -258,6 +258,8 @@ class Trainer:
         steps = math.ceil(n / bs)
         reg = self.regularizer
         decoupled = reg is not None and reg.decoupled
+        if reg is not None:
+            reg.start_epoch(self.epoch, self.base.epochs)
         for s in range(steps):
             batch = slice(s * bs, (s + 1) * bs)
             ce, inv = self._loss(orders[:, batch], elements[:, batch])
@@ -345,6 +347,8 @@ class Trainer:
             self._check_finite(losses["loss"], val_acc)
             self.epoch += 1
             seconds = time.perf_counter() - start
+            reg = self.regularizer  # a warm-up's epochs before full strength are not selected
+            selectable = reg is None or reg.selectable(self.epoch - 1, total)
             for i, m in enumerate(self.members):
                 acc = float(val_acc[i])
                 m.history.append(
@@ -357,7 +361,7 @@ class Trainer:
                         "seconds": seconds,
                     }
                 )
-                if acc > m.best_val_acc:
+                if acc > m.best_val_acc and selectable:
                     m.best_val_acc, m.best_epoch = acc, self.epoch
                     m.best_state = self.model.member_state(i)
             atomic_torch_save(self.state(), self.checkpoint_path)
