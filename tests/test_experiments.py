@@ -59,7 +59,7 @@ def test_profiles_and_typed_overrides() -> None:
         ("si_target=1.5", "si_target"), ("prop31_step=0", "prop31"), ("prop31_time=-1", "prop31"),
         ("prop31_samples=0", "prop31"), ("nu_resolution=1", "nu_resolution"),
         ("reg=l2", "invariance losses"), ("drift_betas=1.5", "drift_betas"), ("lr=inf", "finite"),
-        ("frontier_nus_logit=", "ν grids"), ("frontier_nus_kl=-1", "ν grids"),
+        ("frontier_nus_logit=", "settings grids"), ("frontier_nus_kl=-1", "settings grids"),
         ("frontier_orbit_rates=", "frontier_orbit_rates"),
         ("frontier_orbit_rates=1.5", "frontier_orbit_rates"),
         ("frontier_methods=WT", "include DA"), ("frontier_methods=DA,foo", "frontier_methods"),
@@ -303,7 +303,8 @@ def test_plan_counts_match_the_model_sizes() -> None:
 def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(
     tmp_path: Path, real_data_dir: Path
 ) -> None:
-    from ginv.experiments.frontier import CALIBRATED_COLUMNS, TIDY_COLUMNS, methods
+    from ginv.experiments.frontier import CALIBRATED_COLUMNS, TIDY_COLUMNS
+    from ginv.experiments.methods import methods
 
     out = tmp_path / "frontier"
     done = _run(["reproduce", "frontier", "--profile", "smoke", "--out", str(out), "--quiet"])
@@ -360,7 +361,7 @@ def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(
 
 
 def test_frontier_methods_say_what_they_know_of_the_group() -> None:
-    from ginv.experiments.frontier import method_configs, methods
+    from ginv.experiments.methods import methods
     from ginv.regularizers import USES, regularizer_class
 
     c = profile("smoke")
@@ -371,7 +372,7 @@ def test_frontier_methods_say_what_they_know_of_the_group() -> None:
     }  # fmt: skip
     for m in every.values():
         assert m.uses in USES
-        for configs in method_configs(c, "R4", m).values():
+        for configs in m.configs(c, "R4").values():
             reg = configs[0].reg
             if reg != "none":  # a regularised method knows what its regulariser knows
                 assert regularizer_class(reg).uses == m.uses, m.name

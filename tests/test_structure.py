@@ -167,3 +167,23 @@ def test_the_report_orders_sections_by_the_registry(tmp_path: Path) -> None:
     text = (write_report(tmp_path)[0]).read_text()
     positions = [text.index(f"Section {n}") for n in ("table", "drift", "frontier", "zzz")]
     assert positions == sorted(positions)
+
+
+SOURCE = ["--plugin", "tests.plugins.toy_source"]
+
+
+def test_a_plugin_data_source_is_checked_and_trained_on(tmp_path: Path) -> None:
+    """The toy source of tests/plugins (one file, one registry call) in `ginv data check` and
+    `ginv train`: its 2-channel 16×16 images, padded to the canvas, train a WT model."""
+    check = _ginv(*SOURCE, "data", "check", "--dataset", "stripes", "--cache-dir", str(tmp_path))
+    assert check.returncode == 0, check.stderr
+    assert "stripes: 2×16×16 images" in check.stdout and "3 classes" in check.stdout
+    out = tmp_path / "runs"
+    done = _ginv(*SOURCE, "train", "--dataset", "stripes", "--group", "R4", "--model", "wt",
+                 "--epochs", "1", "--n-train", "300", "--n-val", "50", "--out", str(out),
+                 "--quiet", env={"GINV_CACHE_DIR": str(tmp_path / "cache")})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (record,) = out.glob("*/run.json")
+    run = json.loads(record.read_text())
+    assert run["config"]["dataset"] == "stripes"
+    assert run["model_args"]["in_shape"][0] == 2 and run["model_args"]["num_classes"] == 3
