@@ -187,3 +187,43 @@ def test_a_plugin_data_source_is_checked_and_trained_on(tmp_path: Path) -> None:
     run = json.loads(record.read_text())
     assert run["config"]["dataset"] == "stripes"
     assert run["model_args"]["in_shape"][0] == 2 and run["model_args"]["num_classes"] == 3
+
+
+def _public_callables():
+    """Every public function, class and method defined in ginv's modules (methods whose
+    docstring a base class gives count as documented: ``inspect.getdoc`` inherits it)."""
+    import importlib
+    import inspect
+
+    for path in sorted(SRC.rglob("*.py")):
+        name = _module_name(path)
+        if name.endswith("__main__"):
+            continue
+        module = importlib.import_module(name)
+        for attr, obj in vars(module).items():
+            if attr.startswith("_") or getattr(obj, "__module__", None) != name:
+                continue
+            if inspect.isfunction(obj):
+                yield f"{name}.{attr}", obj
+            elif inspect.isclass(obj):
+                yield f"{name}.{attr}", obj
+                for method, member in vars(obj).items():
+                    if method.startswith("_"):
+                        continue
+                    if isinstance(member, property):
+                        member = member.fget
+                    if isinstance(member, staticmethod | classmethod):
+                        member = member.__func__
+                    if inspect.isfunction(member):
+                        doc = inspect.getdoc(getattr(obj, method, member)) or member.__doc__
+                        yield f"{name}.{attr}.{method}", doc
+
+
+def test_every_public_function_has_a_docstring() -> None:
+    import inspect
+
+    missing = [
+        where for where, obj in _public_callables()
+        if not (obj if isinstance(obj, str) else inspect.getdoc(obj))
+    ]  # fmt: skip
+    assert missing == []

@@ -57,6 +57,8 @@ INVARIANCE_ERRORS: dict[str, PairwiseError] = {
 
 
 def pairwise_error(name: str) -> PairwiseError:
+    """The invariance error named ``name`` (:data:`INVARIANCE_ERRORS`); an unknown name is
+    one :class:`GinvError` listing the known."""
     try:
         return INVARIANCE_ERRORS[name]
     except KeyError:

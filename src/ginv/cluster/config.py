@@ -35,10 +35,12 @@ class SlurmConfig:
     sbatch: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as plain data (for records and the report)."""
         return asdict(self)
 
     @property
     def job_threads(self) -> int:
+        """Torch threads in each job: ``threads``, or one per CPU the job asks for."""
         return self.threads or self.cpus_per_job
 
     def with_overrides(self, assignments: list[str]) -> SlurmConfig:

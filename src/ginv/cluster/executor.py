@@ -42,6 +42,7 @@ class LocalExecutor(Executor):
     """Runs every task in this process, one after the other, as ginv always did."""
 
     def run(self, cache: RunCache, tasks: Sequence[Task]) -> None:
+        """Run each task that is not done, in order, in this process."""
         for task in tasks:
             if not task.done(cache):
                 task.run(cache)

@@ -109,6 +109,7 @@ class GinvJob:
         return run_task(spec, task)
 
     def checkpoint(self, spec: CacheSpec, task: Task) -> Any:
+        """submitit's requeue hook: the same job again, which resumes from the checkpoint."""
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(self, spec, task)
@@ -149,6 +150,7 @@ class SlurmExecutor(Executor):
         return FileLock(self.out / "locks" / f"submit-{task.key}.lock")
 
     def submit(self, cache: RunCache, tasks: Sequence[Task]) -> None:
+        """Submit a job per task that is not done and has none queued (see :meth:`_ensure`)."""
         for task in tasks:
             self._ensure(cache, task)
 

@@ -76,6 +76,7 @@ def read_bytes(path: Path, limit: int = MAX_IDX_BYTES) -> bytes:
 
 
 def sha256(data: bytes) -> str:
+    """The hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
 
 

@@ -31,7 +31,7 @@ def _visible(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
 
 
-class ImageFolderSource:
+class ImageFolderSource(Source):
     """The image folder at ``root``."""
 
     def __init__(self, root: Path) -> None:
@@ -59,6 +59,7 @@ class ImageFolderSource:
         ]
 
     def sha256(self) -> str:
+        """The sha256 of the dataset's content (memoised by file size and time)."""
         return content_hash(self.root, self._files)
 
     def identity(self) -> str:

@@ -63,7 +63,7 @@ def draw_splits(
     return {k: (images[order[a:b]], labels[order[a:b]]) for k, (a, b) in bounds.items()}
 
 
-class IdxSource:
+class IdxSource(Source):
     """MNIST (``name='mnist'``) or Fashion-MNIST (``'fashion-mnist'``) from verified IDX files,
     opened by any of ``aliases``."""
 

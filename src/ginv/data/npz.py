@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-class NpzSource:
+class NpzSource(Source):
     """The ``.npz`` file at ``path``."""
 
     def __init__(self, path: Path) -> None:
@@ -48,6 +48,7 @@ class NpzSource:
         return cls(path)
 
     def sha256(self) -> str:
+        """The sha256 of the dataset's content (memoised by file size and time)."""
         return content_hash(self.path, lambda: [self.path])
 
     def identity(self) -> str:

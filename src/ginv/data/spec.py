@@ -46,6 +46,7 @@ class DataSpec:
 
     @property
     def channels(self) -> int:
+        """The number of image channels, ``shape[0]``."""
         return self.shape[0]
 
     @property

@@ -65,6 +65,7 @@ class Split:
         return len(self.labels)
 
     def to(self, device: torch.device | str) -> Split:
+        """The split on ``device``."""
         return Split(self.images.to(device), self.labels.to(device))
 
     def head(self, n: int | None) -> Split:
@@ -110,6 +111,7 @@ class TransformingDataset:
         return torch.tensor(stat, dtype=like.dtype, device=like.device).view(-1, 1, 1)
 
     def to(self, device: torch.device | str) -> TransformingDataset:
+        """Every split on ``device``."""
         return replace(
             self, train=self.train.to(device), test=self.test.to(device), val=self.val.to(device)
         )
@@ -119,6 +121,7 @@ class TransformingDataset:
         return images * self._channels(self.std, images) + self._channels(self.mean, images)
 
     def normalise(self, pixels: Tensor) -> Tensor:
+        """``(pixels − mean) / std`` per channel, with the training split's statistics."""
         return (pixels - self._channels(self.mean, pixels)) / self._channels(self.std, pixels)
 
     @property

@@ -22,6 +22,7 @@ from ginv.io import atomic_write_json, load_json
 
 
 def calibration_path(folder: Path, dataset: str, group: str, loss: str) -> Path:
+    """The record of one calibration: ``folder/nu-<dataset>-<group>-<loss>.json``."""
     return folder / f"nu-{dataset}-{group}-{loss}.json"
 
 

@@ -108,10 +108,12 @@ class StudyConfig:
     prop31_step: float = 1e-3
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as plain data (``config.json``, each ``results.json``'s ``config``)."""
         return asdict(self)
 
     @property
     def dataset(self) -> str:
+        """The study's dataset (its runs' ``TrainConfig.dataset``)."""
         return self.train.dataset
 
     @property

@@ -195,6 +195,8 @@ class Study:
 
     # --- ν calibration ---------------------------------------------------
     def search_spec(self) -> SearchSpec:
+        """The ν search's settings from the study's (``si_target``, ``nu_*``) and the data's
+        class count (chance accuracy)."""
         c = self.config
         return SearchSpec(
             target=c.si_target, resolution=c.nu_resolution, round_size=c.nu_round,

@@ -90,6 +90,7 @@ def color(label: str) -> str:
 
 
 def marker(label: str) -> str:
+    """The marker of a model label, by its family (``IR-kl`` → IR's)."""
     return MODEL_MARKERS.get(label.split("-")[0].split(" ")[0], "o")
 
 
