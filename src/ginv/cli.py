@@ -319,6 +319,26 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verbosity_options(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` / ``--verbose``: the progress bars of :mod:`ginv.progress`."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    group.add_argument("--verbose", "-v", action="store_true",
+                       help="every progress bar, also the nested ones in a log file (when "
+                       "stderr is not a terminal a bar is one line per finished step)")  # fmt: skip
+
+
+def _set_verbosity(args: argparse.Namespace) -> None:
+    from ginv import progress
+
+    if getattr(args, "quiet", False):
+        progress.set_verbosity(progress.QUIET)
+    elif getattr(args, "verbose", False):
+        progress.set_verbosity(progress.VERBOSE)
+    else:
+        progress.set_verbosity(progress.NORMAL)
+
+
 def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
@@ -344,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     train.add_argument("--out", type=Path, default=Path("runs"), help="output folder")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _verbosity_options(train)
     train.set_defaults(func=_train)
 
     meas = sub.add_parser("measure", help="accuracy, DI, LI, SI and σmax(J) of a trained run")
@@ -373,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     meas.add_argument("--layers", help="also LI at these layers, comma-separated names from "
                       "named_modules(), e.g. first,hidden.0 (invariance only)")  # fmt: skip
     meas.add_argument("--out", type=Path, help="write the report as JSON")
-    meas.add_argument("--quiet", action="store_true", help="no progress bar")
+    _verbosity_options(meas)
     meas.set_defaults(func=_measure)
 
     def study_options(p: argparse.ArgumentParser) -> None:
@@ -383,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
         p.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
         p.add_argument("--device", default="auto")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        _verbosity_options(p)
         p.add_argument("--executor", choices=("local", "slurm"), default="local",
                        help="where training and family measures run: in this process, or as "
                        "SLURM jobs through submitit (pip install 'ginv[cluster]')")  # fmt: skip
@@ -456,6 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (as a process killed by SIGPIPE) for work that completed but whose output was lost."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _set_verbosity(args)
     saved = sys.stdout, sys.stderr
     out, err = _OutputStream(sys.stdout), _OutputStream(sys.stderr)
     sys.stdout, sys.stderr = out, err

@@ -35,13 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tqdm.auto import tqdm
-
 from ginv.cluster.config import SlurmConfig
 from ginv.cluster.executor import Executor, JobSpec, Task, run_task
 from ginv.cluster.locks import FileLock
 from ginv.errors import GinvError
 from ginv.io import atomic_write_json, load_json
+from ginv.progress import tqdm
 
 if TYPE_CHECKING:
     from ginv.experiments.study import Study

@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ginv.cluster.executor import Executor, LocalExecutor, MeasureTask, TrainTask, batch_key
 from ginv.cluster.locks import FileLock, locked, try_locked
@@ -33,6 +32,7 @@ from ginv.groups import PermutationGroup, get_group
 from ginv.io import atomic_write_json, load_json, stable_hash
 from ginv.measures import SaliencyConfig, measure
 from ginv.models import OrbitAverage
+from ginv.progress import tqdm
 from ginv.training import TrainConfig, Trainer, load_run, resolve_device
 from ginv.training.trainer import remove_finished_checkpoints
 

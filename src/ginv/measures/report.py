@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ginv.errors import GinvError
 from ginv.groups import Group
@@ -40,6 +39,7 @@ from ginv.measures.sensitivity import (
     sensitivity_sample_bytes,
     weight_spectral_norms,
 )
+from ginv.progress import tqdm
 
 METRICS = ("accuracy", "di", "li", "si", "sensitivity")
 LEGACY_NAMES = {"sigma_j": "sensitivity"}

@@ -20,7 +20,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ginv.data import Split, TransformingDataset
 from ginv.errors import GinvError
@@ -28,6 +27,7 @@ from ginv.groups import PermutationGroup, get_group
 from ginv.io import atomic_torch_save, atomic_write_json, load_torch_file, short_hash
 from ginv.models import Ensemble, build_model
 from ginv.models.base import Pool
+from ginv.progress import tqdm
 from ginv.regularizers import get_regularizer
 from ginv.training.config import TrainConfig
 
