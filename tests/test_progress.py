@@ -98,3 +98,69 @@ def test_ginv_train_with_stderr_to_a_pipe_writes_a_short_log_without_redraws(
     assert quiet.returncode == 0 and quiet.stderr == b""
     both = _ginv([*TRAIN, "--out", str(tmp_path / "both"), "--quiet", "--verbose"])
     assert both.returncode == 2 and b"not allowed with argument" in both.stderr
+
+
+# --- loggers: what the trainer logged, read back ---------------------------------------------
+def _train_with(logger: str, out: Path, epochs: int = 3, resume: bool = False) -> list[dict]:
+    from conftest import synthetic_dataset
+
+    from ginv.training import TrainConfig, Trainer
+
+    config = TrainConfig(epochs=epochs, batch_size=32, depth=2, width=16, n_train=256, n_val=64)
+    trainer = Trainer([config], synthetic_dataset(), out, "cpu", progress=False, logger=logger)
+    return trainer.fit(resume=resume)[0]["history"]
+
+
+def test_the_csv_logger_writes_one_row_per_epoch_and_a_resume_continues_it(
+    tmp_path: Path,
+) -> None:
+    import csv
+
+    history = _train_with("csv", tmp_path, epochs=2)
+    path = tmp_path / "mnist-R4-mlp-seed0" / "metrics.csv"
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    assert [float(r["loss"]) for r in rows] == pytest.approx([h["loss"] for h in history])
+    assert set(rows[0]) == {"step", "epoch", "loss", "ce", "inv", "val_acc", "seconds"}
+    # a row written after the last checkpoint (a kill) is dropped when the run resumes
+    with path.open("a") as f:
+        f.write("3,3,9,9,9,0,0\n")
+    history = _train_with("csv", tmp_path, epochs=4, resume=True)
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert [float(r["loss"]) for r in rows] == pytest.approx([h["loss"] for h in history])
+    assert _train_with("none", tmp_path / "none") and not list((tmp_path / "none").rglob("*.csv"))
+
+
+def test_the_tensorboard_logger_writes_the_loss_of_every_epoch(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    history = _train_with("tensorboard", tmp_path)
+    events = EventAccumulator(str(tmp_path / "mnist-R4-mlp-seed0"))
+    events.Reload()
+    assert {"train/loss", "train/ce", "val/val_acc"} <= set(events.Tags()["scalars"])
+    loss = events.Scalars("train/loss")
+    assert [e.step for e in loss] == [1, 2, 3]
+    assert [e.value for e in loss] == pytest.approx([h["loss"] for h in history], rel=1e-6)
+
+
+def test_the_wandb_logger_writes_an_offline_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    _train_with("wandb", tmp_path, epochs=2)
+    runs = list((tmp_path / "mnist-R4-mlp-seed0" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb")), runs
+
+
+def test_an_unknown_logger_is_one_error(tmp_path: Path) -> None:
+    from ginv.errors import GinvError
+    from ginv.training.loggers import make_logger
+
+    with pytest.raises(GinvError, match="unknown logger 'mlflow'"):
+        make_logger("mlflow", tmp_path)
