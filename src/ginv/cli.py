@@ -391,6 +391,7 @@ def set_keys_help() -> str:
     :class:`~ginv.experiments.config.StudyConfig` and ``TRAIN_KEYS`` of its ``train``."""
     import typing
     from dataclasses import fields
+    from functools import partial
 
     from ginv.experiments.config import PROFILES, TRAIN_KEYS, StudyConfig
     from ginv.training.config import TrainConfig
@@ -406,11 +407,11 @@ def set_keys_help() -> str:
 
     train_hints = typing.get_type_hints(TrainConfig)
     for key in TRAIN_KEYS:
-        add(key, train_hints[key], lambda c, key=key: getattr(c.train, key))
+        add(key, train_hints[key], partial(lambda k, c: getattr(c.train, k), key))
     hints = typing.get_type_hints(StudyConfig)
     for f in fields(StudyConfig):
         if f.name not in ("profile", "train"):
-            add(f.name, hints[f.name], lambda c, name=f.name: getattr(c, name))
+            add(f.name, hints[f.name], partial(lambda k, c: getattr(c, k), f.name))
     width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
     lines = [f"  {n:<{width[0]}}  {t:<{width[1]}}  {d}" for n, t, d in rows]
     return (
