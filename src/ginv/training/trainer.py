@@ -30,6 +30,7 @@ from ginv.models.base import Pool
 from ginv.progress import tqdm
 from ginv.regularizers import get_regularizer
 from ginv.training.config import TrainConfig
+from ginv.training.index import update_index
 from ginv.training.loggers import make_logger
 
 
@@ -422,6 +423,7 @@ class Trainer:
                 "torch": torch.__version__,
             }
             atomic_write_json(run, folder / "run.json")
+            update_index(folder, run)  # the readable runs/index.csv beside the run folders
             results.append(run)
         return results
 
