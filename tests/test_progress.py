@@ -131,7 +131,9 @@ def test_the_csv_logger_writes_one_row_per_epoch_and_a_resume_continues_it(
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     assert [float(r["loss"]) for r in rows] == pytest.approx([h["loss"] for h in history])
-    assert _train_with("none", tmp_path / "none") and not list((tmp_path / "none").rglob("*.csv"))
+    assert _train_with("none", tmp_path / "none") and not list(
+        (tmp_path / "none").rglob("metrics.csv")
+    )
 
 
 def test_the_tensorboard_logger_writes_the_loss_of_every_epoch(tmp_path: Path) -> None:
