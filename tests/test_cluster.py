@@ -19,7 +19,7 @@ import pytest
 
 from ginv.cluster import SlurmConfig
 from ginv.errors import GinvError
-from ginv.runs.locks import FileLock, try_locked
+from ginv.locks import FileLock, try_locked
 
 HERE = Path(__file__).parent
 GINV = [sys.executable, "-m", "ginv.cli"]
@@ -43,7 +43,7 @@ def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
 # --- always: locks, settings, errors ---------------------------------------------------------
 _HOLDER = """
 import sys, time
-from ginv.runs.locks import FileLock
+from ginv.locks import FileLock
 with FileLock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -63,7 +63,29 @@ def test_a_file_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path:
         assert held
     with FileLock(path) as lock:
         assert lock.held
-    assert path.is_file()  # lock files stay: deleting one could split the lock in two
+    assert not path.exists()  # the holder deletes its lock file as it releases it
+
+
+_COUNTER = """
+import sys
+from pathlib import Path
+from ginv.cluster import FileLock
+lock, counter = Path(sys.argv[1]), Path(sys.argv[2])
+for _ in range(int(sys.argv[3])):
+    with FileLock(lock):  # an unguarded read-modify-write: a split lock would lose counts
+        n = int(counter.read_text() or 0)
+        counter.write_text(str(n + 1))
+"""
+
+
+def test_lock_files_are_deleted_on_release_and_the_lock_stays_exclusive(tmp_path: Path) -> None:
+    lock, counter = tmp_path / "locks" / "c.lock", tmp_path / "counter"
+    counter.write_text("0")
+    workers = [subprocess.Popen([sys.executable, "-c", _COUNTER, str(lock), str(counter), "150"])
+               for _ in range(4)]  # fmt: skip
+    assert all(w.wait(timeout=120) == 0 for w in workers)
+    assert counter.read_text() == "600"
+    assert not lock.exists() and list(lock.parent.iterdir()) == []
 
 
 def test_slurm_settings_are_typed_and_checked() -> None:

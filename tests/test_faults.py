@@ -105,7 +105,7 @@ def test_batch_checkpoints_left_by_a_kill_are_removed_once_their_runs_are_done(
     runs = study.runs(configs)
     assert [r.config for r in runs] == configs
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(
-        ["_batch-pending", *(c.key() for c in configs), extra.key()]
+        ["_batch-pending", "index.csv", *(c.key() for c in configs), extra.key()]
     )
     study.runs([extra])  # trains it, then removes its batch and the one it finished
     assert not any(p.name.startswith("_batch-") for p in (tmp_path / "runs").iterdir())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import os
 import sys
 import time
@@ -147,7 +148,9 @@ def _train(args: argparse.Namespace) -> int:
         DataConfig(base.dataset, split_seed=base.split_seed), args.data_dir, device="cpu"
     )
     start = time.perf_counter()
-    trainer = Trainer(configs, data, out, device=device, progress=not args.quiet)
+    trainer = Trainer(
+        configs, data, out, device=device, progress=not args.quiet, logger=args.logger
+    )
     results = trainer.fit(resume=args.resume)
     for i, run in enumerate(results):
         print(
@@ -390,11 +393,138 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help (unless the help already says it, or there is none
+    to say: ``None``, a flag's ``False``, an empty list); epilogs keep their line breaks."""
+
+    @staticmethod
+    def _shows_default(action: argparse.Action) -> bool:
+        default = action.default
+        if default is None or default is False or default == [] or default is argparse.SUPPRESS:
+            return False
+        return bool(action.option_strings) or action.nargs in (argparse.OPTIONAL, "*")
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or "default:" in text or "default " in text:
+            return text
+        return text + " (default: %(default)s)" if self._shows_default(action) else text
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and self._shows_default(action):  # no help text, but a default
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ginv's parsers, subcommands included: :class:`_HelpFormatter` for every ``--help``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+# One example per command, shown at the end of its --help (after any epilog of its own).
+EXAMPLES = {
+    "ginv": "ginv train --epochs 5 && ginv reproduce all --profile smoke --out results",
+    "ginv data": "ginv data check --data-dir ~/data/mnist-idx",
+    "ginv data check": "GINV_DATA_DIR=~/data ginv data check",
+    "ginv train": "ginv train --group T3 --model wt --seeds 0,1,2,3 --epochs 20 --out runs "
+    "--logger tensorboard",
+    "ginv measure": "ginv measure --checkpoint runs/mnist-R4-mlp-seed0 --subset 500 "
+    "--out report.json",
+    "ginv reproduce": "ginv reproduce all --profile smoke --out results --set epochs=5 "
+    "--set seeds=0,1",
+    "ginv calibrate": "ginv calibrate --group R4,T3 --loss logit --profile quick --out results",
+    "ginv report": "ginv report results",
+}
+
+
+def _type_name(kind: Any) -> str:
+    import typing
+
+    if typing.get_origin(kind) is tuple:
+        (item,) = {a for a in typing.get_args(kind) if a is not Ellipsis}
+        return f"{item.__name__},..."
+    return getattr(kind, "__name__", str(kind))
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) or "(none)"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def set_keys_help() -> str:
+    """The ``--set`` keys of ``ginv reproduce`` / ``calibrate``, with their types and the quick
+    profile's defaults (and where the smoke and paper profiles differ), read from
+    :class:`~ginv.experiments.config.StudyConfig` and ``TRAIN_KEYS`` of its ``train``."""
+    import typing
+    from dataclasses import fields
+    from functools import partial
+
+    from ginv.experiments.config import PROFILES, TRAIN_KEYS, StudyConfig
+    from ginv.training.config import TrainConfig
+
+    rows: list[tuple[str, str, str]] = []
+
+    def add(name: str, kind: Any, read: Callable[[StudyConfig], Any]) -> None:
+        default = read(PROFILES["quick"])
+        others = [f"{p} {_shown(read(c))}" for p, c in PROFILES.items()
+                  if p != "quick" and read(c) != default]  # fmt: skip
+        shown = _shown(default) + (f" ({'; '.join(others)})" if others else "")
+        rows.append((name, _type_name(kind), shown))
+
+    train_hints = typing.get_type_hints(TrainConfig)
+    for key in TRAIN_KEYS:
+        add(key, train_hints[key], partial(lambda k, c: getattr(c.train, k), key))
+    hints = typing.get_type_hints(StudyConfig)
+    for f in fields(StudyConfig):
+        if f.name not in ("profile", "train"):
+            add(f.name, hints[f.name], partial(lambda k, c: getattr(c, k), f.name))
+    width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    lines = [f"  {n:<{width[0]}}  {t:<{width[1]}}  {d}" for n, t, d in rows]
+    return (
+        "--set keys (KEY=VALUE; type; the quick profile's default, and the other profiles' "
+        "where they differ):\n" + "\n".join(lines)
+    )
+
+
+def _add_examples(parser: argparse.ArgumentParser, path: str = "ginv") -> None:
+    """Append :data:`EXAMPLES`' line to each command's epilog, subcommands included."""
+    example = EXAMPLES.get(path)
+    if example:
+        parser.epilog = (parser.epilog + "\n\n" if parser.epilog else "") + f"example:\n  {example}"
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                _add_examples(sub, f"{path} {name}")
+
+
+def _verbosity_options(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` / ``--verbose``: the progress bars of :mod:`ginv.progress`."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    group.add_argument("--verbose", "-v", action="store_true",
+                       help="every progress bar, also the nested ones in a log file (when "
+                       "stderr is not a terminal a bar is one line per finished step)")  # fmt: skip
+
+
+def _set_verbosity(args: argparse.Namespace) -> None:
+    from ginv import progress
+
+    if getattr(args, "quiet", False):
+        progress.set_verbosity(progress.QUIET)
+    elif getattr(args, "verbose", False):
+        progress.set_verbosity(progress.VERBOSE)
+    else:
+        progress.set_verbosity(progress.NORMAL)
+
+
 def build_parser() -> argparse.ArgumentParser:
 
-    parser = argparse.ArgumentParser(
-        prog="ginv", description="Measure and learn genuine group invariance."
-    )
+    parser = _Parser(prog="ginv", description="Measure and learn genuine group invariance.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--plugin", action="append", default=[], metavar="MODULE",
@@ -415,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train", help="train DA, WT or IR models (several seeds at once)",
-        epilog="Every setting defaults to TrainConfig's; e.g. ginv train --group T3 --model wt "
+        epilog="Every setting defaults to TrainConfig's; e.g. ginv train --group T3 --model wt\n"
         "--seeds 0,1,2,3, or --reg logit --nu 0.1,1,10 for IR.",
     )  # fmt: skip
     _train_options(train)
@@ -423,7 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     train.add_argument("--out", type=Path, default=Path("runs"), help="output folder")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _verbosity_options(train)
+    from ginv.training.loggers import LOGGERS
+
+    train.add_argument("--logger", choices=list(LOGGERS), default="csv",
+                       help="also log each epoch in the run folder: metrics.csv, TensorBoard "
+                       "events (ginv[tensorboard]), an offline wandb run (ginv[wandb]), or none")  # fmt: skip
     train.set_defaults(func=_train)
 
     meas = sub.add_parser("measure", help="accuracy, DI, LI, SI and σmax(J) of a trained run")
@@ -453,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "layers: all, or comma-separated names from named_modules(), e.g. "
                       "first,hidden.0 (printed, and in the --out JSON)")  # fmt: skip
     meas.add_argument("--out", type=Path, help="write the report as JSON")
-    meas.add_argument("--quiet", action="store_true", help="no progress bar")
+    _verbosity_options(meas)
     meas.set_defaults(func=_measure)
 
     def study_options(p: argparse.ArgumentParser) -> None:
@@ -462,8 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a study setting (repeatable), e.g. --set epochs=10")  # fmt: skip
         p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
         p.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
-        p.add_argument("--device", default="auto")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+        _verbosity_options(p)
         p.add_argument("--executor", choices=EXECUTORS, default="local",
                        help="where training and family measures run: in this process, or as "
                        "SLURM jobs through submitit (pip install 'ginv[cluster]')")  # fmt: skip
@@ -474,7 +609,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ginv.experiments.registry import EXPERIMENTS
 
-    repro = sub.add_parser("reproduce", help="the study's table and figures, then the report")
+    repro = sub.add_parser("reproduce", help="the study's table and figures, then the report",
+                           epilog=set_keys_help())  # fmt: skip
     repro.add_argument("experiment", choices=[*EXPERIMENTS, "all"],
                        help="one experiment, or all of the paper's (all but frontier)")  # fmt: skip
     repro.add_argument("--plan", action="store_true",
@@ -482,7 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     study_options(repro)
     repro.set_defaults(func=_reproduce)
 
-    cal = sub.add_parser("calibrate", help="calibrate ν so that validation SI reaches the target")
+    cal = sub.add_parser("calibrate", help="calibrate ν so that validation SI reaches the target",
+                         epilog=set_keys_help())  # fmt: skip
     cal.add_argument("--group", default="R4", help="group(s), comma-separated")
     cal.add_argument("--loss", default="logit", help="invariance loss(es): logit, kl, nlogit, jsd")
     study_options(cal)
@@ -491,6 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write report.md and report.html for a results folder")
     rep.add_argument("dir", type=Path)
     rep.set_defaults(func=_report)
+    _add_examples(parser)
     return parser
 
 
@@ -544,6 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     parser = build_parser()
     args = parser.parse_args(argv)
+    _set_verbosity(args)
     saved = sys.stdout, sys.stderr
     out, err = _OutputStream(sys.stdout), _OutputStream(sys.stderr)
     sys.stdout, sys.stderr = out, err

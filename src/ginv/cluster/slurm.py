@@ -35,14 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from ginv.cluster.config import SlurmConfig
 from ginv.cluster.executor import Executor
 from ginv.errors import GinvError
 from ginv.io import atomic_write_json, load_json
+from ginv.locks import FileLock
+from ginv.progress import tqdm
 from ginv.runs import CacheSpec, RunCache, Task, run_task
-from ginv.runs.locks import FileLock
 
 #: States of a job that is still in the scheduler's hands (it may yet finish the task).
 ACTIVE = frozenset(

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ginv.cluster.executor import Executor
 from ginv.experiments.calibration import calibration_results
@@ -21,6 +20,7 @@ from ginv.experiments.fidelity import fidelity_results
 from ginv.experiments.registry import EXPERIMENTS, get_experiment, report_order, require_study
 from ginv.experiments.study import Study
 from ginv.io import atomic_write_json, load_json
+from ginv.progress import tqdm
 
 __all__ = ["EXPERIMENTS", "environment", "reproduce"]
 

@@ -16,8 +16,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from ginv.cluster.executor import Executor, LocalExecutor
 from ginv.data import TransformingDataset
 from ginv.experiments.config import StudyConfig
@@ -34,6 +32,7 @@ from ginv.experiments.nu_search import (
 from ginv.experiments.spec import CalibratedIR, Experiment, Request, Sizes, Train
 from ginv.groups import Group, get_group
 from ginv.io import load_json
+from ginv.progress import tqdm
 from ginv.runs import MeasureSettings, MeasureTask, Run, RunCache, training_tasks
 from ginv.training import TrainConfig
 

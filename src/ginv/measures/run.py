@@ -19,7 +19,6 @@ from dataclasses import asdict
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ginv.errors import GinvError
 from ginv.groups import Group
@@ -36,6 +35,7 @@ from ginv.measures.saliency import (
     constant_baseline,
 )
 from ginv.measures.sensitivity import weight_spectral_norms
+from ginv.progress import tqdm
 
 SENSITIVITY_METHODS = ("exact", "power")
 

@@ -20,7 +20,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ginv.data import Split, TransformingDataset, check_group_acts
 from ginv.errors import GinvError
@@ -28,8 +27,11 @@ from ginv.groups import PermutationGroup, get_group
 from ginv.io import atomic_torch_save, atomic_write_json, load_torch_file, short_hash
 from ginv.models import Ensemble, build_model
 from ginv.models.base import Pool
+from ginv.progress import tqdm
 from ginv.regularizers import get_regularizer
 from ginv.training.config import TrainConfig
+from ginv.training.index import update_index
+from ginv.training.loggers import make_logger
 
 
 class TrainingDiverged(GinvError):
@@ -136,7 +138,9 @@ class Trainer:
 
     The training orbit is precomputed when it fits ``orbit_budget_bytes`` (2 GiB default).
     The checkpoint lives in ``out_dir``; each member's results in ``member_dirs[i]``
-    (default ``out_dir/<run name>``).
+    (default ``out_dir/<run name>``). ``logger`` (a name of
+    :data:`ginv.training.loggers.LOGGERS`, e.g. ``"csv"`` or ``"tensorboard"``) also logs each
+    member's epochs in its folder; by default only ``run.json`` records them.
     """
 
     def __init__(
@@ -148,6 +152,7 @@ class Trainer:
         progress: bool = True,
         orbit_budget_bytes: int = 2 << 30,
         member_dirs: Sequence[Path] | None = None,
+        logger: str | None = None,
     ) -> None:
         if not configs:
             raise GinvError("nothing to train: no configurations")
@@ -180,7 +185,7 @@ class Trainer:
                 f"two runs would write to {', '.join(twice)}: give each member its own seed "
                 "and ν (ν values are told apart by their 6 significant digits, as in run names)"
             )
-        self.progress = progress
+        self.progress, self.logger = progress, logger
         in_shape = tuple(self.train_split.images.shape[1:])
         self.model_args = model_args(self.base, in_shape, data.num_classes)
         models = [model_for(c, args=self.model_args) for c in self.configs]
@@ -338,6 +343,10 @@ class Trainer:
             desc=f"{self.base.family} ×{len(self.members)}", leave=False,
         )  # fmt: skip
         forward = lambda x: self.model(x, shared_input=True)  # noqa: E731
+        loggers = [
+            make_logger(self.logger or "none", self.member_dir(i), self.epoch, c.name, c.to_dict())
+            for i, c in enumerate(self.configs if self.logger else ())
+        ]
         while self.epoch < total:
             start = time.perf_counter()
             self.model.train()
@@ -364,12 +373,16 @@ class Trainer:
                 if acc > m.best_val_acc and selectable:
                     m.best_val_acc, m.best_epoch = acc, self.epoch
                     m.best_state = self.model.member_state(i)
+                if loggers:  # before the checkpoint: a resume drops what it did not keep
+                    loggers[i].log_metrics(self.epoch, m.history[-1])
             atomic_torch_save(self.state(), self.checkpoint_path)
             bar.set_postfix(
                 loss=f"{float(losses['loss'].mean()):.3f}", val_acc=f"{float(val_acc.mean()):.4f}"
             )
             bar.update(1)
         bar.close()
+        for logger in loggers:
+            logger.close()
         return self.write_results()
 
     def _check_finite(self, loss: Tensor, val_acc: Tensor) -> None:
@@ -418,6 +431,7 @@ class Trainer:
                 "torch": torch.__version__,
             }
             atomic_write_json(run, folder / "run.json")
+            update_index(folder, run)  # the readable runs/index.csv beside the run folders
             results.append(run)
         return results
 

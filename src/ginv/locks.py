@@ -9,8 +9,14 @@ releases the process's lock, and a process never conflicts with itself. So a pro
 each lock file once, through :class:`FileLock`, and never nests two locks on one file.
 The kernel (or the NFS server's lock manager) drops the lock of a process that dies, however
 it dies (``scancel``, SIGKILL, a lost node), so a lock never outlives its holder.
-Lock files are never deleted: deleting one that another process has open would let two
-processes each hold "the" lock, on two different files.
+A lock file is deleted by its holder when it releases the lock, so that a finished run
+leaves no empty lock files. Deleting a file that another process has open, waiting for the
+lock, could let two processes each hold "the" lock on two different files; so, after taking
+the lock, :meth:`FileLock.acquire` checks that the path still names the file it locked
+(``fstat`` of the descriptor against ``stat`` of the path) and starts again if not, and
+:meth:`FileLock.release` deletes the path *while still holding* the lock. Whoever then
+gets the lock on the deleted file sees that it is no longer at the path and retries on a
+fresh one.
 """
 
 from __future__ import annotations
@@ -41,24 +47,40 @@ class FileLock:
         """Take the lock, waiting for it when ``blocking``; return whether it is held."""
         if self._fd is not None:
             raise RuntimeError(f"{self.path}: lock already held by this object")
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except FileNotFoundError:
+                continue  # the folder went between mkdir and open: make it again
+            except OSError as e:
+                raise GinvError(
+                    f"cannot open the lock file {self.path}: {e.strerror or e}"
+                ) from None
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except OSError as e:
+                os.close(fd)
+                if e.errno in (errno.EAGAIN, errno.EACCES) and not blocking:
+                    return False
+                raise GinvError(f"cannot lock {self.path}: {e.strerror or e}") from None
+            if self._still_at_path(fd):
+                self._fd = fd
+                return True
+            os.close(fd)  # its holder deleted it before letting go: lock the path's new file
+
+    def _still_at_path(self, fd: int) -> bool:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as e:
-            raise GinvError(f"cannot open the lock file {self.path}: {e.strerror or e}") from None
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except OSError as e:
-            os.close(fd)
-            if e.errno in (errno.EAGAIN, errno.EACCES) and not blocking:
-                return False
-            raise GinvError(f"cannot lock {self.path}: {e.strerror or e}") from None
-        self._fd = fd
-        return True
+            here, there = os.fstat(fd), os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):  # still held: a waiter will see it gone, retry
+                self.path.unlink()
             with contextlib.suppress(OSError):
                 fcntl.lockf(fd, fcntl.LOCK_UN)
             os.close(fd)

@@ -1,0 +1,168 @@
+"""Progress bars in logs (one line per finished step), --quiet / --verbose, and loggers."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ginv import progress
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TRAIN = ["train", "--epochs", "3", "--batch-size", "64", "--depth", "2", "--width", "16",
+         "--n-train", "256", "--n-val", "64", "--seeds", "0,1"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _normal_verbosity():
+    yield
+    progress.set_verbosity(progress.NORMAL)
+
+
+def test_a_bar_in_a_log_is_one_line_per_step_and_nested_bars_show_only_when_verbose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GINV_PROGRESS", raising=False)
+    log = io.StringIO()
+    outer = progress.tqdm(total=3, desc="outer", unit="step", file=log)
+    assert isinstance(outer, progress.LineProgress)
+    inner = progress.tqdm(total=100, desc="inner", file=log, leave=False)
+    inner.update(50)
+    inner.close()
+    for _ in range(3):
+        outer.set_postfix_str("working")  # no step: no line (until the heartbeat)
+        outer.update(1)
+    outer.close()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue()
+    assert [line.split(" [")[0] for line in lines] == [f"outer: {i}/3 step" for i in (1, 2, 3)]
+    assert all(line.endswith(" working") for line in lines)
+
+    progress.set_verbosity(progress.VERBOSE)
+    log = io.StringIO()
+    with progress.tqdm(total=2, desc="outer", file=log) as outer:
+        for _ in progress.tqdm(range(2), desc="inner", file=log, leave=False):
+            pass
+        outer.update(2)
+    assert [line.split(" ")[0] for line in log.getvalue().splitlines()] == [
+        "inner:", "inner:", "outer:"
+    ]  # fmt: skip
+
+    progress.set_verbosity(progress.QUIET)
+    log = io.StringIO()
+    bar = progress.tqdm(total=2, file=log)
+    bar.update(2)
+    bar.close()
+    assert log.getvalue() == ""
+
+
+def test_a_terminal_gets_tqdm_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tqdm.auto import tqdm as terminal_tqdm
+
+    monkeypatch.setenv("GINV_PROGRESS", "bars")
+    bar = progress.tqdm(total=1, file=io.StringIO())
+    assert isinstance(bar, terminal_tqdm)
+    bar.close()
+    with pytest.raises(ValueError):
+        progress.set_verbosity(7)
+
+
+def test_no_module_makes_a_bar_but_through_ginv_progress() -> None:
+    for path in (SRC / "ginv").rglob("*.py"):
+        if path.name != "progress.py":
+            lines = path.read_text().splitlines()
+            assert not [x for x in lines if x.startswith(("from tqdm", "import tqdm"))], path
+
+
+def _ginv(args: list[str], **kwargs) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    env.pop("GINV_PROGRESS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "ginv.cli", *args], env=env, capture_output=True, **kwargs
+    )
+
+
+def test_ginv_train_with_stderr_to_a_pipe_writes_a_short_log_without_redraws(
+    tmp_path: Path, real_data_dir: Path
+) -> None:
+    done = _ginv([*TRAIN, "--out", str(tmp_path / "runs")])
+    assert done.returncode == 0, done.stderr.decode()
+    log = done.stderr
+    assert b"\r" not in log and 0 < len(log) < 1000, log
+    assert log.decode().splitlines()[-1].startswith("mnist-R4-mlp ×2: 3/3 epoch")
+    quiet = _ginv([*TRAIN, "--out", str(tmp_path / "quiet"), "--quiet"])
+    assert quiet.returncode == 0 and quiet.stderr == b""
+    both = _ginv([*TRAIN, "--out", str(tmp_path / "both"), "--quiet", "--verbose"])
+    assert both.returncode == 2 and b"not allowed with argument" in both.stderr
+
+
+# --- loggers: what the trainer logged, read back ---------------------------------------------
+def _train_with(logger: str, out: Path, epochs: int = 3, resume: bool = False) -> list[dict]:
+    from conftest import synthetic_dataset
+
+    from ginv.training import TrainConfig, Trainer
+
+    config = TrainConfig(epochs=epochs, batch_size=32, depth=2, width=16, n_train=256, n_val=64)
+    trainer = Trainer([config], synthetic_dataset(), out, "cpu", progress=False, logger=logger)
+    return trainer.fit(resume=resume)[0]["history"]
+
+
+def test_the_csv_logger_writes_one_row_per_epoch_and_a_resume_continues_it(
+    tmp_path: Path,
+) -> None:
+    import csv
+
+    history = _train_with("csv", tmp_path, epochs=2)
+    path = tmp_path / "mnist-R4-mlp-seed0" / "metrics.csv"
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    assert [float(r["loss"]) for r in rows] == pytest.approx([h["loss"] for h in history])
+    assert set(rows[0]) == {"step", "epoch", "loss", "ce", "inv", "val_acc", "seconds"}
+    # a row written after the last checkpoint (a kill) is dropped when the run resumes
+    with path.open("a") as f:
+        f.write("3,3,9,9,9,0,0\n")
+    history = _train_with("csv", tmp_path, epochs=4, resume=True)
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert [float(r["loss"]) for r in rows] == pytest.approx([h["loss"] for h in history])
+    assert _train_with("none", tmp_path / "none") and not list(
+        (tmp_path / "none").rglob("metrics.csv")
+    )
+
+
+def test_the_tensorboard_logger_writes_the_loss_of_every_epoch(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    history = _train_with("tensorboard", tmp_path)
+    events = EventAccumulator(str(tmp_path / "mnist-R4-mlp-seed0"))
+    events.Reload()
+    assert {"train/loss", "train/ce", "val/val_acc"} <= set(events.Tags()["scalars"])
+    loss = events.Scalars("train/loss")
+    assert [e.step for e in loss] == [1, 2, 3]
+    assert [e.value for e in loss] == pytest.approx([h["loss"] for h in history], rel=1e-6)
+
+
+def test_the_wandb_logger_writes_an_offline_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    _train_with("wandb", tmp_path, epochs=2)
+    runs = list((tmp_path / "mnist-R4-mlp-seed0" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb")), runs
+
+
+def test_an_unknown_logger_is_one_error(tmp_path: Path) -> None:
+    from ginv.errors import GinvError
+    from ginv.training.loggers import make_logger
+
+    with pytest.raises(GinvError, match="unknown logger 'mlflow'"):
+        make_logger("mlflow", tmp_path)
