@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ginv.io import atomic_write_text
+from ginv.locks import FileLock
 
 INDEX_NAME = "index.csv"
 INDEX_COLUMNS = ("folder", "key", "name", "family", "group", "model", "reg", "nu", "seed",
@@ -49,8 +50,6 @@ def read_index(path: Path) -> list[dict[str, str]]:
 
 def update_index(folder: Path, run: Mapping[str, Any]) -> Path:
     """Add (or replace) ``run``'s row in ``index.csv`` of ``folder``'s parent; return its path."""
-    from ginv.locks import FileLock
-
     folder = Path(folder)
     path = folder.parent / INDEX_NAME
     row = index_row(folder, run)
