@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ginv.experiments.results import Results, fmt_over, mean_std, save_figure
+from ginv.experiments.results import Results, cells_over, fmt_over, mean_std, save_figure
 from ginv.experiments.style import PAGE, styled
 from ginv.io import atomic_write_json, load_json
 
@@ -106,7 +106,8 @@ def calibration_results(folder: Path, target: float) -> Results:
         acc = [m["val_acc"] for m in finals]
         points = sum(p["stage"] == "final" for p in cal["curve"])
         summary.append([cal["group"], cal["loss"], f"{cal['chosen_nu']:g}",
-                        fmt_over(si) if si else "–", fmt_over(acc) if acc else "–",
+                        fmt_over(si, single="") if si else "–",
+                        fmt_over(acc, single="") if acc else "–",
                         "yes" if cal["reached"] else "NO", points])  # fmt: skip
         tidy.append([cal["group"], cal["loss"], cal["chosen_nu"], len(finals),
                      *(mean_std(si) if si else ("", "")), *(mean_std(acc) if acc else ("", "")),
@@ -129,7 +130,8 @@ def calibration_results(folder: Path, target: float) -> Results:
     # (dozens of rows, which the figures show)
     results.add_table(
         folder, "calibration", "The chosen ν per group and IR loss; val SI and accuracy of the "
-        "final models at it (validation orbit); every search point is in curves.csv",
+        "final models at it (validation orbit); every search point is in curves.csv"
+        + cells_over(min((t[3] for t in tidy), default=2)),
         ["group", "loss", "chosen ν", "val SI", "val accuracy", "target reached",
          "search points"], summary,
         tidy=(["group", "loss", "nu", "n_seeds", "val_si", "val_si_std", "val_acc",

@@ -9,7 +9,7 @@ from ginv.data import Split, drift_split
 from ginv.data.drift import DriftMode
 from ginv.experiments import style
 from ginv.experiments.kinds import Kind
-from ginv.experiments.results import Results, error_bars, fmt, mean_std, over_seeds
+from ginv.experiments.results import Results, cells_over, error_bars, fmt, mean_std, over_seeds
 from ginv.experiments.spec import Experiment, Measure, Request, Sizes
 from ginv.experiments.table import family_requests
 from ginv.measures import measure
@@ -110,14 +110,19 @@ def run(study: Study, folder: Path) -> Results:
     )
     n = len(c.seeds)
     summary = [
-        [g, k, fmt(*curves[f"{g}/{k}"][-1][1:3], n=n), fmt(*curves[f"{g}/{k}"][-1][3:5], n=n)]
+        [
+            g,
+            k,
+            fmt(*curves[f"{g}/{k}"][-1][1:3], n=n, single=""),
+            fmt(*curves[f"{g}/{k}"][-1][3:5], n=n, single=""),
+        ]
         for g in c.groups
         for k in KINDS
     ]
     results.add_table(
         folder,
         "drift-summary",
-        f"At β = {c.drift_betas[-1]:g}",
+        f"At β = {c.drift_betas[-1]:g}{cells_over(n)}",
         ["group", "model", "acc ratio", "DI"],
         summary,
         tidy=(

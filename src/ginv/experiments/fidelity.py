@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ginv.experiments.results import Results, fmt, fmt_values
+from ginv.experiments.results import Results, cells_over, fmt, fmt_values
 from ginv.io import load_json
 
 # SPEC §7, Table 1: Transforming-MNIST, mean ± std over 4 seeds (accuracy in %).
@@ -43,7 +43,7 @@ def table_rows(table: dict[str, Any]) -> list[list[Any]]:
     ginv − paper."""
     seeds = {(r["group"], r["model"]): len(r["seeds"]) for r in table["data"]["rows"]
              if "seeds" in r}  # fmt: skip
-    return [[g, model, m, _paper(p, p_std), fmt(ours, ours_std, seeds.get((g, model))),
+    return [[g, model, m, _paper(p, p_std), fmt(ours, ours_std, seeds.get((g, model)), single=""),
              fmt(diff, signed=True)]
             for g, model, m, p, p_std, ours, ours_std, diff in table_tidy(table)]  # fmt: skip
 
@@ -139,7 +139,8 @@ def fidelity_results(out: Path, profile: str) -> Results | None:
             "differences from the paper's numbers are expected."
         )
     results.add_table(
-        out / "fidelity", "table1", "Table 1: the paper beside ginv (accuracy in %)",
+        out / "fidelity", "table1", "Table 1: the paper beside ginv (accuracy in %)"
+        + cells_over(min((len(r["seeds"]) for r in table["data"]["rows"]), default=2)),
         ["group", "model", "measure", "paper", "ginv", "ginv − paper"], table_rows(table),
         tidy=(["group", "model", "measure", "paper", "paper_std", "ginv", "ginv_std",
                "ginv_minus_paper"], table_tidy(table)),

@@ -33,7 +33,7 @@ from ginv.experiments import style
 from ginv.experiments.drift import accuracy_and_di, drift_splits
 from ginv.experiments.kinds import Kind
 from ginv.experiments.methods import METHODS, Method, methods
-from ginv.experiments.results import Results, error_bars, fmt, mean_std, over_seeds
+from ginv.experiments.results import Results, cells_over, error_bars, fmt, mean_std, over_seeds
 from ginv.experiments.spec import Experiment, Measure, Request, Sizes, Train
 from ginv.experiments.table import family_metrics, test_settings
 from ginv.flops import forward_flops
@@ -169,7 +169,7 @@ def run(study: Study, folder: Path) -> Results:
     results.add_table(
         folder, "frontier-table",
         f"Each method at its calibrated point (validation SI ≥ {target}, else its highest); "
-        "gap: accuracy minus DA's, in points; FLOPs per image at inference.",
+        f"gap: accuracy minus DA's, in points; FLOPs per image at inference{cells_over(len(c.seeds))}.",
         ["group", "method", "setting", "accuracy %", "gap to DA", "SI", "val SI", "LI", "params",
          "MFLOP", "single pass", "val SI ≥ target"],
         printed, tidy=(CALIBRATED_COLUMNS, tidy),
@@ -223,7 +223,7 @@ def _calibrated_table(groups, best) -> tuple[list[list[Any]], list[list[Any]]]:
             gap = 100 * (r["accuracy"] - da)
             n = len(r["seeds"])
             printed.append([
-                g, r["method"], _setting_label(r), fmt(100 * r["accuracy"], 100 * r["accuracy_std"], n),
+                g, r["method"], _setting_label(r), fmt(100 * r["accuracy"], 100 * r["accuracy_std"], n, single=""),
                 fmt(gap, signed=True), fmt(r["si"]), fmt(r["val_si"]), fmt(r["li"]),
                 f"{r['params']:,}", fmt(r["inference_flops"] / 1e6),
                 "yes" if r["single_pass"] else "no", "yes" if r["reached"] else "no",

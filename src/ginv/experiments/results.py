@@ -14,7 +14,7 @@ from ginv.experiments import style
 from ginv.io import atomic_write, atomic_write_json, atomic_write_text
 from ginv.reports.numbers import fmt, fmt_values
 
-__all__ = ["Results", "Table", "error_bars", "fmt", "fmt_over", "fmt_values", "mean_std",
+__all__ = ["Results", "Table", "cells_over", "error_bars", "fmt", "fmt_over", "fmt_values", "mean_std",
            "over_seeds", "save_figure", "write_csv"]  # fmt: skip
 
 if TYPE_CHECKING:
@@ -121,14 +121,15 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, var**0.5
 
 
-def fmt_over(values: list[float]) -> str:
-    """Values over seeds printed as their mean and std by :func:`fmt` (``(n = 1)`` for one).
+def fmt_over(values: list[float], single: str = " (n = 1)") -> str:
+    """Values over seeds printed as their mean and std by :func:`fmt` (the value and
+    ``single`` for one value).
 
     Example:
         >>> fmt_over([0.95, 0.96])
         '0.9550 ± 0.0071'
     """
-    return fmt(*mean_std(values), n=len(values))
+    return fmt(*mean_std(values), n=len(values), single=single)
 
 
 def over_seeds(seeds: list[int] | tuple[int, ...]) -> str:
@@ -137,6 +138,13 @@ def over_seeds(seeds: list[int] | tuple[int, ...]) -> str:
     if len(seeds) == 1:
         return f"seed {seeds[0]} only (n = 1, no spread)"
     return f"mean ± std over seeds {', '.join(map(str, seeds))}"
+
+
+def cells_over(n: int) -> str:
+    """What a table's caption says of its cells: nothing for several seeds (their cells read
+    ``mean ± std``), else that the cells, of one seed, have no ± (they are printed with
+    ``single=""``)."""
+    return "" if n > 1 else " (one seed: values without ± std)"
 
 
 def error_bars(n: int, what: str = "std over seeds") -> str:

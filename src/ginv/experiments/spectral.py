@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ginv.experiments import style
 from ginv.experiments.kinds import Kind
-from ginv.experiments.results import Results, error_bars, fmt, mean_std, over_seeds
+from ginv.experiments.results import Results, cells_over, error_bars, fmt, mean_std, over_seeds
 from ginv.experiments.spec import Experiment, Measure, Request, Sizes
 from ginv.experiments.table import family_requests
 
@@ -78,14 +78,14 @@ def run(study: Study, folder: Path) -> Results:
                     group_name,
                     label,
                     f"{nu:g}" if loss else "–",
-                    fmt(mean, std, len(runs)),
+                    fmt(mean, std, len(runs), single=""),
                     fmt(spread),
                 ]
             )
     results.add_table(
         folder,
         "spectral",
-        "σmax(J) per test input",
+        f"σmax(J) per test input{cells_over(len(c.seeds))}",
         ["group", "model", "ν", "σmax(J) (seeds)", "spread over inputs"],
         rows,
         tidy=(TIDY_COLUMNS, tidy),

@@ -11,6 +11,7 @@ from ginv.experiments.kinds import TABLE_KINDS, Kind
 from ginv.experiments.nu_search import reached as target_reached
 from ginv.experiments.results import (
     Results,
+    cells_over,
     error_bars,
     fmt,
     fmt_over,
@@ -86,8 +87,9 @@ def summary_lines(records: list[dict[str, Any]]) -> list[str]:
         if model == Kind.IR:
             model = f"IR ν={r['nu']:g}" + ("" if r["si_target_reached"] else " (missed)")
         n = len(r["seeds"])
-        val = fmt_over(r["val_si_per_seed"]) if "val_si_per_seed" in r else ""
-        lines.append([r["group"], model, *(fmt(r[k], r[f"{k}_std"], n) for k, _ in COLUMNS), val])
+        val = fmt_over(r["val_si_per_seed"], single="") if "val_si_per_seed" in r else ""
+        cells = (fmt(r[k], r[f"{k}_std"], n, single="") for k, _ in COLUMNS)
+        lines.append([r["group"], model, *cells, val])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     return ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
             for line in lines]  # fmt: skip
@@ -158,8 +160,10 @@ def run(study: Study, folder: Path) -> Results:
             for k, _ in COLUMNS:
                 record[k], record[f"{k}_std"] = mean_std(values[k])
             records.append(record)
-            val = fmt_over(record["val_si_per_seed"]) if kind is Kind.IR else ""
-            rows.append([group_name, label, *(fmt_over(values[k]) for k, _ in COLUMNS), val])
+            val = fmt_over(record["val_si_per_seed"], single="") if kind is Kind.IR else ""
+            rows.append(
+                [group_name, label, *(fmt_over(values[k], single="") for k, _ in COLUMNS), val]
+            )
     missed = [r for r in records if r.get("si_target_reached") is False]
     results.description += (
         " Every IR row reached the validation SI target (its mean over seeds)."
@@ -176,7 +180,8 @@ def run(study: Study, folder: Path) -> Results:
             )
         )
     results.add_table(
-        folder, "table", "Accuracy and invariance on the test orbit; val SI on the validation orbit",
+        folder, "table", "Accuracy and invariance on the test orbit; val SI on the validation "
+        f"orbit{cells_over(len(c.seeds))}",
         ["group", "model", *(n for _, n in COLUMNS), "val SI"], rows,
         tidy=(TIDY_COLUMNS, [tidy_row(r) for r in records]),
     )  # fmt: skip
@@ -239,7 +244,13 @@ def _plot(groups, data):
 def summary(data: dict[str, Any]) -> list[str]:
     """The main table, for the terminal after ``reproduce``."""
     return [
-        "main table (test orbit; mean ± std over seeds; val SI on the validation orbit):",
+        "main table (test orbit; "
+        + (
+            "one seed, no ± std"
+            if all(len(r["seeds"]) == 1 for r in data["rows"])
+            else "mean ± std over seeds"
+        )
+        + "; val SI on the validation orbit):",
         *(f"  {line}" for line in summary_lines(data["rows"])),
     ]
 

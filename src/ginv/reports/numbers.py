@@ -42,13 +42,20 @@ def _plain(x: float, signed: bool) -> str:
     return f"{sign}{x:.{SIGNIFICANT - 1}e}"
 
 
-def fmt(value: float, std: float | None = None, n: int | None = None, signed: bool = False) -> str:
+def fmt(
+    value: float,
+    std: float | None = None,
+    n: int | None = None,
+    signed: bool = False,
+    single: str = " (n = 1)",
+) -> str:
     """``value`` printed to its precision.
 
     * no ``std``: :data:`SIGNIFICANT` (3) significant digits, trailing zeros kept; fixed
       notation for magnitudes in ``[1e-3, 1e5)`` (the integer part is never rounded),
       scientific otherwise; integers exactly.
-    * ``n == 1`` (one seed: no spread to show): the value alone, then ``(n = 1)``.
+    * ``n == 1`` (one seed: no spread to show): the value alone, then ``single``
+      (`` (n = 1)``; a table whose caption says it is over one seed passes ``""``).
     * ``std > 0``: the std to 2 significant digits and the mean rounded to the same decimal
       place, ``mean ± std``; when the larger of ``|mean|`` and ``std`` lies outside
       ``[1e-3, 1e5)``, both as mantissas of that one's power of ten, ``(m ± s)e-05``.
@@ -60,6 +67,7 @@ def fmt(value: float, std: float | None = None, n: int | None = None, signed: bo
         std: its standard deviation or standard error, if known.
         n: how many values the mean is over, if known.
         signed: print ``+`` before a non-negative value.
+        single: what follows the value where ``n == 1``.
 
     Returns:
         The text.
@@ -75,7 +83,7 @@ def fmt(value: float, std: float | None = None, n: int | None = None, signed: bo
         '0.101'
     """
     if n == 1:
-        return f"{_plain(value, signed)} (n = 1)"
+        return f"{_plain(value, signed)}{single}"
     if std is None or not math.isfinite(std) or not math.isfinite(value):
         return _plain(value, signed)
     if std == 0:
