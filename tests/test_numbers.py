@@ -31,6 +31,8 @@ from ginv.reports.numbers import fmt, fmt_values
         ((84.1234,), {}, "84.1"),
         ((1234.25,), {}, "1234"),
         ((0.00099,), {}, "9.90e-04"),
+        ((-0.0999859,), {}, "-0.100"),  # rounding moves it up a decade: three digits still
+        ((0.00099996,), {}, "0.00100"),
         ((1e5,), {}, "1.00e+05"),
         ((0.0,), {}, "0"),
         ((7,), {}, "7"),  # a count is exact

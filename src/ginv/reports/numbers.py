@@ -35,9 +35,10 @@ def _plain(x: float, signed: bool) -> str:
         return f"{sign}{x}"
     if x == 0:
         return f"{sign}0"
-    if _fixed(x):
+    rounded = float(f"{x:.{SIGNIFICANT - 1}e}")  # its decade after rounding: 0.09999 → 0.100
+    if _fixed(rounded):
         # never round the integer part away: 1234.5 reads "1234", not "1.23e+03"
-        decimals = max(0, SIGNIFICANT - 1 - _exponent(x))
+        decimals = max(0, SIGNIFICANT - 1 - _exponent(rounded))
         return f"{sign}{x:.{decimals}f}"
     return f"{sign}{x:.{SIGNIFICANT - 1}e}"
 
