@@ -9,7 +9,7 @@ from ginv.data import Split, drift_split
 from ginv.data.drift import DriftMode
 from ginv.experiments import style
 from ginv.experiments.kinds import Kind
-from ginv.experiments.results import Results, mean_std
+from ginv.experiments.results import Results, cells_over, error_bars, fmt, mean_std, over_seeds
 from ginv.experiments.spec import Experiment, Measure, Request, Sizes
 from ginv.experiments.table import family_requests
 from ginv.measures import measure
@@ -56,7 +56,7 @@ def run(study: Study, folder: Path) -> Results:
     results = Results(
         "drift", "Invariance under distribution drift",
         f"D(β) = (1−β)·D1 + β·D2 from Transforming-MNIST (D1) to Transforming-FMNIST (D2), "
-        f"'{c.drift_mode}' reading, {c.drift_samples or 'all'} test samples; mean ± std over seeds.",
+        f"'{c.drift_mode}' reading, {c.drift_samples or 'all'} test samples; {over_seeds(c.seeds)}.",
     )  # fmt: skip
     splits = drift_splits(study)
     rows, curves = [], {}
@@ -106,17 +106,23 @@ def run(study: Study, folder: Path) -> Results:
         fig,
         f"DI (top, log axis; values below {style.FLOOR:g}, exact zeros included, drawn at "
         f"{style.FLOOR:g}, dotted line) and accuracy ratio (bottom) against the drift β; "
-        "mean ± std over seeds.",
+        f"{over_seeds(c.seeds)}; {error_bars(len(c.seeds))}.",
     )
+    n = len(c.seeds)
     summary = [
-        [g, k, f"{curves[f'{g}/{k}'][-1][1]:.3f}", f"{curves[f'{g}/{k}'][-1][3]:.3g}"]
+        [
+            g,
+            k,
+            fmt(*curves[f"{g}/{k}"][-1][1:3], n=n, single=""),
+            fmt(*curves[f"{g}/{k}"][-1][3:5], n=n, single=""),
+        ]
         for g in c.groups
         for k in KINDS
     ]
     results.add_table(
         folder,
         "drift-summary",
-        f"At β = {c.drift_betas[-1]}",
+        f"At β = {c.drift_betas[-1]:g}{cells_over(n)}",
         ["group", "model", "acc ratio", "DI"],
         summary,
         tidy=(
@@ -142,8 +148,16 @@ def _plot(groups, curves, xlabel: str = "drift β"):
             betas = [p[0] for p in curve]
             line = {"color": style.color(kind), "marker": style.marker(kind), "label": kind}
             di, di_std = [p[3] for p in curve], [p[4] for p in curve]
-            top.errorbar(betas, style.clip_floor(di), style.log_errors(di, di_std), **line)
-            bottom.errorbar(betas, [p[1] for p in curve], [p[2] for p in curve], **line)
+            ratio_std = [p[2] for p in curve]
+            # one seed has no spread: plain lines, so the legend shows no error-bar glyphs
+            top.errorbar(
+                betas,
+                style.clip_floor(di),
+                style.log_errors(di, di_std) if any(di_std) else None,
+                **line,
+            )
+            bottom.errorbar(betas, [p[1] for p in curve], ratio_std if any(ratio_std) else None,
+                            **line)  # fmt: skip
         top.set_yscale("log")
         top.axhline(style.FLOOR, color=style.NEUTRAL, lw=0.6, ls=":")
         top.set_title(group_name)
@@ -151,7 +165,7 @@ def _plot(groups, curves, xlabel: str = "drift β"):
         bottom.set_xlabel(xlabel)
     axes[0, 0].set_ylabel("DI (log)")
     axes[1, 0].set_ylabel("Acc(D(β)) / Acc(D(0))")
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=3,
+    fig.legend(*style.line_handles(axes[0, 0]), loc="upper center", ncol=3,
                bbox_to_anchor=(0.5, 1.02))  # fmt: skip
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ginv.experiments.results import Results
+from ginv.experiments.results import Results, cells_over, fmt, fmt_values
 from ginv.io import load_json
 
 # SPEC §7, Table 1: Transforming-MNIST, mean ± std over 4 seeds (accuracy in %).
@@ -33,13 +33,18 @@ def _load(out: Path, name: str) -> dict[str, Any] | None:
     return load_json(path) if path.is_file() else None
 
 
-def _pm(mean: float, std: float) -> str:
-    return f"{mean:.3g} ± {std:.2g}"
+def _paper(mean: float, std: float) -> str:
+    """The paper's numbers as it prints them (their precision is the paper's)."""
+    return f"{mean:g} ± {std:g}"
 
 
 def table_rows(table: dict[str, Any]) -> list[list[Any]]:
-    """:func:`table_tidy` for reading: the paper, ginv (mean ± std), and ginv − paper."""
-    return [[g, model, m, _pm(p, p_std), _pm(ours, ours_std), f"{diff:+.3g}"]
+    """:func:`table_tidy` for reading: the paper, ginv (mean ± std over its seeds), and
+    ginv − paper."""
+    seeds = {(r["group"], r["model"]): len(r["seeds"]) for r in table["data"]["rows"]
+             if "seeds" in r}  # fmt: skip
+    return [[g, model, m, _paper(p, p_std), fmt(ours, ours_std, seeds.get((g, model)), single=""),
+             fmt(diff, signed=True)]
             for g, model, m, p, p_std, ours, ours_std, diff in table_tidy(table)]  # fmt: skip
 
 
@@ -71,22 +76,22 @@ def claims(table: dict[str, Any] | None, drift: dict[str, Any] | None,
         ok = abs(da["accuracy"] - wt["accuracy"]) <= NEAR and da["li"] > 100 * ir["li"]
         ok = ok and da["si"] < ir["si"] - 0.1
         out.append([g, "1. DA keeps accuracy with high LI and low SI", _verdict(ok),
-                    f"DA accuracy {da['accuracy']:.3f} vs WT {wt['accuracy']:.3f} (within {NEAR}?); "
-                    f"LI {da['li']:.3g} vs IR {ir['li']:.3g} (> 100×?); SI {da['si']:.3f} vs IR "
-                    f"{ir['si']:.3f}"])  # fmt: skip
+                    f"DA accuracy {fmt(da['accuracy'])} vs WT {fmt(wt['accuracy'])} (within {NEAR}?); "
+                    f"LI {fmt(da['li'])} vs IR {fmt(ir['li'])} (> 100×?); SI {fmt(da['si'])} vs IR "
+                    f"{fmt(ir['si'])}"])  # fmt: skip
         exact = wt["li"] < EXACT and wt["di"] < EXACT and wt["si"] > 1 - EXACT
         out.append([g, "2a. WT is exactly invariant", _verdict(exact),
-                    f"LI {wt['li']:.2g}, DI {wt['di']:.2g}, SI {wt['si']:.9f}"])  # fmt: skip
+                    f"LI {fmt(wt['li'])}, DI {fmt(wt['di'])}, 1 − SI {fmt(1 - wt['si'])}"])  # fmt: skip
         best = max(rows[(g, k)]["accuracy"] for k in ("WT", "DA", "IR"))
         out.append([g, "2b. WT is the most accurate", _verdict(wt["accuracy"] >= best),
-                    f"WT {wt['accuracy']:.4f}, DA {da['accuracy']:.4f}, IR {ir['accuracy']:.4f}"])  # fmt: skip
+                    f"WT {fmt(wt['accuracy'])}, DA {fmt(da['accuracy'])}, IR {fmt(ir['accuracy'])}"])  # fmt: skip
         ok = bool(ir.get("si_target_reached")) and ir["li"] < 0.01 * da["li"]
         ok = ok and ir["accuracy"] < da["accuracy"]
         out.append([g, "3. IR is near-exact (seed-mean val SI ≥ target) at an accuracy cost",
                     _verdict(ok),
-                    f"val SI per seed {[round(v, 3) for v in ir.get('val_si_per_seed', [])]}, test "
-                    f"SI {ir['si']:.3f}; LI {ir['li']:.2g} vs DA {da['li']:.3g}; accuracy cost "
-                    f"{100 * (da['accuracy'] - ir['accuracy']):.1f} points"])  # fmt: skip
+                    f"val SI per seed {fmt_values(ir.get('val_si_per_seed', []))}, test "
+                    f"SI {fmt(ir['si'])}; LI {fmt(ir['li'])} vs DA {fmt(da['li'])}; accuracy cost "
+                    f"{fmt(100 * (da['accuracy'] - ir['accuracy']))} points"])  # fmt: skip
     curves = drift["data"]["curves"] if drift else {}  # (β, ratio, ratio std, DI, DI std) per β
     for g in groups:
         if f"{g}/DA" not in curves:
@@ -97,8 +102,9 @@ def claims(table: dict[str, Any] | None, drift: dict[str, Any] | None,
         ok = ok and max(wt[-1][3], ir[-1][3]) < 0.1 * da[-1][3]
         out.append([g, "4. Under drift DA's DI rises at once while WT and IR stay low",
                     _verdict(ok),
-                    f"DA DI {da[0][3]:.3g} at β=0, {first[3]:.3g} at β={first[0]}, {da[-1][3]:.3g} "
-                    f"at β={da[-1][0]}; WT {wt[-1][3]:.2g}, IR {ir[-1][3]:.2g} at β={da[-1][0]}"])  # fmt: skip
+                    f"DA DI {fmt(da[0][3])} at β=0, {fmt(first[3])} at β={first[0]:g}, "
+                    f"{fmt(da[-1][3])} at β={da[-1][0]:g}; WT {fmt(wt[-1][3])}, IR "
+                    f"{fmt(ir[-1][3])} at β={da[-1][0]:g}"])  # fmt: skip
     sigmas = spectral["data"] if spectral else {}
     for g in groups:
         bars = {k.split("/", 1)[1]: v for k, v in sigmas.items() if k.startswith(g + "/")}
@@ -107,8 +113,8 @@ def claims(table: dict[str, Any] | None, drift: dict[str, Any] | None,
         irs = {k: v[0] for k, v in bars.items() if k.startswith("IR-")}
         ok = bool(irs) and all(v < bars["DA"][0] for v in irs.values())
         out.append([g, "5. Every IR loss lowers σmax(J) below DA's", _verdict(ok),
-                    f"DA {bars['DA'][0]:.3g}; "
-                    + ", ".join(f"{k} {v:.3g}" for k, v in irs.items())])  # fmt: skip
+                    f"DA {fmt(bars['DA'][0])}; "
+                    + ", ".join(f"{k} {fmt(v)}" for k, v in irs.items())])  # fmt: skip
     return out
 
 
@@ -133,7 +139,8 @@ def fidelity_results(out: Path, profile: str) -> Results | None:
             "differences from the paper's numbers are expected."
         )
     results.add_table(
-        out / "fidelity", "table1", "Table 1: the paper beside ginv (accuracy in %)",
+        out / "fidelity", "table1", "Table 1: the paper beside ginv (accuracy in %)"
+        + cells_over(min((len(r["seeds"]) for r in table["data"]["rows"]), default=2)),
         ["group", "model", "measure", "paper", "ginv", "ginv − paper"], table_rows(table),
         tidy=(["group", "model", "measure", "paper", "paper_std", "ginv", "ginv_std",
                "ginv_minus_paper"], table_tidy(table)),

@@ -41,7 +41,7 @@ from ginv.experiments import style
 from ginv.experiments.drift import accuracy_and_di, drift_splits
 from ginv.experiments.kinds import Kind
 from ginv.experiments.methods import METHODS, Method, methods
-from ginv.experiments.results import Results, mean_std
+from ginv.experiments.results import Results, cells_over, error_bars, fmt, mean_std, over_seeds
 from ginv.experiments.spec import Experiment, Measure, Request, Sizes, Train
 from ginv.experiments.table import family_metrics, test_settings
 from ginv.flops import forward_flops
@@ -147,9 +147,9 @@ def run(study: Study, folder: Path) -> Results:
     results = Results(
         "frontier", "The accuracy–SI frontier of invariance learning",
         f"Every method trained on the same data ({c.train.n_train} samples, {c.epochs} epochs, "
-        f"seeds {list(c.seeds)}, best-validation epoch) and measured on the same test orbit "
-        f"({c.test_samples or 'all'} samples; SI on {c.si_samples or 'all'}); mean ± std over "
-        f"seeds. The calibrated point of a method is its setting of highest validation accuracy "
+        f"seeds {', '.join(map(str, c.seeds))}, best-validation epoch) and measured on the same "
+        f"test orbit ({c.test_samples or 'all'} samples; SI on {c.si_samples or 'all'}); "
+        f"{over_seeds(c.seeds)}. The calibrated point of a method is its setting of highest validation accuracy "
         f"among those whose validation SI reaches {target}; the test set chooses nothing.",
     )  # fmt: skip
     rows: list[dict[str, Any]] = []
@@ -179,7 +179,7 @@ def run(study: Study, folder: Path) -> Results:
     results.add_table(
         folder, "frontier-table",
         f"Each method at its calibrated point (validation SI ≥ {target}, else its highest); "
-        "gap: accuracy minus DA's, in points; FLOPs per image at inference.",
+        f"gap: accuracy minus DA's, in points; FLOPs per image at inference{cells_over(len(c.seeds))}.",
         ["group", "method", "setting", "accuracy %", "gap to DA", "SI", "val SI", "LI", "params",
          "MFLOP", "single pass", "uses", "val SI ≥ target"],
         printed, tidy=(CALIBRATED_COLUMNS, tidy),
@@ -187,8 +187,8 @@ def run(study: Study, folder: Path) -> Results:
     results.add_table(
         folder, "frontier", "Every method and setting (means over seeds)",
         ["group", "method", "setting", "accuracy %", "SI", "val SI", "LI", "DI"],
-        [[r["group"], r["method"], _setting_label(r), f"{100 * r['accuracy']:.2f}", f"{r['si']:.3f}",
-          f"{r['val_si']:.3f}", f"{r['li']:.3g}", f"{r['di']:.3g}"] for r in rows],
+        [[r["group"], r["method"], _setting_label(r), fmt(100 * r["accuracy"]), fmt(r["si"]),
+          fmt(r["val_si"]), fmt(r["li"]), fmt(r["di"])] for r in rows],
         tidy=(TIDY_COLUMNS, [_tidy(r) for r in rows]),
     )  # fmt: skip
     results.add_csv(
@@ -206,14 +206,14 @@ def run(study: Study, folder: Path) -> Results:
     results.add_figure(
         folder, "frontier", _plot_frontier(c.groups, rows, target),
         f"Test orbit accuracy against test SI per group (below: zoomed on SI ≥ "
-        f"{target - 0.1:g}): each method's settings joined in order of strength, mean ± std "
-        f"over seeds; the dashed line is SI = {target}. Hollow markers: the wrappers, which "
+        f"{target - 0.1:g}): each method's settings joined in order of strength, "
+        f"{over_seeds(c.seeds)}; {error_bars(len(c.seeds))}; the dashed line is SI = {target}. Hollow markers: the wrappers, which "
         "take more than one pass.",
     )  # fmt: skip
     results.add_figure(
         folder, "frontier-drift", _plot_drift(c.groups, drift, [m.name for m in methods(c)]),
         f"DI under drift D(β) (MNIST → FMNIST, '{c.drift_mode}') of each method at its "
-        f"calibrated point, mean over seeds (stds in frontier-drift.csv); log axis, values "
+        f"calibrated point, {'mean over seeds (stds in frontier-drift.csv)' if len(c.seeds) > 1 else over_seeds(c.seeds)}; log axis, values "
         f"below {style.FLOOR:g} (exact zeros) drawn at {style.FLOOR:g}.",
     )  # fmt: skip
     return results
@@ -231,10 +231,11 @@ def _calibrated_table(groups, best) -> tuple[list[list[Any]], list[list[Any]]]:
             if group != g:
                 continue
             gap = 100 * (r["accuracy"] - da)
+            n = len(r["seeds"])
             printed.append([
-                g, r["method"], _setting_label(r), f"{100 * r['accuracy']:.2f} ± {100 * r['accuracy_std']:.2f}",
-                f"{gap:+.2f}", f"{r['si']:.3f}", f"{r['val_si']:.3f}", f"{r['li']:.3g}",
-                f"{r['params']:,}", f"{r['inference_flops'] / 1e6:.2f}",
+                g, r["method"], _setting_label(r), fmt(100 * r["accuracy"], 100 * r["accuracy_std"], n, single=""),
+                fmt(gap, signed=True), fmt(r["si"]), fmt(r["val_si"]), fmt(r["li"]),
+                f"{r['params']:,}", fmt(r["inference_flops"] / 1e6),
                 "yes" if r["single_pass"] else "no", r["uses"], "yes" if r["reached"] else "no",
             ])  # fmt: skip
             tidy.append([*_tidy(r), gap, r["reached"]])
@@ -264,15 +265,16 @@ def _notes(groups, best, target) -> list[str]:
             notes.append(f"{g}: no single-pass method reaches validation SI ≥ {target}.")
         else:
             verdict = "the goal is met" if top["met"] else "more than 1 point below DA"
+            setting = "" if top["setting"] is None else f" ({top['setting']:g})"
             notes.append(
-                f"{g}: the best single-pass method at validation SI ≥ {target} is {top['method']} "
-                f"({top['setting']:g}), {top['gap_points']:+.2f} points from DA: {verdict}."
+                f"{g}: the best single-pass method at validation SI ≥ {target} is {top['method']}"
+                f"{setting}, {fmt(top['gap_points'], signed=True)} points from DA: {verdict}."
             )
     for (g, name), r in best.items():
         if METHODS[name].exact:
             notes.append(
-                f"{g} {name} (exact by construction): LI {r['li']:.3g}, DI {r['di']:.3g}, "
-                f"1 − SI {1 - r['si']:.3g}."
+                f"{g} {name} (exact by construction): LI {fmt(r['li'])}, DI {fmt(r['di'])}, "
+                f"1 − SI {fmt(1 - r['si'])}."
             )
     return notes
 
@@ -374,7 +376,7 @@ def _plot_drift(groups, curves, names):
 
 def _legend_above(fig, ax):
     """One legend for every panel, above them (the methods are the same in each)."""
-    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=6,
+    fig.legend(*style.line_handles(ax), loc="lower center", ncol=6,
                bbox_to_anchor=(0.5, 1.0))  # fmt: skip
     fig.tight_layout()
     return fig

@@ -11,13 +11,17 @@ import torch
 from torch import Tensor
 
 from ginv.experiments import style
-from ginv.experiments.results import Results
+from ginv.experiments.results import Results, fmt
 from ginv.experiments.spec import Experiment
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from ginv.experiments.study import Study
+
+
+SIGMA = "Σ = Σᵢ εᵢεᵢᵀ, εᵢ = xᵢ − G·xᵢ (G a pixel permutation)"
+"""What Σ is, for the figure and its caption."""
 
 
 def closed_form(w0: Tensor, sigma: Tensor, t: float) -> Tensor:
@@ -72,7 +76,8 @@ def run(study: Study, folder: Path) -> Results:
     c = study.config
     results = Results(
         "prop31", "Proposition 3.1: the logit-invariance flow of a linear network",
-        f"h(x) = Wx, W of size {c.prop31_outputs}×{c.prop31_dim}; Σ normalised to ‖Σ‖ = 1; "
+        f"h(x) = Wx, W of size {c.prop31_outputs}×{c.prop31_dim}; {SIGMA}, normalised to "
+        f"‖Σ‖ = 1; "
         f"gradient descent with step {c.prop31_step:g} to t = {c.prop31_time:g}.",
     )  # fmt: skip
     tolerance = 10 * c.prop31_step  # Euler's global error is O(η)
@@ -87,11 +92,12 @@ def run(study: Study, folder: Path) -> Results:
     for name, r in cases.items():
         ok = r["max_gd_error"] <= tolerance and r["largest_sigma_increase"] <= 1e-12
         passed &= ok
-        rows.append([name, f"{r['max_gd_error']:.3e}", f"{r['largest_sigma_increase']:.3e}",
-                     f"{r['sigma_max'][0]:.4f} → {r['sigma_max'][-1]:.4f}", "pass" if ok else "FAIL"])  # fmt: skip
+        rows.append([name, fmt(r["max_gd_error"]), fmt(r["largest_sigma_increase"]),
+                     f"{fmt(r['sigma_max'][0])} → {fmt(r['sigma_max'][-1])}",
+                     "pass" if ok else "FAIL"])  # fmt: skip
     results.passed = passed
     results.data = cases
-    results.add_table(folder, "prop31", f"Closed form vs gradient descent (tolerance {tolerance:g}) and monotone σmax along gradient descent",
+    results.add_table(folder, "prop31", f"Closed form vs gradient descent (tolerance {fmt(tolerance)}) and monotone σmax along gradient descent",
                       ["case", "max relative error", "largest σmax increase", "σmax(W(0)) → σmax(W(T))", "check"], rows,
                       tidy=(["case", "samples", "max_relative_error", "tolerance", "largest_sigma_max_increase",
                              "sigma_max_start", "sigma_max_end", "passed"],
@@ -99,15 +105,16 @@ def run(study: Study, folder: Path) -> Results:
                               r["sigma_max"][0], r["sigma_max"][-1], row[-1] == "pass"]
                              for (name, r), row in zip(cases.items(), rows, strict=True)]))  # fmt: skip
     results.notes.append(
-        "Largest violation of σmax(W_{k+1}) ≤ σmax(W_k) along gradient descent: "
-        + ", ".join(f"{n}: {r['largest_sigma_increase']:.2e}" for n, r in cases.items())
+        "Largest violation of σmax(Wₖ₊₁) ≤ σmax(Wₖ) along gradient descent: "
+        + ", ".join(f"{n}: {fmt(r['largest_sigma_increase'])}" for n, r in cases.items())
     )
     fig = _plot(cases)
     results.add_figure(
         folder,
         "prop31",
         fig,
-        "σmax along gradient descent (left) and gradient descent's distance to the closed form (right).",
+        f"σmax along gradient descent (left) and gradient descent's distance to the closed form "
+        f"(right). {SIGMA}; time in units of 1/‖Σ‖.",
     )
     return results
 
@@ -134,7 +141,8 @@ def _plot(cases: dict[str, dict[str, Any]]):
     for ax in axes:
         ax.set_xlabel("t (units of 1/‖Σ‖)")
         ax.legend()
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.text(0.5, 0.01, SIGMA, ha="center", va="bottom", fontsize=7, color=style.NEUTRAL)
     return fig
 
 

@@ -12,6 +12,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ginv.experiments import style
 from ginv.io import atomic_write, atomic_write_json, atomic_write_text
+from ginv.reports.numbers import fmt, fmt_values
+
+__all__ = ["Results", "Table", "cells_over", "error_bars", "fmt", "fmt_over", "fmt_values", "mean_std",
+           "over_seeds", "save_figure", "write_csv"]  # fmt: skip
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -117,5 +121,33 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, var**0.5
 
 
-def fmt(mean: float, std: float, digits: int = 4) -> str:
-    return f"{mean:.{digits}g} ± {std:.2g}"
+def fmt_over(values: list[float], single: str = " (n = 1)") -> str:
+    """Values over seeds printed as their mean and std by :func:`fmt` (the value and
+    ``single`` for one value).
+
+    Example:
+        >>> fmt_over([0.95, 0.96])
+        '0.9550 ± 0.0071'
+    """
+    return fmt(*mean_std(values), n=len(values), single=single)
+
+
+def over_seeds(seeds: list[int] | tuple[int, ...]) -> str:
+    """What a mean is over, for a caption: ``mean ± std over seeds 0, 1`` or, for one seed,
+    ``seed 0 only (n = 1, no spread)``."""
+    if len(seeds) == 1:
+        return f"seed {seeds[0]} only (n = 1, no spread)"
+    return f"mean ± std over seeds {', '.join(map(str, seeds))}"
+
+
+def cells_over(n: int) -> str:
+    """What a table's caption says of its cells: nothing for several seeds (their cells read
+    ``mean ± std``), else that the cells, of one seed, have no ± (they are printed with
+    ``single=""``)."""
+    return "" if n > 1 else " (one seed: values without ± std)"
+
+
+def error_bars(n: int, what: str = "std over seeds") -> str:
+    """The part of a caption about error bars: ``error bars: <what>`` where there are
+    several seeds, else that one seed draws none."""
+    return f"error bars: {what}" if n > 1 else "one seed, so no error bars"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ginv.experiments import style
 from ginv.experiments.kinds import Kind
-from ginv.experiments.results import Results, mean_std
+from ginv.experiments.results import Results, cells_over, error_bars, fmt, mean_std, over_seeds
 from ginv.experiments.spec import Experiment, Measure, Request, Sizes
 from ginv.experiments.table import family_requests
 
@@ -39,10 +39,12 @@ def run(study: Study, folder: Path) -> Results:
     c = study.config
     results = Results(
         "spectral", "Spectral decay: sensitivity of DA and IR models",
-        "σmax of the input–logit Jacobian per test input (mean over inputs, then mean ± std over "
-        f"seeds), and σmax of each weight matrix. IR losses: {', '.join(c.spectral_losses)}.",
+        "σmax of the input–logit Jacobian per test input (mean over inputs, then "
+        f"{over_seeds(c.seeds)}), and σmax of each weight matrix. IR losses: "
+        f"{', '.join(c.spectral_losses)}.",
     )  # fmt: skip
     rows, weight_rows, bars, tidy = [], [], {}, []
+    seeds: dict[tuple[str, str], list[int]] = {}  # what the bars are over, for the caption
     for group_name in c.groups:
         group = study.group(group_name)
         variants = [(Kind.DA, None)] + [(Kind.IR, loss) for loss in c.spectral_losses]
@@ -67,6 +69,7 @@ def run(study: Study, folder: Path) -> Results:
                     weight_rows.append([group_name, label, r.config.seed, layer, round(s, 5)])
             mean, std = mean_std(sigmas)
             bars[(group_name, label)] = (mean, std)
+            seeds[(group_name, label)] = [r.config.seed for r in runs]
             spread = sum(spreads) / len(spreads)
             tidy.append([group_name, label, loss or "", nu if loss else "", len(runs), mean, std,
                          spread])  # fmt: skip
@@ -75,14 +78,14 @@ def run(study: Study, folder: Path) -> Results:
                     group_name,
                     label,
                     f"{nu:g}" if loss else "–",
-                    f"{mean:.4g} ± {std:.2g}",
-                    f"{sum(spreads) / len(spreads):.3g}",
+                    fmt(mean, std, len(runs), single=""),
+                    fmt(spread),
                 ]
             )
     results.add_table(
         folder,
         "spectral",
-        "σmax(J) per test input",
+        f"σmax(J) per test input{cells_over(len(c.seeds))}",
         ["group", "model", "ν", "σmax(J) (seeds)", "spread over inputs"],
         rows,
         tidy=(TIDY_COLUMNS, tidy),
@@ -93,7 +96,10 @@ def run(study: Study, folder: Path) -> Results:
     labels = ["DA"] + [f"IR-{loss}" for loss in c.spectral_losses]
     fig = _plot(c.groups, labels, bars)
     results.add_figure(
-        folder, "spectral", fig, "Mean σmax(J) over test inputs; error bars: std over seeds."
+        folder,
+        "spectral",
+        fig,
+        f"Mean σmax(J) over test inputs; {error_bars(min(len(v) for v in seeds.values()))}.",
     )
     results.data = {f"{g}/{lab}": list(v) for (g, lab), v in bars.items()}
     return results

@@ -108,3 +108,12 @@ def log_errors(
     lower = [s - max(m - d, floor) for s, m, d in zip(shown, means, stds, strict=True)]
     upper = [max(m + d, floor) - s for s, m, d in zip(shown, means, stds, strict=True)]
     return [[max(v, 0.0) for v in lower], [max(v, 0.0) for v in upper]]
+
+
+def line_handles(ax: Any) -> tuple[list[Any], list[str]]:
+    """The legend entries of ``ax`` with each error-bar plot reduced to its data line: a
+    legend shows a model's line and marker, never the bars (which one seed does not draw)."""
+    from matplotlib.container import ErrorbarContainer
+
+    handles, labels = ax.get_legend_handles_labels()
+    return [h.lines[0] if isinstance(h, ErrorbarContainer) else h for h in handles], labels

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any
 from ginv.experiments import style
 from ginv.experiments.kinds import TABLE_KINDS, Kind
 from ginv.experiments.nu_search import reached as target_reached
-from ginv.experiments.results import Results, fmt, mean_std
+from ginv.experiments.results import (
+    Results,
+    cells_over,
+    error_bars,
+    fmt,
+    fmt_over,
+    fmt_values,
+    mean_std,
+    over_seeds,
+)
 from ginv.experiments.spec import CalibratedIR, Experiment, Measure, Request, Sizes, Train
 
 if TYPE_CHECKING:
@@ -77,8 +86,10 @@ def summary_lines(records: list[dict[str, Any]]) -> list[str]:
         model = r["model"]
         if model == Kind.IR:
             model = f"IR ν={r['nu']:g}" + ("" if r["si_target_reached"] else " (missed)")
-        val = fmt(*mean_std(r["val_si_per_seed"]), digits=3) if "val_si_per_seed" in r else ""
-        lines.append([r["group"], model, *(fmt(r[k], r[f"{k}_std"], 3) for k, _ in COLUMNS), val])
+        n = len(r["seeds"])
+        val = fmt_over(r["val_si_per_seed"], single="") if "val_si_per_seed" in r else ""
+        cells = (fmt(r[k], r[f"{k}_std"], n, single="") for k, _ in COLUMNS)
+        lines.append([r["group"], model, *cells, val])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     return ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
             for line in lines]  # fmt: skip
@@ -112,7 +123,7 @@ def run(study: Study, folder: Path) -> Results:
     results = Results(
         "table", "Genuine invariance of WT, DA and IR",
         f"Transforming-{c.dataset.upper()} test orbit ({c.test_samples or 'all'} samples; SI "
-        f"on {c.si_samples or 'all'}); mean ± std over seeds {list(c.seeds)}. IR uses the "
+        f"on {c.si_samples or 'all'}); {over_seeds(c.seeds)}. IR uses the "
         f"{c.reg} invariance loss, ν chosen as the smallest whose final models' validation "
         f"SI, mean over seeds, reaches {c.si_target} with {c.nu_confidence:.0%} confidence; "
         f"val SI is the final IR models' validation SI.",
@@ -149,12 +160,10 @@ def run(study: Study, folder: Path) -> Results:
             for k, _ in COLUMNS:
                 record[k], record[f"{k}_std"] = mean_std(values[k])
             records.append(record)
-            val = (
-                fmt(record["val_si"], mean_std(record["val_si_per_seed"])[1])
-                if kind is Kind.IR
-                else ""
+            val = fmt_over(record["val_si_per_seed"], single="") if kind is Kind.IR else ""
+            rows.append(
+                [group_name, label, *(fmt_over(values[k], single="") for k, _ in COLUMNS), val]
             )
-            rows.append([group_name, label, *(fmt(*mean_std(values[k])) for k, _ in COLUMNS), val])
     missed = [r for r in records if r.get("si_target_reached") is False]
     results.description += (
         " Every IR row reached the validation SI target (its mean over seeds)."
@@ -165,10 +174,14 @@ def run(study: Study, folder: Path) -> Results:
     if missed:
         results.notes.append(
             "Validation SI target missed (mean over seeds) for: "
-            + ", ".join(f"{r['group']} IR (val SI per seed {r['val_si_per_seed']})" for r in missed)
+            + ", ".join(
+                f"{r['group']} IR (val SI per seed: {fmt_values(r['val_si_per_seed'])})"
+                for r in missed
+            )
         )
     results.add_table(
-        folder, "table", "Accuracy and invariance on the test orbit; val SI on the validation orbit",
+        folder, "table", "Accuracy and invariance on the test orbit; val SI on the validation "
+        f"orbit{cells_over(len(c.seeds))}",
         ["group", "model", *(n for _, n in COLUMNS), "val SI"], rows,
         tidy=(TIDY_COLUMNS, [tidy_row(r) for r in records]),
     )  # fmt: skip
@@ -178,7 +191,9 @@ def run(study: Study, folder: Path) -> Results:
         folder,
         "table",
         _plot(c.groups, data),
-        f"Mean ± std over seeds of each measure. LI and DI on log axes: values below "
+        f"{'Mean' if len(c.seeds) > 1 else 'Value'} of each measure over "
+        f"{len(c.seeds)} seed{'s' * (len(c.seeds) > 1)}; {error_bars(len(c.seeds))}. "
+        f"LI and DI on log axes: values below "
         f"{style.FLOOR:g}, exact zeros included, are drawn at {style.FLOOR:g} (dotted line).",
     )
     return results
@@ -229,7 +244,13 @@ def _plot(groups, data):
 def summary(data: dict[str, Any]) -> list[str]:
     """The main table, for the terminal after ``reproduce``."""
     return [
-        "main table (test orbit; mean ± std over seeds; val SI on the validation orbit):",
+        "main table (test orbit; "
+        + (
+            "one seed, no ± std"
+            if all(len(r["seeds"]) == 1 for r in data["rows"])
+            else "mean ± std over seeds"
+        )
+        + "; val SI on the validation orbit):",
         *(f"  {line}" for line in summary_lines(data["rows"])),
     ]
 

@@ -184,7 +184,7 @@ def _scale_warning(config: dict[str, Any], sections: Sequence[dict[str, Any]] = 
     if name in ("smoke", "quick"):
         return (
             f"The {name} profile ({train.get('epochs', '?')} epochs, seeds "
-            f"{config.get('seeds', '?')}, {train.get('n_train', '?')} training samples) is for "
+            f"{_show(config.get('seeds', '?'))}, {train.get('n_train', '?')} training samples) is for "
             f"checking the pipeline, {scale}"
         )
     small = [
@@ -203,16 +203,61 @@ def _own_settings(config: dict[str, Any], section: dict[str, Any]) -> str | None
     own = section.get("config") or {}
     if not own or not config:
         return None
+    own, config = dict(_flat(own)), dict(_flat(config))  # train.epochs, not the whole train
     differ = [k for k in {**config, **own} if own.get(k) != config.get(k)]
     if not differ:
         return None
-
-    def show(value: Any) -> str:
-        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-
     return "This section's results come from other settings than the report's: " + "; ".join(
-        f"{k} = {show(own.get(k, '–'))} (report: {show(config.get(k, '–'))})" for k in differ
+        f"{k} = {_show(own.get(k, '–'))} (report: {_show(config.get(k, '–'))})" for k in differ
     )
+
+
+def _show(value: Any) -> str:
+    """A setting as text: lists joined by commas, everything else as it is."""
+    return ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def _flat(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested settings as ``(dotted name, value)`` pairs: ``{"train": {"epochs": 3}}`` →
+    ``[("train.epochs", 3)]``; an empty object stays one row."""
+    pairs: list[tuple[str, Any]] = []
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            pairs += _flat(value, f"{name}.")
+        else:
+            pairs.append((name, value))
+    return pairs
+
+
+SUBSCRIPTS = dict(
+    zip("0123456789+-=()aehijklmnoprstuvx−", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ₋", strict=True)
+)
+SUPERSCRIPTS = dict(zip("0123456789+-=()inT−", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁱⁿᵀ⁻", strict=True))
+# TeX-style W_{k+1}, W_k, x^{T} in a text; a bare _ between words (nu_max_rounds) is no maths
+MATHS = re.compile(r"(?<=[^\W_])([_^])(?:\{([^{}]+)\}|([0-9A-Za-z])(?![0-9A-Za-z_]))")
+
+
+def _maths_text(text: str) -> str:
+    """TeX-style sub- and superscripts in ``text`` as Unicode (``W_{k+1}`` → ``Wₖ₊₁``), for
+    Markdown; one whose characters have no Unicode form stays as written."""
+
+    def sub(m: re.Match[str]) -> str:
+        body = m.group(2) or m.group(3)
+        table = SUBSCRIPTS if m.group(1) == "_" else SUPERSCRIPTS
+        return "".join(table[c] for c in body) if all(c in table for c in body) else m.group()
+
+    return MATHS.sub(sub, text)
+
+
+def _maths_html(escaped: str) -> str:
+    """TeX-style sub- and superscripts in already escaped text as ``<sub>``/``<sup>``."""
+
+    def sub(m: re.Match[str]) -> str:
+        tag = "sub" if m.group(1) == "_" else "sup"
+        return f"<{tag}>{m.group(2) or m.group(3)}</{tag}>"
+
+    return MATHS.sub(sub, escaped)
 
 
 def _slug(title: str) -> str:
@@ -224,20 +269,36 @@ def _toc(sections: list[dict[str, Any]], summary: dict[str, float]) -> list[str]
     return [s["title"] for s in sections] + ["Wall time"] * bool(summary) + ["Settings", "Software"]
 
 
-def _md_table(columns: list[str], rows: list[list[Any]]) -> str:
+def _md_table(columns: list[str], rows: list[list[Any]], maths: bool = True) -> str:
+    """A Markdown table; ``maths``: cells with TeX-style sub- and superscripts as Unicode."""
+    cell = (lambda v: _maths_text(str(v))) if maths else str
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def _settings_rows(config: dict[str, Any]) -> list[list[Any]]:
-    return [[k, ", ".join(map(str, v)) if isinstance(v, list) else v] for k, v in config.items()]
+    """One row per setting, nested ones flattened (``train.epochs``), lists joined."""
+    return [[k, _show(v)] for k, v in _flat(config)]
+
+
+LONG = 30
+"""Tables with more rows than this come after the figures, collapsed (``<details>``)."""
+
+
+def _split_tables(
+    tables: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The tables shown before a section's figures, and the long ones shown after them."""
+    return [t for t in tables if len(t["rows"]) <= LONG], [
+        t for t in tables if len(t["rows"]) > LONG
+    ]
 
 
 def _markdown(config, env, summary, sections) -> str:
     parts = [
         "# ginv — genuine invariance study",
-        f"Profile **{config.get('profile', '?')}**, seeds {config.get('seeds', '?')}. "
+        f"Profile **{config.get('profile', '?')}**, seeds {_show(config.get('seeds', '?'))}. "
         f"{_provenance()}.",
     ]
     warning = _scale_warning(config, sections)
@@ -247,39 +308,54 @@ def _markdown(config, env, summary, sections) -> str:
     for s in sections:
         name = s["experiment"]
         parts.append(f"## {s['title']}")
-        parts.append(s["description"])
+        parts.append(_maths_text(s["description"]))
         own = _own_settings(config, s)
         if own:
             parts.append(f"> **Other settings.** {own}")
         if s.get("passed") is not None:
             parts.append(f"**Check: {'passed' if s['passed'] else 'FAILED'}**")
-        for t in s["tables"]:
-            parts.append(f"*{t['caption']}*\n\n" + _md_table(t["columns"], t["rows"]))
+        short, long = _split_tables(s["tables"])
+        for t in short:
+            parts.append(f"*{_maths_text(t['caption'])}*\n\n" + _md_table(t["columns"], t["rows"]))
         for f in s["figures"]:
+            caption = _maths_text(f["caption"])
             parts.append(
-                f"![{f['caption']}]({name}/{f['png']})\n\n*{f['caption']}* ([PDF]({name}/{f['pdf']}))"
+                f"![{caption}]({name}/{f['png']})\n\n*{caption}* ([PDF]({name}/{f['pdf']}))"
             )
-        parts.extend(f"> {n}" for n in s["notes"])
+        for t in long:  # GitHub renders a Markdown table inside <details> between blank lines
+            parts.append(
+                f"<details><summary>{_maths_text(t['caption'])} ({len(t['rows'])} rows)</summary>"
+                f"\n\n{_md_table(t['columns'], t['rows'])}\n\n</details>"
+            )
+        parts.extend(f"> {_maths_text(n)}" for n in s["notes"])
         if s.get("files"):
             parts.append("Data: " + ", ".join(f"[{f}]({name}/{f})" for f in s["files"]))
     if summary:
         rows = [[k, f"{v:.1f}"] for k, v in summary.items()]
         parts.append("## Wall time\n\n" + _md_table(["experiment", "seconds"], rows))
-    parts.append("## Settings\n\n" + _md_table(["setting", "value"], _settings_rows(config)))
-    parts.append("## Software\n\n" + _md_table(["", "version"], [[k, v] for k, v in env.items()]))
+    parts.append("## Settings\n\n" + _md_table(["setting", "value"], _settings_rows(config), False))
+    parts.append(
+        "## Software\n\n" + _md_table(["", "version"], [[k, v] for k, v in env.items()], False)
+    )
     return "\n\n".join(parts) + "\n"
 
 
-def _html_table(columns: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
+def _html_table(columns: list[str], rows: list[list[Any]], maths: bool = True) -> str:
+    """A table; ``maths``: cells with TeX-style sub- and superscripts rendered."""
+    cell = (
+        (lambda v: _maths_html(html.escape(str(v)))) if maths else (lambda v: html.escape(str(v)))
     )
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _html(out: Path, config, env, summary, sections) -> str:
     e = html.escape
+
+    def m(text: str) -> str:  # prose: escaped, its sub- and superscripts rendered
+        return _maths_html(e(text))
+
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>ginv report</title><style>",
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}",
@@ -287,10 +363,10 @@ def _html(out: Path, config, env, summary, sections) -> str:
         "th{background:#f3f3f3}img{max-width:100%}figure{margin:1em 0}figcaption{font-size:13px;color:#555}",
         ".note{border-left:3px solid #c90;padding-left:8px;color:#555}.fail{color:#b00;font-weight:bold}",
         ".scale{background:#fff4d6;border:1px solid #e0b040;padding:8px 12px;margin:1em 0}",
-        "nav ul{columns:2;font-size:14px}",
+        "nav ul{columns:2;font-size:14px}details{margin:1em 0}summary{cursor:pointer;font-size:14px}",
         "</style></head><body>",
         "<h1>ginv — genuine invariance study</h1>",
-        f"<p>Profile <b>{e(str(config.get('profile', '?')))}</b>, seeds {e(str(config.get('seeds', '?')))}. "
+        f"<p>Profile <b>{e(str(config.get('profile', '?')))}</b>, seeds {e(_show(config.get('seeds', '?')))}. "
         f"{e(_provenance())}.</p>",
     ]
     warning = _scale_warning(config, sections)
@@ -302,7 +378,7 @@ def _html(out: Path, config, env, summary, sections) -> str:
     for s in sections:
         name = s["experiment"]
         parts.append(
-            f"<h2 id='{_slug(s['title'])}'>{e(s['title'])}</h2><p>{e(s['description'])}</p>"
+            f"<h2 id='{_slug(s['title'])}'>{e(s['title'])}</h2><p>{m(s['description'])}</p>"
         )
         own = _own_settings(config, s)
         if own:
@@ -310,17 +386,23 @@ def _html(out: Path, config, env, summary, sections) -> str:
         if s.get("passed") is not None:
             cls = "" if s["passed"] else " class='fail'"
             parts.append(f"<p{cls}>Check: {'passed' if s['passed'] else 'FAILED'}</p>")
-        for t in s["tables"]:
-            parts.append(f"<p><i>{e(t['caption'])}</i></p>" + _html_table(t["columns"], t["rows"]))
+        short, long = _split_tables(s["tables"])
+        for t in short:
+            parts.append(f"<p><i>{m(t['caption'])}</i></p>" + _html_table(t["columns"], t["rows"]))
         for f in s["figures"]:
             png = out / name / f["png"]
             if png.is_file():
                 data = base64.b64encode(_png(png)).decode()
                 parts.append(
                     f"<figure><img src='data:image/png;base64,{data}' alt='{e(f['caption'])}'>"
-                    f"<figcaption>{e(f['caption'])}</figcaption></figure>"
+                    f"<figcaption>{m(f['caption'])}</figcaption></figure>"
                 )
-        parts.extend(f"<p class='note'>{e(n)}</p>" for n in s["notes"])
+        for t in long:
+            parts.append(
+                f"<details><summary><i>{m(t['caption'])}</i> ({len(t['rows'])} rows)</summary>"
+                + _html_table(t["columns"], t["rows"]) + "</details>"
+            )  # fmt: skip
+        parts.extend(f"<p class='note'>{m(n)}</p>" for n in s["notes"])
     if summary:
         parts.append(
             "<h2 id='wall-time'>Wall time</h2>"
@@ -328,11 +410,11 @@ def _html(out: Path, config, env, summary, sections) -> str:
         )
     parts.append(
         "<h2 id='settings'>Settings</h2>"
-        + _html_table(["setting", "value"], _settings_rows(config))
+        + _html_table(["setting", "value"], _settings_rows(config), maths=False)
     )
     parts.append(
         "<h2 id='software'>Software</h2>"
-        + _html_table(["", "version"], [[k, v] for k, v in env.items()])
+        + _html_table(["", "version"], [[k, v] for k, v in env.items()], maths=False)
     )
     parts.append("</body></html>")
     return "\n".join(parts)
