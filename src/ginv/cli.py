@@ -523,6 +523,8 @@ def _set_verbosity(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``ginv`` command line: its choices from the registries (experiments, measures,
+    data sources, groups, models, executors), its defaults from the config dataclasses."""
 
     parser = _Parser(prog="ginv", description="Measure and learn genuine group invariance.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -60,22 +60,27 @@ class Plan:
 
     @property
     def flops(self) -> float:
+        """The work of every row, in FLOPs."""
         return sum(r.flops for r in self.rows)
 
     @property
     def jobs(self) -> int:
+        """SLURM jobs with ``--executor slurm``."""
         return sum(r.jobs for r in self.rows)
 
     @property
     def upfront_jobs(self) -> int:
+        """The jobs known before any result, submitted at the start."""
         return sum(r.jobs for r in self.rows if r.upfront)
 
     @property
     def floor_seconds(self) -> float:
+        """FLOPs ÷ the matmul rate: no run can be faster on this device."""
         return self.flops / self.matmul_rate
 
     @property
     def estimate_seconds(self) -> float:
+        """FLOPs ÷ the rate a real batched training step reached."""
         return self.flops / self.achieved_rate
 
 

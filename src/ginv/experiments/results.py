@@ -67,6 +67,7 @@ class Results:
         self.files.append(f"{name}.csv")
 
     def add_figure(self, folder: Path, name: str, fig: Figure, caption: str) -> None:
+        """A figure the report shows: ``name.png`` and ``name.pdf`` in ``folder``."""
         save_figure(fig, folder / name)
         self.figures.append({"png": f"{name}.png", "pdf": f"{name}.pdf", "caption": caption})
 
@@ -90,6 +91,7 @@ class Results:
 
 
 def write_csv(path: Path, columns: list[str], rows: list[list[Any]]) -> None:
+    """``path`` as CSV (a header, then ``rows``), written atomically."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)

@@ -162,6 +162,7 @@ class TrainConfig:
         return stable_hash(settings)
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as plain data (``run.json``'s ``config``)."""
         return asdict(self)
 
     def members(

@@ -33,12 +33,16 @@ from ginv.io import atomic_write_text
 class Logger(Protocol):
     """Receives a run's metrics, one call per step (epoch)."""
 
-    def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None: ...
+    def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Record ``metrics`` (name → value) at ``step`` (the epoch)."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Flush and release what the logger holds."""
+        ...
 
 
-class CSVLogger:
+class CSVLogger(Logger):
     """``metrics.csv`` in ``folder``: a ``step`` column then one per metric, one row per step.
     Rows after ``start_step`` already there (a kill after the last checkpoint) are dropped."""
 
@@ -61,6 +65,8 @@ class CSVLogger:
         atomic_write_text(text.getvalue(), self.path)
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
+
+        """Record ``metrics`` (name → value) at ``step`` (the epoch)."""
         new = self._columns is None
         if new:
             self._columns = ["step", *(k for k in metrics if k != "step")]
@@ -74,10 +80,12 @@ class CSVLogger:
             writer.writerow(row)
 
     def close(self) -> None:
+
+        """Flush and release what the logger holds."""
         """Nothing held open: every row is written when logged."""
 
 
-class TensorBoardLogger:
+class TensorBoardLogger(Logger):
     """TensorBoard event files in ``folder`` through ``torch.utils.tensorboard``'s
     ``SummaryWriter``; one scalar per metric (tag ``train/loss``, ``val/val_acc``, …)."""
 
@@ -96,6 +104,7 @@ class TensorBoardLogger:
 
     @staticmethod
     def tag(name: str) -> str:
+        """TensorBoard's tag of a metric name: ``member/metric`` (``0/loss``)."""
         return f"val/{name}" if name.startswith("val_") else f"train/{name}"
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -108,7 +117,7 @@ class TensorBoardLogger:
         self.writer.close()
 
 
-class WandbLogger:
+class WandbLogger(Logger):
     """A Weights & Biases run in ``folder`` (``wandb/`` there), offline by default: set
     ``WANDB_MODE=online`` (and log in) to upload as it trains, or ``wandb sync`` it later."""
 
@@ -142,7 +151,7 @@ class WandbLogger:
         self.run.finish()
 
 
-class NullLogger:
+class NullLogger(Logger):
     """Logs nothing."""
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
