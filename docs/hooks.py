@@ -80,7 +80,7 @@ def public_names(module_name: str) -> list[str]:
         names = [n for n, v in vars(module).items() if not n.startswith("_")
                  and getattr(v, "__module__", module_name) == module_name
                  and not isinstance(v, type(module))]  # fmt: skip
-    return [n for n in names if not n.startswith("_")]
+    return [n for n in names if not n.startswith("_") and n != "TYPE_CHECKING"]
 
 
 def missing_names(site_dir: Path) -> list[str]:
@@ -95,7 +95,11 @@ def missing_names(site_dir: Path) -> list[str]:
         for name in public_names(module_name):
             value = getattr(module, name)
             home = getattr(value, "__module__", None)
-            candidates = {f"{module_name}.{name}", f"{home}.{name}"}
+            # where it is defined, or a package above it that re-exports it (ginv.groups.R4)
+            parts = (home or module_name).split(".")
+            candidates = {f"{module_name}.{name}"} | {
+                f"{'.'.join(parts[:i])}.{name}" for i in range(1, len(parts) + 1)
+            }
             if name == "__version__" or candidates & anchors:
                 continue
             if home is None and name in short:  # a constant, documented where it is defined

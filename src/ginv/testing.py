@@ -29,8 +29,10 @@ def assert_invariant(
 
     Args:
         model: the classifier, an ``nn.Module`` or a callable from images to outputs.
-        group: the group; x: a non-empty batch ``(N, C, H, W)``.
-        atol, rtol: the tolerance.
+        group: the group.
+        x: a non-empty batch ``(N, C, H, W)``.
+        atol: the absolute tolerance.
+        rtol: the relative tolerance.
 
     Raises ``AssertionError`` naming the worst element; a :class:`~ginv.errors.GinvError`
     for an empty batch, which would assert nothing.

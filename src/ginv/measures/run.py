@@ -64,13 +64,15 @@ def measure(
     Args:
         model: any function from image batches ``(N, C, H, W)`` to logits ``(N, K)``; an
             ``nn.Module`` is put in eval mode for the call.
-        images, labels: the data, or an iterable of batches and ``None``.
+        images: the images (a tensor or NumPy array), or an iterable of
+            ``(images, labels)`` batches such as a ``DataLoader``.
+        labels: the labels, or ``None`` with an iterable of batches.
         group: the group whose orbit is measured.
         metrics: registered measure names ⊆ :data:`~ginv.measures.MEASURES` (default the
             built-in accuracy, di, li, si, sensitivity), or one name.
         saliency: the saliency map's settings (SI).
-        si_subset, sensitivity_subset: SI and sensitivity on the first N samples only
-            (at most the data's size).
+        si_subset: SI on the first N samples only (at most the data's size).
+        sensitivity_subset: σmax(J) on the first N samples only (at most the data's size).
         batch_size: at most this many samples go through the model at once, fewer where
             their passes (the model's activations included, probed on one image) would
             exceed ``memory_budget_mb`` MiB.
