@@ -99,7 +99,7 @@ def work(c: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
     for kind in TABLE_KINDS:
         requests += family_requests(c, group, kind, c.reg)
         requests.append(
-            Measure(f"{kind} test measures", kind.model, len(c.seeds), sizes.test,
+            Measure(f"{kind} test measures", c.model_of(kind), len(c.seeds), sizes.test,
                     c.si_samples or sizes.test, shared=f"table/{group}/{kind}", job=True)
         )  # fmt: skip
     return requests
