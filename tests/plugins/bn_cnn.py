@@ -25,7 +25,8 @@ class BNCNN(Network):
         super().__init__()
         self.first = nn.Conv2d(in_channels, width, 3, stride=2, padding=1)
         self.norm1 = nn.BatchNorm2d(width)
-        self.conv = nn.Conv2d(width, width, 3, stride=2, padding=1)
+        # no bias before a BatchNorm: its gradient is 0 up to rounding, which Adam would amplify
+        self.conv = nn.Conv2d(width, width, 3, stride=2, padding=1, bias=False)
         self.norm2 = nn.BatchNorm2d(width)
         self.head = nn.Linear(width, num_classes)
 

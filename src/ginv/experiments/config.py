@@ -161,6 +161,8 @@ class StudyConfig:
                 )
             changes[key] = _parse(hints[key], text.strip(), key)
         if train:
+            if "model" in train:  # another architecture: its own depth and width defaults
+                train.update(depth=0, width=0)
             changes["train"] = replace(self.train, **train)
         if saliency:
             changes["saliency"] = replace(self.saliency, **saliency)

@@ -122,7 +122,11 @@ def run(study: Study, folder: Path) -> Results:
         ["group", "model", "beta", "acc_ratio", "acc_ratio_std", "di", "di_std"],
         rows,
     )
-    fig = _plot(c.groups, curves, f"drift β (0: {c.dataset.upper()}, 1: {c.drift_target.upper()})")
+    fig = _plot(
+        c.groups,
+        curves,
+        f"drift β (0: {dataset_label(c.dataset).upper()}, 1: {dataset_label(c.drift_target).upper()})",
+    )
     results.add_figure(
         folder,
         "drift",

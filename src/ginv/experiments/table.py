@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from ginv.data import dataset_label
 from ginv.experiments import style
 from ginv.experiments.kinds import TABLE_KINDS, Kind
 from ginv.experiments.nu_search import reached as target_reached
@@ -111,7 +112,7 @@ def run(study: Study, folder: Path) -> Results:
     c = study.config
     results = Results(
         "table", "Genuine invariance of WT, DA and IR",
-        f"Transforming-{c.dataset.upper()} test orbit ({c.test_samples or 'all'} samples; SI "
+        f"Transforming-{dataset_label(c.dataset).upper()} test orbit ({c.test_samples or 'all'} samples; SI "
         f"on {c.si_samples or 'all'}); mean ± std over seeds {list(c.seeds)}. IR uses the "
         f"{c.reg} invariance loss, ν chosen as the smallest whose final models' validation "
         f"SI, mean over seeds, reaches {c.si_target} with {c.nu_confidence:.0%} confidence; "
