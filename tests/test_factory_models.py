@@ -104,7 +104,7 @@ def test_wrappers_need_a_network() -> None:
     with pytest.raises(GinvError, match="needs a ginv Network"):
         build_model("wt-tests.plugins.bn_cnn:plain", get_group("R4"), (3, 12, 12), num_classes=4)
     register_factory("mine.models:bad", lambda shape, k: "not a module")
-    with pytest.raises(GinvError, match="not an nn.Module"):
+    with pytest.raises(GinvError, match=r"not an nn\.Module"):
         build_model("mine.models:bad", get_group("R4"), (3, 12, 12), num_classes=4)
 
 

@@ -53,7 +53,7 @@ def _attribute(module: object, name: str, attr: str) -> Factory:
         target = getattr(target, part)
     if not callable(target):
         raise GinvError(f"model factory {name!r} is a {type(target).__name__}, not a callable")
-    return target  # type: ignore[return-value]
+    return target
 
 
 def register_factory(name: str, factory: Factory) -> None:
