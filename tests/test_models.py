@@ -283,11 +283,31 @@ def test_ensemble_of_cnns_matches_the_plain_models() -> None:
             assert torch.allclose(shared[i], model(x[0]), atol=1e-6)
 
 
-def test_ensemble_refuses_buffers_in_one_line() -> None:
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
-    with pytest.raises(GinvError, match=r"Sequential holds buffers \(1\.running_mean") as error:
-        Ensemble([net, net])
-    assert "\n" not in str(error.value)
+def test_ensemble_members_keep_their_own_buffers() -> None:
+    """BatchNorm members batched: each normalises by its own batch and updates its own
+    running statistics, as it does alone (in training and in eval mode)."""
+    import copy
+
+    torch.manual_seed(0)
+    members = [torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+               for _ in range(2)]  # fmt: skip
+    alone = [copy.deepcopy(m) for m in members]
+    ensemble = Ensemble(members).train()
+    x = torch.randn(2, 5, 1, 8, 8)
+    out = ensemble(x)
+    for i, model in enumerate(alone):
+        assert torch.allclose(out[i], model.train()(x[i]), atol=1e-6)
+        state = ensemble.member_state(i)
+        for k, v in model.state_dict().items():
+            assert torch.allclose(state[k].double(), v.double(), atol=1e-7), k
+        assert int(state["1.num_batches_tracked"]) == 1
+    ensemble.eval()
+    shared = ensemble(x[0], shared_input=True)
+    for i, model in enumerate(alone):
+        assert torch.allclose(shared[i], model.eval()(x[0]), atol=1e-6)
+    assert {k for k in ensemble.state_dict() if "buffer" in k} == {
+        f"member_buffer_{j}" for j in range(3)
+    }
 
 
 def test_tsne_reads_any_model_with_features() -> None:

@@ -141,6 +141,8 @@ def _train(args: argparse.Namespace) -> int:
             raise GinvError(
                 f"{flag} must be ≥ 1 (leave it out for the model's default), got {given[flag]}"
             )
+    if given["model"] is not None:
+        _load_model_factory(given["model"])
     base = TrainConfig(**{k: v for k, v in given.items() if v is not None})
     configs = base.members(seeds, nus)
     out = writable_dir(args.out)
@@ -159,6 +161,46 @@ def _train(args: argparse.Namespace) -> int:
         )
     print(f"trained {len(results)} run(s) in {time.perf_counter() - start:.1f}s")
     return 0
+
+
+def _load_model_factory(model: str) -> None:
+    """Import the factory of a ``--model package.module:factory`` the user typed (only a name
+    given on the command line is imported: :mod:`ginv.models.factory`)."""
+    from ginv.models import is_factory_model, load_factory, model_parts
+
+    if is_factory_model(model):
+        load_factory(model_parts(model)[0])
+
+
+def _weights_model(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]]:
+    """``--model`` with ``--weights``: a model ginv did not train, built for ``--dataset``'s
+    images and classes and loaded with tensors only; and a record like a run's."""
+    from ginv.data import data_spec
+    from ginv.groups import get_group
+    from ginv.io import load_weights
+    from ginv.models import build_model
+
+    if args.model is None or args.dataset is None or args.group is None:
+        raise GinvError("--weights needs --model, --dataset and --group (there is no run record)")
+    _load_model_factory(args.model)
+    spec = data_spec(args.dataset, None, args.data_dir)
+    model = build_model(args.model, get_group(args.group), spec.shape, num_classes=spec.num_classes)
+    state = load_weights(args.weights)
+    expected = model.state_dict()
+    mismatched = sorted(expected.keys() ^ state.keys()) + [
+        f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if mismatched:
+        shown = ", ".join(mismatched[:4]) + (", ..." if len(mismatched) > 4 else "")
+        raise GinvError(f"{args.weights}: does not fit {args.model} on {args.dataset} ({shown})")
+    model.load_state_dict(state)
+    config = {"dataset": args.dataset, "group": args.group, "model": args.model, "split_seed": 0}
+    return model.to(device).eval(), {
+        "name": f"{args.model} ({args.weights.name})",
+        "config": config,
+    }
 
 
 def _measure(args: argparse.Namespace) -> int:
@@ -187,8 +229,20 @@ def _measure(args: argparse.Namespace) -> int:
         if args.out.is_dir():
             raise GinvError(f"--out {args.out} is a folder; name the JSON file to write")
         writable_dir(args.out.parent)
+    if (args.checkpoint is None) == (args.weights is None):
+        raise GinvError("give a run folder (--checkpoint) or a model's weights (--weights), one")
     device = resolve_device(args.device)
-    model, run = load_run(args.checkpoint, device)
+    if args.weights is not None:
+        model, run = _weights_model(args, device)
+    else:
+        from ginv.models import is_factory_model, model_parts
+
+        factory = None
+        if args.model is not None:  # it must be the record's: load_run checks
+            if not is_factory_model(args.model):
+                raise GinvError("--model with --checkpoint names the run's factory only")
+            factory = model_parts(args.model)[0]
+        model, run = load_run(args.checkpoint, device, factory=factory)
     layers = [n.strip() for n in (args.layers or "").split(",") if n.strip()]
     names = dict(model.named_modules())
     for name in layers:  # checked before the measuring
@@ -217,7 +271,7 @@ def _measure(args: argparse.Namespace) -> int:
         memory_budget_mb=args.memory_budget_mb, progress=not args.quiet,
     )  # fmt: skip
     report.settings.update(
-        checkpoint=str(args.checkpoint), dataset=dataset, split=args.split,
+        checkpoint=str(args.checkpoint or args.weights), dataset=dataset, split=args.split,
         baseline=args.baseline, device=str(device),
         normalisation={"dataset": config["dataset"], "mean": stats[0], "std": stats[1]},
     )  # fmt: skip
@@ -317,7 +371,13 @@ def _reproduce(args: argparse.Namespace) -> int:
         from ginv.training import resolve_device
 
         print(f"plan: reproduce {args.experiment}, {config.profile} profile (nothing is trained)")
-        print(format_plan(make_plan(names, config, args.out, resolve_device(args.device))))
+        print(
+            format_plan(
+                make_plan(
+                    names, config, args.out, resolve_device(args.device), data_dir=args.data_dir
+                )
+            )
+        )
         return 0
     require_study()
     from ginv.experiments.reproduce import reproduce
@@ -564,9 +624,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     meas = sub.add_parser("measure", help="accuracy, DI, LI, SI and σmax(J) of a trained run")
-    meas.add_argument(
-        "--checkpoint", type=Path, required=True, help="a run folder (run.json, model.pt)"
-    )
+    meas.add_argument("--checkpoint", type=Path, help="a run folder (run.json, model.pt)")
+    meas.add_argument("--weights", type=Path,
+                      help="instead of --checkpoint: a state dict (.pt, loaded as tensors only, "
+                      "or .safetensors) of --model, measured on --dataset under --group and "
+                      "normalised with the dataset's training statistics")  # fmt: skip
+    meas.add_argument("--model", help="with --weights: a model name or package.module:factory, "
+                      "factory(in_shape, num_classes) → nn.Module; with --checkpoint: the run's "
+                      "factory, which allows ginv to import it")  # fmt: skip
     meas.add_argument("--dataset", help="mnist or fmnist (default: the run's); always "
                       "normalised with the statistics of the run's training data")  # fmt: skip
     meas.add_argument(

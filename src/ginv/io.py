@@ -142,6 +142,35 @@ def load_torch_file(path: Path, map_location: Any = None, mmap: bool = False) ->
         raise GinvError(f"{path}: corrupt, truncated or not a torch file ({detail})") from None
 
 
+def load_weights(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """A state dict of tensors from a file, and nothing else: ``.safetensors`` through the
+    ``safetensors`` package (``pip install 'ginv[safetensors]'``), anything else through
+    :func:`load_torch_file` (``weights_only=True``). A file of anything but a flat mapping
+    of names to tensors is one :class:`GinvError` line naming it."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise GinvError(
+                f"{path}: reading .safetensors needs the safetensors package "
+                "(pip install 'ginv[safetensors]')"
+            ) from None
+        if not path.is_file():
+            raise GinvError(f"{path}: missing")
+        try:
+            state: Any = load_file(str(path), device=str(map_location))
+        except Exception as e:  # the package raises its own errors for a damaged header
+            raise GinvError(f"{path}: not a safetensors file ({type(e).__name__})") from None
+    else:
+        state = load_torch_file(path, map_location)
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise GinvError(f"{path}: not a state dict (a mapping of names to tensors)")
+    return state
+
+
 def short_hash(text: str, length: int = 16) -> str:
     """The first ``length`` hex digits of the sha256 of ``text``."""
     return hashlib.sha256(text.encode()).hexdigest()[:length]

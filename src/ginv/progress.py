@@ -123,7 +123,6 @@ class LineProgress:
         self.close()
 
     def update(self, n: float = 1) -> bool | None:
-
         """Count ``n`` more steps done; a line is written when the count grows."""
         if self.disable or not n:
             return None
@@ -132,7 +131,6 @@ class LineProgress:
         return True
 
     def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
-
         """Set the label (written with the next line)."""
         self.desc = desc or ""
         if refresh:
@@ -143,25 +141,21 @@ class LineProgress:
     def set_postfix(
         self, ordered_dict: dict[str, Any] | None = None, refresh: bool = True, **kwargs: Any
     ) -> None:
-
         """Set the details after the count from keyword values (as tqdm does)."""
         items = {**(ordered_dict or {}), **kwargs}
         self.set_postfix_str(", ".join(f"{k}={v}" for k, v in items.items()), refresh)
 
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
-
         """Set the details after the count (written with the next line, or the heartbeat)."""
         self.postfix = str(s)
         if refresh:
             self._heartbeat()
 
     def refresh(self, *args: Any, **kwargs: Any) -> None:
-
         """Nothing: a line is written when a step finishes (tqdm redraws here)."""
         self._heartbeat()
 
     def reset(self, total: float | None = None) -> None:
-
         """Start counting again from 0, towards ``total`` if given."""
         self.n, self._printed_n, self._start = 0, None, time.monotonic()
         if total is not None:
@@ -171,7 +165,6 @@ class LineProgress:
         """Nothing to clear: lines are never redrawn."""
 
     def close(self) -> None:
-
         """Write the last line if it was not written, once."""
         self.disable = True
         _open_bars.discard(self)
@@ -179,7 +172,6 @@ class LineProgress:
     def write(
         self, s: str, file: TextIO | None = None, end: str = "\n", nolock: bool = False
     ) -> None:
-
         """Write ``s`` on its own line (tqdm.write's contract)."""
         (file or self.file).write(s + end)
 
@@ -190,7 +182,6 @@ class LineProgress:
         return self._file if self._file is not None else sys.stderr
 
     def format_line(self) -> str:
-
         """The line for the current state: label, count (of total), rate, details."""
         elapsed = time.monotonic() - self._start
         count = f"{self.n:g}/{self.total:g}" if self.total else f"{self.n:g}"

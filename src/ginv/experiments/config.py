@@ -14,11 +14,14 @@ from ginv.experiments.methods import METHODS, REFERENCE
 from ginv.experiments.nu_search import SearchSpec
 from ginv.measures import SaliencyConfig
 from ginv.measures.saliency import DEFAULT_BUDGET_MB
+from ginv.models import is_factory_name, load_factory, model_parts, wrapped_name
 from ginv.training.config import TrainConfig
 
 _SEARCH = SearchSpec()  # the ν search's defaults, stated once, in nu_search
-# TrainConfig fields a study sets for all its runs (the rest: group, model, reg, ν, seed)
-TRAIN_KEYS = ("dataset", "pool", "epochs", "batch_size", "lr", "n_train", "n_val", "split_seed")
+# TrainConfig fields a study sets for all its runs (the rest: group, reg, ν, seed); `model`
+# is the architecture of DA and IR, and WT is its twin (StudyConfig.model_of)
+TRAIN_KEYS = ("dataset", "model", "pool", "epochs", "batch_size", "lr", "n_train", "n_val",
+              "split_seed")  # fmt: skip
 TRAIN_ALIASES = {"wt_pool": "pool"}
 # SaliencyConfig fields a study sets for all its measures, by their --set keys
 SALIENCY_KEYS = {"ig_steps": "steps", "ig_rule": "rule", "ig_target": "target",
@@ -121,6 +124,12 @@ class StudyConfig:
         """The final models' epochs, which the ν search trains for too."""
         return self.train.epochs
 
+    def model_of(self, kind: Kind | str) -> str:
+        """The model name of a family: the study's architecture (``train.model``: ``mlp``, any
+        :data:`~ginv.models.ARCHITECTURES` name or a ``package.module:factory``) for DA and
+        IR, its WT twin for WT (``wt``, ``wt-cnn``, ``wt-package.module:factory``)."""
+        return wrapped_name("wt", self.train.model) if Kind(kind) is Kind.WT else self.train.model
+
     def run(self, group: str, kind: Kind | str, seed: int, reg: str = "none", nu: float = 0.0,
             epochs: int | None = None) -> TrainConfig:  # fmt: skip
         """The config of one of the study's runs: DA (``mlp``), WT or IR (``mlp`` + ``reg``)."""
@@ -128,7 +137,7 @@ class StudyConfig:
         kind = Kind(kind)
         ir = kind is Kind.IR
         return replace(
-            t, group=group, model=kind.model, pool=t.pool if kind is Kind.WT else "mean",
+            t, group=group, model=self.model_of(kind), pool=t.pool if kind is Kind.WT else "mean",
             reg=reg if ir else "none", nu=nu if ir else 0.0, epochs=epochs or t.epochs, seed=seed,
         ).validate()  # fmt: skip
 
@@ -146,6 +155,8 @@ class StudyConfig:
             key = TRAIN_ALIASES.get(key.strip().replace("-", "_"), key.strip().replace("-", "_"))
             if sep and key in TRAIN_KEYS:
                 train[key] = _parse(train_hints[key], text.strip(), key)
+                if key == "model" and is_factory_name(train[key]):
+                    load_factory(train[key])  # a name the user gave: imported (ginv.models.factory)
                 continue
             if sep and key in SALIENCY_KEYS:
                 name = SALIENCY_KEYS[key]
@@ -158,6 +169,8 @@ class StudyConfig:
                 )
             changes[key] = _parse(hints[key], text.strip(), key)
         if train:
+            if "model" in train:  # another architecture: its own depth and width defaults
+                train.update(depth=0, width=0)
             changes["train"] = replace(self.train, **train)
         if saliency:
             changes["saliency"] = replace(self.saliency, **saliency)
@@ -170,10 +183,10 @@ class StudyConfig:
 
         self.train.validate()
         self.saliency.validate()
-        if self.train.model != "mlp" or self.train.reg != "none":
+        if model_parts(self.train.model)[1] is not None or self.train.reg != "none":
             raise GinvError(
-                "the study trains the MLP and its WT twin; set group, loss and ν "
-                "through groups, reg and the calibration"
+                "the study trains an architecture (model: mlp, cnn or package.module:factory) "
+                "and its WT twin; set group, loss and ν through groups, reg and the calibration"
             )
         for f in fields(self):
             value = getattr(self, f.name)

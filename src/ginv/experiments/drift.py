@@ -1,11 +1,13 @@
-"""Experiment 4 (SPEC §6): under drift ``D(β)`` from Transforming-MNIST to -FMNIST, DI and the
-accuracy ratio ``Acc(D(β)) / Acc(D1)`` against β for DA, WT and IR, each group."""
+"""Experiment 4 (SPEC §6): under drift ``D(β)`` from the study's data (Transforming-MNIST) to
+``drift_target`` (-FMNIST), DI and the accuracy ratio ``Acc(D(β)) / Acc(D1)`` against β for
+DA, WT and IR, each group. A target of another image shape or number of classes cannot be
+mixed in: the experiment is then skipped with a note (:func:`drift_mismatch`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from ginv.data import Split, drift_split
+from ginv.data import Split, dataset_label, drift_split
 from ginv.data.drift import DriftMode
 from ginv.experiments import style
 from ginv.experiments.kinds import Kind
@@ -29,6 +31,21 @@ def accuracy_and_di(model, images, labels, group) -> tuple[float, float]:
     return report.metrics["accuracy"], report.metrics["di"]
 
 
+def drift_mismatch(study: Study) -> str | None:
+    """Why the study's data cannot drift to ``drift_target`` (image shape or classes differ,
+    e.g. 3-channel Colour-Digits to FMNIST), or None when it can."""
+    c = study.config
+    d1, d2 = study.data(c.dataset).spec, study.data(c.drift_target).spec
+    if d1.shape == d2.shape and d1.num_classes == d2.num_classes:
+        return None
+    return (
+        f"drift skipped: {dataset_label(c.dataset)} ({'×'.join(map(str, d1.shape))}, "
+        f"{d1.num_classes} classes) cannot blend with the drift target "
+        f"{dataset_label(c.drift_target)} ({'×'.join(map(str, d2.shape))}, {d2.num_classes} "
+        "classes): set drift_target to a dataset of the same shape and classes"
+    )
+
+
 def drift_splits(study: Study) -> dict[float, Split]:
     """The drifted test set D(β) for each β of ``drift_betas``: the study's data drifting
     to ``drift_target``."""
@@ -45,7 +62,7 @@ def work(c: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
     for kind in KINDS:
         requests += family_requests(c, group, kind, c.reg)
         n = (c.drift_samples or sizes.test) * len(c.drift_betas)
-        requests.append(Measure(f"{kind} drift measures", kind.model, len(c.seeds), n, 0))
+        requests.append(Measure(f"{kind} drift measures", c.model_of(kind), len(c.seeds), n, 0))
     return requests
 
 
@@ -55,9 +72,15 @@ def run(study: Study, folder: Path) -> Results:
     c = study.config
     results = Results(
         "drift", "Invariance under distribution drift",
-        f"D(β) = (1−β)·D1 + β·D2 from Transforming-MNIST (D1) to Transforming-FMNIST (D2), "
+        f"D(β) = (1−β)·D1 + β·D2 from Transforming-{dataset_label(c.dataset)} (D1) to "
+        f"Transforming-{dataset_label(c.drift_target)} (D2), "
         f"'{c.drift_mode}' reading, {c.drift_samples or 'all'} test samples; {over_seeds(c.seeds)}.",
     )  # fmt: skip
+    mismatch = drift_mismatch(study)
+    if mismatch is not None:
+        results.data = {"mode": c.drift_mode, "curves": {}, "skipped": mismatch}
+        results.notes.append(mismatch)
+        return results
     splits = drift_splits(study)
     rows, curves = [], {}
     for group_name in c.groups:
@@ -99,7 +122,11 @@ def run(study: Study, folder: Path) -> Results:
         ["group", "model", "beta", "acc_ratio", "acc_ratio_std", "di", "di_std"],
         rows,
     )
-    fig = _plot(c.groups, curves, f"drift β (0: {c.dataset.upper()}, 1: {c.drift_target.upper()})")
+    fig = _plot(
+        c.groups,
+        curves,
+        f"drift β (0: {dataset_label(c.dataset).upper()}, 1: {dataset_label(c.drift_target).upper()})",
+    )
     results.add_figure(
         folder,
         "drift",

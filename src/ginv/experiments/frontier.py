@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ginv.data import dataset_label
 from ginv.experiments import style
-from ginv.experiments.drift import accuracy_and_di, drift_splits
+from ginv.experiments.drift import accuracy_and_di, drift_mismatch, drift_splits
 from ginv.experiments.kinds import Kind
 from ginv.experiments.methods import METHODS, Method, methods
 from ginv.experiments.results import Results, cells_over, error_bars, fmt, mean_std, over_seeds
@@ -212,7 +213,8 @@ def run(study: Study, folder: Path) -> Results:
     )  # fmt: skip
     results.add_figure(
         folder, "frontier-drift", _plot_drift(c.groups, drift, [m.name for m in methods(c)]),
-        f"DI under drift D(β) (MNIST → FMNIST, '{c.drift_mode}') of each method at its "
+        f"DI under drift D(β) ({dataset_label(c.dataset)} → {dataset_label(c.drift_target)}, "
+        f"'{c.drift_mode}') of each method at its "
         f"calibrated point, {'mean over seeds (stds in frontier-drift.csv)' if len(c.seeds) > 1 else over_seeds(c.seeds)}; log axis, values "
         f"below {style.FLOOR:g} (exact zeros) drawn at {style.FLOOR:g}.",
     )  # fmt: skip
@@ -282,6 +284,8 @@ def _notes(groups, best, target) -> list[str]:
 def _drift(study: Study, best, trained) -> dict[tuple[str, str], list[tuple[Any, ...]]]:
     """DI and the accuracy ratio against β of each method at its calibrated point."""
     c = study.config
+    if drift_mismatch(study) is not None:
+        return {}  # the note is the drift experiment's; the frontier draws no drift curves
     splits = drift_splits(study)
     curves = {}
     for (g, name), r in best.items():

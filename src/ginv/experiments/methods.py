@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ginv.experiments.kinds import Kind
 from ginv.groups import get_group
+from ginv.models import wrapped_name
 from ginv.regularizers import Uses
 from ginv.training import TrainConfig
 
@@ -58,7 +59,9 @@ def _ir(loss: str) -> MakeConfig:
 
 
 def _canon(c: StudyConfig, group: str, seed: int, _: float) -> TrainConfig:
-    return replace(c.run(group, Kind.DA, seed), model="canon").validate()
+    return replace(
+        c.run(group, Kind.DA, seed), model=wrapped_name("canon", c.train.model)
+    ).validate()
 
 
 def _orbit(wide: bool) -> MakeConfig:

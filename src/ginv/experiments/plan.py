@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ginv.data import DataConfig
+from ginv.data import DataConfig, data_spec
 from ginv.experiments.config import StudyConfig
 from ginv.experiments.kinds import Kind
 from ginv.experiments.nu_search import deciding_seeds
@@ -34,8 +34,9 @@ from ginv.regularizers import get_regularizer
 from ginv.training import TrainConfig
 
 ASSUMED_FINAL_ROUNDS = 2  # a first bracket from the pre-search, then one refinement
-NUM_CLASSES = 9
-SHAPE = (1, 36, 36)
+# the device probe's model only (the costs take the data's shape and classes: data_spec)
+PROBE_CLASSES = 9
+PROBE_SHAPE = (1, 36, 36)
 
 
 @dataclass
@@ -88,8 +89,9 @@ class _Costs:
     """FLOPs per sample of the models of one group, each counted once: a training step of a
     run's config (its regulariser included), a forward pass, an input gradient."""
 
-    def __init__(self, group: str, pool: str) -> None:
+    def __init__(self, group: str, pool: str, shape: tuple[int, ...], num_classes: int) -> None:
         self.group = get_group(group)
+        self.shape, self.num_classes = shape, num_classes
         self.order = len(self.group)
         self.pool: Pool = "max" if pool == "max" else "mean"
         self._models: dict[tuple[str, int], nn.Module] = {}
@@ -98,8 +100,8 @@ class _Costs:
     def model(self, kind: str, first_width: int = 0) -> nn.Module:
         key = (kind, first_width)
         if key not in self._models:
-            self._models[key] = build_model(kind, self.group, SHAPE, pool=self.pool,
-                                            num_classes=NUM_CLASSES, first_width=first_width)  # fmt: skip
+            self._models[key] = build_model(kind, self.group, self.shape, pool=self.pool,
+                                            num_classes=self.num_classes, first_width=first_width)  # fmt: skip
         return self._models[key]
 
     def train(self, config: TrainConfig) -> float:
@@ -107,7 +109,7 @@ class _Costs:
         key = ("train", config.model, str(config.first_width), config.reg)
         if key not in self._cache:
             self._cache[key] = _step_flops(self.model(config.model, config.first_width),
-                                           self.group, config.reg)  # fmt: skip
+                                           self.group, config.reg, self.shape)  # fmt: skip
         return self._cache[key]
 
     def __call__(self, kind: str, what: str, first_width: int = 0) -> float:
@@ -116,18 +118,20 @@ class _Costs:
         if key not in self._cache:
             model = self.model(kind, first_width)
             self._cache[key] = {
-                "forward": lambda: forward_flops(model, SHAPE),
-                "input_grad": lambda: input_gradient_flops(model, SHAPE),
+                "forward": lambda: forward_flops(model, self.shape),
+                "input_grad": lambda: input_gradient_flops(model, self.shape),
             }[what]()
         return self._cache[key]
 
 
-def _step_flops(model: nn.Module, group: PermutationGroup, reg: str, batch: int = 2) -> float:
+def _step_flops(
+    model: nn.Module, group: PermutationGroup, reg: str, shape: tuple[int, ...], batch: int = 2
+) -> float:
     """FLOPs per sample of one training step as the trainer takes it (an ensemble of one)."""
     ensemble = Ensemble([model])
     regularizer = None if reg == "none" else get_regularizer(reg, group)
     images = batch * (len(group) if regularizer is not None and regularizer.needs_orbit else 1)
-    x = torch.zeros(1, images, *SHAPE)
+    x = torch.zeros(1, images, *shape)
     y = torch.zeros(1, batch, dtype=torch.long)
 
     def step() -> None:
@@ -159,10 +163,10 @@ def _probe_rates(
         return n * flops / (time.perf_counter() - start)
 
     a = torch.randn(2048, 2048, device=device)
-    model = build_model("mlp", get_group("R4"), SHAPE, num_classes=NUM_CLASSES).to(device)
+    model = build_model("mlp", get_group("R4"), PROBE_SHAPE, num_classes=PROBE_CLASSES).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.randn(512, *SHAPE, device=device)
-    y = torch.randint(NUM_CLASSES, (512,), device=device)
+    x = torch.randn(512, *PROBE_SHAPE, device=device)
+    y = torch.randint(PROBE_CLASSES, (512,), device=device)
 
     def step() -> None:
         loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -180,16 +184,18 @@ def _probe_rates(
 
 def make_plan(
     names: Sequence[str], config: StudyConfig, out: Path | None = None,
-    device: torch.device | None = None, probe: bool = True,
+    device: torch.device | None = None, probe: bool = True, data_dir: Path | None = None,
 ) -> Plan:  # fmt: skip
     """The work of ``reproduce names`` under ``config``, less what ``out`` already holds: each
     experiment's declared requests (:mod:`ginv.experiments.spec`), counted once where several
-    experiments share them."""
+    experiments share them. Costs are counted on the data's image shape and classes
+    (:func:`ginv.data.data_spec`, read from ``data_dir``)."""
     c = config
     device = device or torch.device("cpu")
     data = DataConfig(c.dataset)
+    spec = data_spec(data, None, data_dir)
     sizes = Sizes(c.test_samples or data.n_test, min(c.train.n_val, data.n_val))
-    counter = _Counter(c, sizes, out)
+    counter = _Counter(c, sizes, out, spec.shape, spec.num_classes)
     for name in names:
         experiment = get_experiment(name)
         for group in c.groups:
@@ -204,15 +210,17 @@ def make_plan(
 class _Counter:
     """The plan's rows, request by request: runs in ``out`` or counted before are free."""
 
-    def __init__(self, config: StudyConfig, sizes: Sizes, out: Path | None) -> None:
+    def __init__(self, config: StudyConfig, sizes: Sizes, out: Path | None,
+                 shape: tuple[int, ...], num_classes: int) -> None:  # fmt: skip
         self.c, self.sizes, self.out = config, sizes, out
+        self.shape, self.num_classes = shape, num_classes
         self.rows: list[PlanRow] = []
         self.seen: set[str] = set()
         self._costs: dict[str, _Costs] = {}
 
     def costs(self, group: str) -> _Costs:
         if group not in self._costs:
-            self._costs[group] = _Costs(group, self.c.train.pool)
+            self._costs[group] = _Costs(group, self.c.train.pool, self.shape, self.num_classes)
         return self._costs[group]
 
     def done(self, config: TrainConfig) -> bool:
@@ -268,7 +276,7 @@ class _Counter:
         self.training(exp, group, f"{label} ν search", template, final,
                       f"{rounds} rounds assumed", jobs=rounds)  # fmt: skip
         n_val = self.sizes.val
-        self.measure(exp, group, Measure(f"{label} ν search: validation SI", Kind.IR.model,
+        self.measure(exp, group, Measure(f"{label} ν search: validation SI", c.model_of(Kind.IR),
                                          (grid if presearch else 0) + final, n_val, n_val))  # fmt: skip
         others = sum(s not in seeds for s in c.seeds)
         self.training(exp, group, f"{label} family", tc(group, Kind.IR, 0, loss, 1.0), others,
@@ -283,7 +291,7 @@ class _Counter:
         grad = m.copies * costs(m.model, "input_grad", m.first_width)
         per_model = (m.orbit * costs.order * fwd
                      + m.si * costs.order * self.c.saliency.steps * grad
-                     + m.sensitivity * (fwd + NUM_CLASSES * (grad - fwd)))  # fmt: skip
+                     + m.sensitivity * (fwd + costs.num_classes * (grad - fwd)))  # fmt: skip
         self.rows.append(PlanRow(exp, group, m.item, m.models, 0, m.models * per_model,
                                  jobs=int(m.job and m.models > 0)))  # fmt: skip
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from ginv.data import dataset_label
 from ginv.experiments import style
 from ginv.experiments.kinds import TABLE_KINDS, Kind
 from ginv.experiments.nu_search import reached as target_reached
@@ -110,7 +111,7 @@ def work(c: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
     for kind in TABLE_KINDS:
         requests += family_requests(c, group, kind, c.reg)
         requests.append(
-            Measure(f"{kind} test measures", kind.model, len(c.seeds), sizes.test,
+            Measure(f"{kind} test measures", c.model_of(kind), len(c.seeds), sizes.test,
                     c.si_samples or sizes.test, shared=f"table/{group}/{kind}", job=True)
         )  # fmt: skip
     return requests
@@ -122,7 +123,7 @@ def run(study: Study, folder: Path) -> Results:
     c = study.config
     results = Results(
         "table", "Genuine invariance of WT, DA and IR",
-        f"Transforming-{c.dataset.upper()} test orbit ({c.test_samples or 'all'} samples; SI "
+        f"Transforming-{dataset_label(c.dataset).upper()} test orbit ({c.test_samples or 'all'} samples; SI "
         f"on {c.si_samples or 'all'}); {over_seeds(c.seeds)}. IR uses the "
         f"{c.reg} invariance loss, ν chosen as the smallest whose final models' validation "
         f"SI, mean over seeds, reaches {c.si_target} with {c.nu_confidence:.0%} confidence; "

@@ -4,6 +4,11 @@ Member ``m`` holds its own weights; a forward call maps inputs ``(M, B, ...)``, 
 batch ``(B, ...)`` shared by every member, to outputs ``(M, B, ...)``. The gradient of a
 sum of per-member losses reaches each member's weights alone, and Adam is elementwise,
 so Adam on the stacked tensors is Adam on each member.
+
+Buffers (BatchNorm's running statistics) are stacked too, ``(M, *shape)``, and handed to
+each member's call with its weights: under ``vmap`` a member normalises by the statistics
+of its own batch and updates its own slice of the running statistics in place, exactly as
+it would alone (``tests/test_factory_models.py`` trains both ways and compares).
 """
 
 from __future__ import annotations
@@ -24,18 +29,16 @@ class Ensemble(nn.Module):
         super().__init__()
         if not members:
             raise GinvError("an ensemble needs at least one member")
-        buffers = [name for name, _ in members[0].named_buffers()]
-        if buffers:
-            raise GinvError(
-                f"{type(members[0]).__name__} holds buffers ({', '.join(buffers[:3])}), which "
-                "batched members do not support: use a buffer-free layer (e.g. GroupNorm, not "
-                "BatchNorm)"
-            )
-        params, _ = stack_module_state(list(members))
+        params, buffers = stack_module_state(list(members))
         # A weightless template (kept out of the module tree): the weights live in `stacked`.
         self._template = [copy.deepcopy(members[0]).to("meta")]
         self.names = list(params)
         self.stacked = nn.ParameterList(nn.Parameter(params[k].detach()) for k in self.names)
+        # Buffers as this module's own (state_dict, .to(device)); a buffer-free model adds none,
+        # so its checkpoints keep their keys.
+        self.buffer_names = list(buffers)
+        for j, name in enumerate(self.buffer_names):
+            self.register_buffer(f"member_buffer_{j}", buffers[name].detach().clone())
 
     def train(self, mode: bool = True) -> Ensemble:
         """Set training mode here and on the template, which runs every member but is not a
@@ -53,19 +56,27 @@ class Ensemble(nn.Module):
         """Stacked weights by the member's parameter names."""
         return dict(zip(self.names, self.stacked, strict=True))
 
+    def stacked_buffers(self) -> dict[str, Tensor]:
+        """Stacked buffers ``(M, *shape)`` by the member's buffer names (none for most models)."""
+        return {
+            name: getattr(self, f"member_buffer_{j}") for j, name in enumerate(self.buffer_names)
+        }
+
     def forward(self, x: Tensor, shared_input: bool = False) -> Tensor:
         """Logits ``(M, B, K)`` of inputs ``(M, B, ...)``, or of one batch ``(B, ...)`` for all."""
         template = self._template[0]
 
-        def one(params: dict[str, Tensor], inp: Tensor) -> Tensor:
-            return functional_call(template, params, (inp,))
+        def one(params: dict[str, Tensor], buffers: dict[str, Tensor], inp: Tensor) -> Tensor:
+            return functional_call(template, (params, buffers), (inp,))
 
-        return vmap(one, in_dims=(0, None if shared_input else 0))(self.weights(), x)
+        in_dims = (0, 0, None if shared_input else 0)
+        return vmap(one, in_dims=in_dims)(self.weights(), self.stacked_buffers(), x)
 
     def member_state(self, i: int) -> dict[str, Tensor]:
-        """Member ``i``'s ``state_dict``."""
-        return {k: v[i].detach().clone() for k, v in self.weights().items()}
+        """Member ``i``'s ``state_dict`` (weights and buffers)."""
+        state = {**self.weights(), **self.stacked_buffers()}
+        return {k: v[i].detach().clone() for k, v in state.items()}
 
     def load_member_state(self, i: int, state: dict[str, Tensor]) -> None:
-        for k, v in self.weights().items():
+        for k, v in {**self.weights(), **self.stacked_buffers()}.items():
             v.data[i].copy_(state[k])

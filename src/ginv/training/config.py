@@ -10,7 +10,7 @@ from typing import Any
 from ginv.errors import GinvError
 from ginv.groups import get_group
 from ginv.io import stable_hash
-from ginv.models import MODEL_KINDS, architecture_of
+from ginv.models import MODEL_KINDS, architecture_of, get_factory, is_factory_model, model_parts
 from ginv.regularizers import REGULARIZERS as _REGULARIZERS
 from ginv.regularizers import regularizer_class
 
@@ -30,7 +30,9 @@ DEFAULT_NU = 1.0  # the weight of an invariance regularizer when none is asked f
 HELP = {
     "dataset": "mnist or fmnist (Transforming-), a PATH.npz or an image-folder PATH",
     "group": "the group of the augmentation and of WT",
-    "model": "an architecture (DA / IR) or an invariant wrapper of it (wt: WT, canon: canonicalised)",
+    "model": "an architecture (DA / IR) or an invariant wrapper of it (wt: WT, canon: "
+    "canonicalised), or package.module:factory, factory(in_shape, num_classes) → nn.Module "
+    "(wt-package.module:factory for a ginv Network)",
     "pool": "WT pooling over the group: mean or max",
     "depth": "hidden layers (MLP) or convolutions (CNN)",
     "width": "hidden units (MLP) or last convolution's channels (CNN)",
@@ -55,7 +57,9 @@ class TrainConfig:
     ``model`` is a name of :data:`ginv.models.MODEL_KINDS`; ``depth`` and ``width`` are its
     architecture's (the MLP: hidden layers and units, 5 and 128; the CNN: convolutions and
     the channels of the last one, 3 and 64), and 0 stands for the architecture's default,
-    filled in at construction. ``pool`` is the WT twins' pooling over the group."""
+    filled in at construction. ``pool`` is the WT twins' pooling over the group. A factory's
+    model (``package.module:factory``, :mod:`ginv.models.factory`) has no depth and width
+    (both stay 0), and validates only once its factory is loaded in this process."""
 
     dataset: str = "mnist"
     group: str = "R4"
@@ -93,10 +97,18 @@ class TrainConfig:
         get_source(self.dataset)
         reg = regularizer_class(self.reg) if self.reg in _REGULARIZERS else None
         allowed = reg.architectures if reg is not None else None
+        factory = is_factory_model(self.model)
+        if factory:
+            get_factory(model_parts(self.model)[0])  # loaded, or one line on how to allow it
         checks = [
             (
-                self.model in MODEL_KINDS,
-                f"unknown model {self.model!r} (known: {', '.join(MODEL_KINDS)})",
+                self.model in MODEL_KINDS or factory,
+                f"unknown model {self.model!r} (known: {', '.join(MODEL_KINDS)}, or "
+                "package.module:factory)",
+            ),
+            (
+                not factory or self.depth == self.width == self.first_width == 0,
+                f"a factory's model {self.model} takes no depth, width or first_width",
             ),
             (
                 self.reg in REGULARIZERS,
@@ -117,7 +129,7 @@ class TrainConfig:
             (self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be ≥ 1, got {self.batch_size}"),
             (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
-            (self.depth >= 1 and self.width >= 1, "depth and width must be ≥ 1"),
+            (factory or (self.depth >= 1 and self.width >= 1), "depth and width must be ≥ 1"),
             (self.first_width >= 0, f"first_width must be ≥ 0, got {self.first_width}"),
             (self.n_train >= 1 and self.n_val >= 1, "n_train and n_val must be ≥ 1"),
             # torch generators take seeds in [0, 2⁶³); a larger one is a traceback deep inside
@@ -138,7 +150,13 @@ class TrainConfig:
         from ginv.data import dataset_label
 
         reg = "" if self.reg == "none" else f"-{self.reg}"
-        return f"{dataset_label(self.dataset)}-{self.group}-{self.model}{reg}"
+        return f"{dataset_label(self.dataset)}-{self.group}-{self._model_label}{reg}"
+
+    @property
+    def _model_label(self) -> str:
+        """The model in run names and folders: a factory's ``:`` read as ``-`` (a ``:`` is
+        no part of a portable file name)."""
+        return self.model.replace(":", "-")
 
     @property
     def name(self) -> str:
@@ -146,7 +164,9 @@ class TrainConfig:
         from ginv.data import dataset_label
 
         reg = "" if self.reg == "none" else f"-{self.reg}-nu{self.nu:g}"
-        return f"{dataset_label(self.dataset)}-{self.group}-{self.model}{reg}-seed{self.seed}"
+        return (
+            f"{dataset_label(self.dataset)}-{self.group}-{self._model_label}{reg}-seed{self.seed}"
+        )
 
     def key(self) -> str:
         """A hash of every setting: equal keys mean the same run. Settings added after the

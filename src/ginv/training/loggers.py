@@ -65,7 +65,6 @@ class CSVLogger(Logger):
         atomic_write_text(text.getvalue(), self.path)
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
-
         """Record ``metrics`` (name → value) at ``step`` (the epoch)."""
         new = self._columns is None
         if new:
@@ -80,7 +79,6 @@ class CSVLogger(Logger):
             writer.writerow(row)
 
     def close(self) -> None:
-
         """Flush and release what the logger holds."""
         """Nothing held open: every row is written when logged."""
 

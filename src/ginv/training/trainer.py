@@ -25,7 +25,7 @@ from ginv.data import Split, TransformingDataset, check_group_acts
 from ginv.errors import GinvError
 from ginv.groups import PermutationGroup, get_group
 from ginv.io import atomic_torch_save, atomic_write_json, load_torch_file, short_hash
-from ginv.models import Ensemble, build_model
+from ginv.models import Ensemble, build_model, is_factory_model, load_factory, model_parts
 from ginv.models.base import Pool
 from ginv.progress import tqdm
 from ginv.regularizers import get_regularizer
@@ -455,17 +455,19 @@ def remove_finished_checkpoints(
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _checked_model_args(args: Any, record: Path) -> dict[str, Any]:
-    """``run.json``'s ``model_args``, or one line saying what is wrong with them."""
+def _checked_model_args(args: Any, record: Path, factory: bool = False) -> dict[str, Any]:
+    """``run.json``'s ``model_args``, or one line saying what is wrong with them (a factory's
+    model has width and depth 0)."""
     shape = args.get("in_shape") if isinstance(args, dict) else None
+    least = {"width": 0 if factory else 1, "depth": 0 if factory else 1, "num_classes": 1}
     ok = (
         isinstance(args, dict)
         and isinstance(shape, list)
         and 1 <= len(shape) <= 3
         and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)
         and all(
-            isinstance(args.get(k), int) and not isinstance(args.get(k), bool) and args[k] >= 1
-            for k in ("width", "depth", "num_classes")
+            isinstance(args.get(k), int) and not isinstance(args.get(k), bool) and args[k] >= n
+            for k, n in least.items()
         )
         and args.get("pool") in ("mean", "max")
         and isinstance(args.get("first_width", 0), int)
@@ -479,11 +481,27 @@ def _checked_model_args(args: Any, record: Path) -> dict[str, Any]:
     return args
 
 
+def _allow_factory(config: dict[str, Any], record: Path, factory: str | None) -> None:
+    """Load the factory a record names only when the caller named the same one (importing
+    a module named in a file would run code from the file: :mod:`ginv.models.factory`)."""
+    model = config.get("model")
+    named = model_parts(model)[0] if isinstance(model, str) and is_factory_model(model) else None
+    if factory is None:
+        return  # a factory loaded in this process still validates; any other is refused
+    if named != factory:
+        raise GinvError(f"{record}: the run's model is {model!r}, not the factory {factory} given")
+    load_factory(factory)
+
+
 def load_run(
-    folder: Path | str, device: str | torch.device = "cpu"
+    folder: Path | str, device: str | torch.device = "cpu", factory: str | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The selected model of a finished run folder (``run.json`` + ``model.pt``) and its record.
-    A missing, corrupt or mismatched file is one :class:`GinvError` line naming it."""
+    A missing, corrupt or mismatched file is one :class:`GinvError` line naming it.
+
+    A run of a factory's model (``"package.module:factory"``) loads when that factory is
+    loaded in this process, or when ``factory`` names it (then it is imported); a record
+    never makes ginv import a module by itself (:mod:`ginv.models.factory`)."""
     folder = Path(folder)
     record, weights = folder / "run.json", folder / "model.pt"
     if not record.is_file():
@@ -494,6 +512,7 @@ def load_run(
         raise GinvError(f"{record}: unreadable ({str(e).splitlines()[0][:120]})") from None
     if not isinstance(run, dict) or not isinstance(run.get("config"), dict) or "name" not in run:
         raise GinvError(f"{record}: not a run record (an object with 'config' and 'name')")
+    _allow_factory(run["config"], record, factory)
     try:
         config = TrainConfig.from_dict(run["config"]).validate()
     except GinvError as e:
@@ -507,7 +526,7 @@ def load_run(
         if first is None or head is None or first.dim() != 2 or head.dim() != 2:
             raise GinvError(f"{weights}: no first.weight and head.weight matrices")
         args = model_args(config, int(first.shape[1]), int(head.shape[0]))
-    args = _checked_model_args(args, record)
+    args = _checked_model_args(args, record, is_factory_model(config.model))
     differ = [f"{k} {args.get(k, 0)!r} ≠ {getattr(config, k)!r}"
               for k in ("width", "depth", "pool", "first_width")
               if args.get(k, 0) != getattr(config, k)]  # fmt: skip
