@@ -19,11 +19,6 @@ class Kind(StrEnum):
     IR = "IR"
     """Invariance regularisation: DA plus ν times an invariance loss over the orbit."""
 
-    @property
-    def model(self) -> str:
-        """The :data:`ginv.models.ARCHITECTURES` name of the family's model."""
-        return "wt" if self is Kind.WT else "mlp"
-
 
 TABLE_KINDS = (Kind.WT, Kind.DA, Kind.IR)
 """The families of the table, in its order."""
