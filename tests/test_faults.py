@@ -158,9 +158,9 @@ def test_report_embeds_its_own_png(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"title": None}, "'title' must be text"),
-        ({"tables": [{"caption": "c"}]}, "each table needs"),
-        ({"notes": "one note"}, "tables, figures, notes and files must be lists"),
+        ({"title": None}, "'title' must be text, got NoneType"),
+        ({"tables": [{"caption": "c"}]}, "'tables[0].columns' is missing"),
+        ({"notes": "one note"}, "'notes' must be a list, got str"),
         ({"experiment": "../.."}, None),  # ignored: paths come from the folder
     ],
 )

@@ -304,7 +304,7 @@ def _executor(args: argparse.Namespace, out: Path):
 
 def _reproduce(args: argparse.Namespace) -> int:
     from ginv.experiments.registry import get_experiment, require_study, study_experiments
-    from ginv.io import load_json
+    from ginv.records import read_record
 
     names = list(study_experiments()) if args.experiment == "all" else [args.experiment]
     config = _study_config(args)
@@ -330,7 +330,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         print(f"  {name:<10}{seconds:8.1f}s")
     print(f"  {'total':<10}{time.perf_counter() - start:8.1f}s; report: {out / 'report.html'}")
     for name in names:
-        results = load_json(out / name / "results.json")
+        results = read_record(out / name / "results.json", "results")
         summary = get_experiment(name).summary
         if summary is not None:
             print("\n".join(summary(results["data"])))
