@@ -120,6 +120,14 @@ def _fits(value: Any, kind: JSON) -> bool:
     return False
 
 
+def _n(x: float) -> str:
+    """A bound or a value as read: whole numbers in full (1000000), others as ``:.6g``."""
+    if isinstance(x, int) or float(x).is_integer():
+        text = str(int(x))
+        return text if len(text) <= 24 else f"{x:.6g}"
+    return f"{x:.6g}"
+
+
 class _Bad(Exception):
     """What is wrong, at which key path; :func:`check_record` adds the file's name."""
 
@@ -136,9 +144,9 @@ def _check_value(value: Any, spec: Field, at: str) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             raise _Bad(f"{name} must be finite, got {value}")
         if spec.low is not None and value < spec.low:
-            raise _Bad(f"{name} must be ≥ {spec.low:g}, got {value:g}")
+            raise _Bad(f"{name} must be ≥ {_n(spec.low)}, got {_n(value)}")
         if spec.high is not None and value > spec.high:
-            raise _Bad(f"{name} must be ≤ {spec.high:g}, got {value:.6g}")
+            raise _Bad(f"{name} must be ≤ {_n(spec.high)}, got {_n(value)}")
     if isinstance(value, str | list) and len(value) > spec.max_len:
         raise _Bad(f"{name} is too long ({len(value)} > {spec.max_len})")
     if spec.choices is not None and value not in spec.choices:

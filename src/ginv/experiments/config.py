@@ -180,8 +180,8 @@ class StudyConfig:
             value = getattr(self, f.name)
             if isinstance(value, tuple) and len({_label(v) for v in value}) != len(value):
                 raise GinvError(
-                    f"{f.name}: {', '.join(map(_label, value))} names one value twice "
-                    "(as the tables label them); give each once"
+                    f"{f.name} must be distinct as the tables label them (numbers as :g), "
+                    f"got {', '.join(map(_label, value))}"
                 )
         losses = (self.reg, *self.spectral_losses)
         checks = [
