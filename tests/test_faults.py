@@ -131,7 +131,7 @@ def _results_folder(tmp_path: Path, figure: dict | None = None, **changes) -> Pa
         ("../../../../../../etc/hostname", "lies outside"),
         ("link.png", "lies outside"),  # a link inside the folder to a file outside it
         ("text.png", "not a PNG image"),
-        (None, "lies outside"),
+        (None, "'figures[0].png' must be text, got NoneType"),
     ],
 )
 def test_report_embeds_only_pngs_inside_the_results_folder(

@@ -357,10 +357,8 @@ def test_list_settings_refuse_two_values_with_one_label(key: str) -> None:
     from ginv.experiments.config import PROFILES, _setting
 
     first = (*_setting(PROFILES["smoke"], key), *METHODS)[0]  # frontier_methods: () = all
-    if isinstance(first, float):  # one label, ":g", for two different numbers
-        twins = f"{first},{first * (1 + 1e-9)}"
-    else:
-        twins = f"{first},{first}"
+    # two different numbers with one ":g" label, or one name twice
+    twins = f"{first},{first * (1 + 1e-9)}" if isinstance(first, float) else f"{first},{first}"
     from ginv.experiments import profile
 
     with pytest.raises(GinvError, match=f"{key} must be distinct"):

@@ -47,7 +47,7 @@ class Results:
         warning naming the failure, rather than throwing the finished results away."""
         try:
             step()
-        except Exception as e:  # noqa: BLE001  (any bug here must not cost the results)
+        except Exception as e:  # any bug here must not cost the results
             text = f"{what} could not be made ({type(e).__name__}: {str(e)[:200]})"
             self.notes.append(f"{text}; the tables above are complete.")
             warn_once(f"{self.experiment}: {text}")
