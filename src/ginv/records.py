@@ -414,7 +414,7 @@ RESULTS = Schema(
         "files": Field(list, required=False, items=str),
         "passed": Field((bool, None), required=False),
         "config": Field(dict, required=False),
-        "order": _int(0, required=False),
+        "order": Field((int, None), low=0, required=False),
         "seconds": _num(0, required=False),
         "experiment": Field(str, required=False, max_len=1_000),
         "data": Field((dict, list, None), required=False),
