@@ -46,7 +46,7 @@ MAX_INT = 2**63 - 1
 MAX_SIZE = 1_000_000
 """A model's width, depth or input side: far beyond any network ginv trains."""
 
-JSON = type[Any] | tuple[type[Any], ...]
+JSON = type[Any] | tuple[type[Any] | None, ...]
 
 
 @dataclass(frozen=True)

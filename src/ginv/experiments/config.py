@@ -239,10 +239,10 @@ def _label(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _known(names: Any) -> Callable[[str], object]:
+def _known(names: Any, what: str) -> Callable[[str], object]:
     def check(value: str) -> None:
         if value not in names:
-            raise GinvError(f"got {value!r}, known: {', '.join(map(str, names))}")
+            raise GinvError(f"unknown {what} {value!r} (known: {', '.join(map(str, names))})")
 
     return check
 
@@ -256,11 +256,14 @@ def _registries() -> dict[str, Callable[[str], object]]:
     from ginv.measures.saliency import RULES
 
     return {
-        "profile": _known(PROFILES), "dataset": get_source, "drift_target": get_source,
-        "groups": get_group, "reg": _known(INVARIANCE_ERRORS),
-        "spectral_losses": _known(INVARIANCE_ERRORS), "frontier_methods": _known(METHODS),
-        "drift_mode": _known(DRIFT_MODES), "wt_pool": _known(("mean", "max")),
-        "ig_rule": _known(RULES), "ig_target": _known(("label", "predicted")),
+        "profile": _known(PROFILES, "profile"), "dataset": get_source,
+        "drift_target": get_source, "groups": get_group,
+        "reg": _known(INVARIANCE_ERRORS, "invariance loss"),
+        "spectral_losses": _known(INVARIANCE_ERRORS, "invariance loss"),
+        "frontier_methods": _known(METHODS, "frontier method"),
+        "drift_mode": _known(DRIFT_MODES, "drift mode"), "wt_pool": _known(("mean", "max"), "pool"),
+        "ig_rule": _known(RULES, "quadrature rule"),
+        "ig_target": _known(("label", "predicted"), "saliency target"),
     }  # fmt: skip
 
 
