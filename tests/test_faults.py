@@ -244,6 +244,7 @@ def test_split_head_refuses_sizes_that_would_mean_something_else() -> None:
         (["--subset", "-5"], "--subset must be ≥ 1"),
         (["--si-subset", "-1"], "--si-subset must be ≥ 1"),
         (["--sensitivity-subset", "0"], "--sensitivity-subset must be ≥ 1"),
+        (["--si-subset", "999999", "--subset", "10"], "--si-subset 999999 is larger than the data"),
         (["--out", "."], "is a folder; name the JSON file"),
         (["--device", "meta"], "unknown device 'meta'"),
     ],

@@ -492,3 +492,13 @@ def test_a_link_at_a_temporary_s_name_is_not_written_through(tmp_path: Path) -> 
     _tmp(tmp_path / "f.csv").symlink_to(target)
     atomic_write_text("ours", tmp_path / "f.csv")
     assert target.read_text() == "theirs" and (tmp_path / "f.csv").read_text() == "ours"
+
+
+def test_a_damaged_calibration_record_is_set_aside_not_a_traceback(tmp_path: Path) -> None:
+    from ginv.experiments.calibration import calibration_results
+
+    damaged = tmp_path / "nu-mnist-R4-logit.json"
+    damaged.write_text("[]")
+    results = calibration_results(tmp_path, 0.95)
+    assert results.tables[0].rows == [] and not damaged.exists()
+    assert (tmp_path / "nu-mnist-R4-logit.json.damaged").read_text() == "[]"
