@@ -333,7 +333,10 @@ CORRUPTIONS = {
     "truncated run.json": (_cut("run.json"), "run.json: unreadable"),
     "run.json not JSON": (lambda f: (f / "run.json").write_text("epochs: 3"), "unreadable"),
     "run.json not UTF-8": (lambda f: (f / "run.json").write_bytes(b"\xff\xfe\x00"), "unreadable"),
-    "run.json a list": (lambda f: (f / "run.json").write_text("[1, 2]"), "not a run record"),
+    "run.json a list": (
+        lambda f: (f / "run.json").write_text("[1, 2]"),
+        "a run record must be a JSON object, got list",
+    ),
     "no config": (_edit_record(lambda r: r.pop("config")), "run.json: 'config' is missing"),
     "config a number": (
         _edit_record(lambda r: r.update(config=3)),

@@ -187,7 +187,7 @@ def check_record(record: Any, schema: Schema, where: str | Path) -> dict[str, An
     ``where`` (the file) and naming the first key that is wrong (``a.b[2]``)."""
     if not isinstance(record, dict):
         raise GinvError(
-            f"{where}: not a {schema.name} record (a JSON object), got {type(record).__name__}"
+            f"{where}: a {schema.name} record must be a JSON object, got {type(record).__name__}"
         )
     try:
         _check_object(record, schema, "")
