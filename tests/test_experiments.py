@@ -58,7 +58,7 @@ def test_profiles_and_typed_overrides() -> None:
         ("seeds=0,0", "distinct"), ("nu_grid=0", "nu_grid"), ("si_target=nan", "finite"),
         ("si_target=1.5", "si_target"), ("prop31_step=0", "prop31"), ("prop31_time=-1", "prop31"),
         ("prop31_samples=0", "prop31"), ("nu_resolution=1", "nu_resolution"),
-        ("reg=l2", "invariance losses"), ("drift_betas=1.5", "drift_betas"), ("lr=inf", "finite"),
+        ("reg=l2", "unknown invariance loss 'l2'"), ("drift_betas=1.5", "drift_betas"), ("lr=inf", "finite"),
         ("frontier_nus_logit=", "settings grids"), ("frontier_nus_kl=-1", "settings grids"),
         ("frontier_orbit_rates=", "frontier_orbit_rates"),
         ("frontier_orbit_rates=1.5", "frontier_orbit_rates"),

@@ -131,7 +131,7 @@ def _results_folder(tmp_path: Path, figure: dict | None = None, **changes) -> Pa
         ("../../../../../../etc/hostname", "lies outside"),
         ("link.png", "lies outside"),  # a link inside the folder to a file outside it
         ("text.png", "not a PNG image"),
-        (None, "lies outside"),
+        (None, "'figures[0].png' must be text, got NoneType"),
     ],
 )
 def test_report_embeds_only_pngs_inside_the_results_folder(
@@ -158,9 +158,9 @@ def test_report_embeds_its_own_png(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"title": None}, "'title' must be text"),
-        ({"tables": [{"caption": "c"}]}, "each table needs"),
-        ({"notes": "one note"}, "tables, figures, notes and files must be lists"),
+        ({"title": None}, "'title' must be text, got NoneType"),
+        ({"tables": [{"caption": "c"}]}, "'tables[0].columns' is missing"),
+        ({"notes": "one note"}, "'notes' must be a list, got str"),
         ({"experiment": "../.."}, None),  # ignored: paths come from the folder
     ],
 )
@@ -244,6 +244,7 @@ def test_split_head_refuses_sizes_that_would_mean_something_else() -> None:
         (["--subset", "-5"], "--subset must be ≥ 1"),
         (["--si-subset", "-1"], "--si-subset must be ≥ 1"),
         (["--sensitivity-subset", "0"], "--sensitivity-subset must be ≥ 1"),
+        (["--si-subset", "999999", "--subset", "10"], "--si-subset 999999 is larger than the data"),
         (["--out", "."], "is a folder; name the JSON file"),
         (["--device", "meta"], "unknown device 'meta'"),
     ],
@@ -391,9 +392,11 @@ def test_a_damaged_file_of_ginv_s_own_is_one_line_naming_it(tmp_path: Path) -> N
     (run,) = study.runs([TrainConfig(**TOY)])
     study.cache.measure_run(run, study.measure_settings(R4(), ("accuracy",)))
     (cached,) = run.folder.glob("measure-*.json")
-    cached.write_text('{"metrics": ')
-    with pytest.raises(GinvError, match=re.escape(f"{cached}: unreadable")):
-        study.cache.measure_run(run, study.measure_settings(R4(), ("accuracy",)))
+    first = json.loads(cached.read_text())
+    cached.write_text('{"metrics": ')  # a cache: moved aside and measured again (ginv.records)
+    again = study.cache.measure_run(run, study.measure_settings(R4(), ("accuracy",)))
+    assert again["metrics"] == first["metrics"] == json.loads(cached.read_text())["metrics"]
+    assert cached.with_name(cached.name + ".damaged").read_text() == '{"metrics": '
     (run.folder / "run.json").write_bytes(b"\xff")
     with pytest.raises(GinvError, match=re.escape(f"{run.folder / 'run.json'}: unreadable")):
         study.runs([TrainConfig(**TOY)])

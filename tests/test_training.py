@@ -333,9 +333,15 @@ CORRUPTIONS = {
     "truncated run.json": (_cut("run.json"), "run.json: unreadable"),
     "run.json not JSON": (lambda f: (f / "run.json").write_text("epochs: 3"), "unreadable"),
     "run.json not UTF-8": (lambda f: (f / "run.json").write_bytes(b"\xff\xfe\x00"), "unreadable"),
-    "run.json a list": (lambda f: (f / "run.json").write_text("[1, 2]"), "not a run record"),
-    "no config": (_edit_record(lambda r: r.pop("config")), "not a run record"),
-    "config a number": (_edit_record(lambda r: r.update(config=3)), "not a run record"),
+    "run.json a list": (
+        lambda f: (f / "run.json").write_text("[1, 2]"),
+        "a run record must be a JSON object, got list",
+    ),
+    "no config": (_edit_record(lambda r: r.pop("config")), "run.json: 'config' is missing"),
+    "config a number": (
+        _edit_record(lambda r: r.update(config=3)),
+        "run.json: 'config' must be an object, got int",
+    ),
     "unknown setting": (
         _edit_record(lambda r: r["config"].update(colour="red")),
         "unknown training settings: colour",
@@ -363,10 +369,13 @@ CORRUPTIONS = {
         _edit_state(lambda s: {**s, "head.weight": s["head.bias"]}),
         "does not fit the run's mlp settings (head.weight (3,) ≠ (3, 16))",
     ),
-    "model_args a list": (_edit_record(lambda r: r.update(model_args=[1])), "model_args must"),
+    "model_args a list": (
+        _edit_record(lambda r: r.update(model_args=[1])),
+        "'model_args' must be an object, got list",
+    ),
     "model_args bad shape": (
         _edit_record(lambda r: r["model_args"].update(in_shape=[1, 0, 12])),
-        "model_args must hold in_shape",
+        "'model_args.in_shape[1]' must be ≥ 1, got 0",
     ),
     "missing key": (
         _edit_state(lambda s: {k: v for k, v in s.items() if k != "hidden.0.bias"}),

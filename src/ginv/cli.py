@@ -79,6 +79,14 @@ def _number_list(kind: type) -> Callable[[str], list]:
     return parse
 
 
+def out_path(text: str) -> Path:
+    """An output folder as typed: never empty (``Path("")`` is the current folder, which
+    ``--out ""`` did not ask for) and without control characters."""
+    if not text.strip() or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r}: not a folder name")
+    return Path(text)
+
+
 def writable_dir(path: Path) -> Path:
     """Create ``path`` if needed and check that files can be written there."""
     try:
@@ -361,7 +369,7 @@ def _executor(args: argparse.Namespace, out: Path):
 
 def _reproduce(args: argparse.Namespace) -> int:
     from ginv.experiments.registry import get_experiment, require_study, study_experiments
-    from ginv.io import load_json
+    from ginv.records import read_record
 
     names = list(study_experiments()) if args.experiment == "all" else [args.experiment]
     config = _study_config(args)
@@ -393,7 +401,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         print(f"  {name:<10}{seconds:8.1f}s")
     print(f"  {'total':<10}{time.perf_counter() - start:8.1f}s; report: {out / 'report.html'}")
     for name in names:
-        results = load_json(out / name / "results.json")
+        results = read_record(out / name / "results.json", "results")
         summary = get_experiment(name).summary
         if summary is not None:
             print("\n".join(summary(results["data"])))
@@ -613,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_options(train)
     train.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    train.add_argument("--out", type=Path, default=Path("runs"), help="output folder")
+    train.add_argument("--out", type=out_path, default=Path("runs"), help="output folder")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     _verbosity_options(train)
     from ginv.training.loggers import LOGGERS
@@ -654,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
     meas.add_argument("--layers", help="also the equivariance and invariance errors of these "
                       "layers: all, or comma-separated names from named_modules(), e.g. "
                       "first,hidden.0 (printed, and in the --out JSON)")  # fmt: skip
-    meas.add_argument("--out", type=Path, help="write the report as JSON")
+    meas.add_argument("--out", type=out_path, help="write the report as JSON")
     _verbosity_options(meas)
     meas.set_defaults(func=_measure)
 
@@ -662,7 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--profile", default="quick", help="smoke, quick or paper")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a study setting (repeatable), e.g. --set epochs=10")  # fmt: skip
-        p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
+        p.add_argument("--out", type=out_path, default=Path("results"), help="output folder")
         p.add_argument("--data-dir", type=Path, help="folder with the IDX files ($GINV_DATA_DIR)")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
         _verbosity_options(p)
@@ -693,7 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.set_defaults(func=_calibrate)
 
     rep = sub.add_parser("report", help="write report.md and report.html for a results folder")
-    rep.add_argument("dir", type=Path)
+    rep.add_argument("dir", type=out_path)
     rep.set_defaults(func=_report)
     _add_examples(parser)
     return parser

@@ -56,7 +56,9 @@ def remove_stale_temporaries(folder: Path) -> None:
         if not found or found.group(2) not in (None, _HOST):
             continue  # not a temporary, or another machine's: its pid means nothing here
         if int(found.group(1)) != os.getpid() and not _alive(int(found.group(1))):
-            Path(entry.path).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a folder of that name is not ours to remove
+                if not entry.is_dir(follow_symlinks=False):
+                    Path(entry.path).unlink(missing_ok=True)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -82,7 +84,12 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(path.parent)
-        with open(tmp, "wb") as handle:
+        if tmp.is_dir() and not tmp.is_symlink():  # planted: a folder is never ginv's
+            raise GinvError(f"cannot write {path}: the folder {tmp} is in the way")
+        # our own name: a file left by an earlier process with this pid, or a planted link;
+        # "x" below then creates the file afresh, never writing through a link
+        tmp.unlink(missing_ok=True)
+        with open(tmp, "xb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -117,7 +124,9 @@ def load_json(path: Path) -> Any:
     except FileNotFoundError:
         raise GinvError(f"{path}: missing") from None
     except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError included
-        raise GinvError(f"{path}: unreadable ({str(e).splitlines()[0][:120]})") from None
+        raise GinvError(f"{path}: unreadable ({(str(e).splitlines() or [''])[0][:120]})") from None
+    except RecursionError:  # `[[[[…` thousands deep: no record of ginv's nests like this
+        raise GinvError(f"{path}: unreadable (nested too deep)") from None
 
 
 def load_torch_file(path: Path, map_location: Any = None, mmap: bool = False) -> Any:

@@ -50,10 +50,16 @@ class FileLock:
         while True:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                # O_NOFOLLOW: a lock file planted as a link must not make ginv create files
+                # wherever it points (outside OUT)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
             except FileNotFoundError:
                 continue  # the folder went between mkdir and open: make it again
             except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise GinvError(
+                        f"{self.path}: a symbolic link, not a lock file; refused"
+                    ) from None
                 raise GinvError(
                     f"cannot open the lock file {self.path}: {e.strerror or e}"
                 ) from None

@@ -52,6 +52,9 @@ class SlurmConfig:
         for assignment in assignments:
             key, sep, text = assignment.partition("=")
             key, text = key.strip(), text.strip()
+            if _control(assignment):
+                # a newline would end the #SBATCH line and start a shell line in the job script
+                raise GinvError(f"--slurm {key}: control characters are refused, got {text!r}")
             if sep and key.startswith("sbatch."):
                 option = key.removeprefix("sbatch.")
                 if not _OPTION.match(option):
@@ -81,11 +84,17 @@ class SlurmConfig:
             (math.isfinite(self.poll_s) and self.poll_s > 0, f"poll_s must be > 0, got {self.poll_s}"),
             (self.threads >= 0, f"threads must be ≥ 0 (0: cpus_per_job), got {self.threads}"),
             (not any(c.isspace() for c in self.partition), f"partition {self.partition!r} has spaces"),
+            (not any(_control(v) for pair in self.sbatch for v in pair),
+             f"sbatch options must not hold control characters, got {self.sbatch!r}"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
                 raise GinvError(f"--slurm {message}")
         return self
+
+
+def _control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
 def _parse(kind: Any, text: str, key: str) -> Any:

@@ -38,9 +38,10 @@ from typing import Any
 from ginv.cluster.config import SlurmConfig
 from ginv.cluster.executor import Executor
 from ginv.errors import GinvError
-from ginv.io import atomic_write_json, load_json
+from ginv.io import atomic_write_json
 from ginv.locks import FileLock
 from ginv.progress import tqdm
+from ginv.records import read_cache
 from ginv.runs import CacheSpec, RunCache, Task, run_task
 
 #: States of a job that is still in the scheduler's hands (it may yet finish the task).
@@ -163,10 +164,12 @@ class SlurmExecutor(Executor):
                 self.live.pop(task.key, None)
                 return
             path = self._record_path(task)
-            record = load_json(path) if path.is_file() else None
+            # a damaged record is moved aside (we hold the task's lock) and the task submitted
+            # again: at worst a second job, which finds the run cache's files and stops
+            record = read_cache(path, "slurm-job")
             attempt = 1
             if record is not None:
-                job = _Job(task, str(record["job_id"]), int(record["attempt"]), record["stderr"])
+                job = _Job(task, record["job_id"], record["attempt"], record["stderr"])
                 state = job_states([job.job_id])[job.job_id]
                 if state in ACTIVE:
                     self.live[task.key] = job

@@ -18,7 +18,8 @@ from typing import Any
 
 from ginv.experiments.results import Results, cells_over, fmt_over, mean_std, save_figure
 from ginv.experiments.style import PAGE, styled
-from ginv.io import atomic_write_json, load_json
+from ginv.io import atomic_write_json
+from ginv.records import read_cache
 
 
 def calibration_path(folder: Path, dataset: str, group: str, loss: str) -> Path:
@@ -93,7 +94,9 @@ def calibration_results(folder: Path, target: float) -> Results:
     )  # fmt: skip
     rows, members, summary, tidy = [], [], [], []
     for path in sorted(folder.glob("nu-*.json")):
-        cal = load_json(path)
+        cal = read_cache(path, "calibration")  # damaged: moved aside (a warning), searched again
+        if cal is None:
+            continue
         for p in sorted(cal["curve"], key=lambda p: (p["stage"] != "presearch", p["nu"])):
             rows.append([cal["group"], cal["loss"], p["stage"], p["epochs"], p["nu"],
                          round(p["val_acc"], 4), round(p["si"], 4), round(p["si_se"], 4)])  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -178,7 +179,6 @@ class StudyConfig:
 
     def validate(self) -> StudyConfig:
         """Raise a :class:`GinvError` naming the first setting out of range; return ``self``."""
-        from ginv.groups import get_group
         from ginv.losses import INVARIANCE_ERRORS
 
         self.train.validate()
@@ -193,8 +193,17 @@ class StudyConfig:
             items = value if isinstance(value, tuple) else (value,)
             if any(isinstance(v, float) and not math.isfinite(v) for v in items):
                 raise GinvError(f"{f.name} must be finite, got {value}")
-        for g in self.groups:
-            get_group(g)
+        for key in choice_keys():
+            values = _setting(self, key)
+            for value in values if isinstance(values, tuple) else (values,):
+                _check_choice(key, value)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple) and len({_label(v) for v in value}) != len(value):
+                raise GinvError(
+                    f"{f.name} must be distinct as the tables label them (numbers as :g), "
+                    f"got {', '.join(map(_label, value))}"
+                )
         losses = (self.reg, *self.spectral_losses)
         checks = [
             (bool(self.groups), "groups: name at least one group"),
@@ -242,6 +251,75 @@ class StudyConfig:
             if not ok:
                 raise GinvError(message)
         return self
+
+
+def _label(value: Any) -> str:
+    """How the tables and figures print a value: numbers as ``:g`` (so 1 and 1.0000001 are
+    one label, and two settings with one label are refused)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _known(names: Any, what: str) -> Callable[[str], object]:
+    def check(value: str) -> None:
+        if value not in names:
+            raise GinvError(f"unknown {what} {value!r} (known: {', '.join(map(str, names))})")
+
+    return check
+
+
+def _registries() -> dict[str, Callable[[str], object]]:
+    """Every choice-valued ``--set`` key, and the registry that its values come from: each
+    function raises a :class:`GinvError` for a name it does not know."""
+    from ginv.data import get_source
+    from ginv.groups import get_group
+    from ginv.losses import INVARIANCE_ERRORS
+    from ginv.measures.saliency import RULES
+
+    return {
+        "profile": _known(PROFILES, "profile"), "dataset": get_source,
+        "drift_target": get_source, "groups": get_group,
+        "reg": _known(INVARIANCE_ERRORS, "invariance loss"),
+        "spectral_losses": _known(INVARIANCE_ERRORS, "invariance loss"),
+        "frontier_methods": _known(METHODS, "frontier method"),
+        "drift_mode": _known(DRIFT_MODES, "drift mode"), "wt_pool": _known(("mean", "max"), "pool"),
+        "ig_rule": _known(RULES, "quadrature rule"),
+        "ig_target": _known(("label", "predicted"), "saliency target"),
+    }  # fmt: skip
+
+
+def set_keys() -> dict[str, Any]:
+    """Every ``--set`` key and its type (tuples: comma lists)."""
+    hints = typing.get_type_hints(StudyConfig)
+    train_hints = typing.get_type_hints(TrainConfig)
+    saliency_hints = typing.get_type_hints(SaliencyConfig)
+    aliases = {v: k for k, v in TRAIN_ALIASES.items()}
+    keys = {k: t for k, t in hints.items() if k not in ("train", "saliency")}
+    keys |= {aliases.get(k, k): train_hints[k] for k in TRAIN_KEYS}
+    keys |= {k: saliency_hints[name] for k, name in SALIENCY_KEYS.items()}
+    return keys
+
+
+def choice_keys() -> list[str]:
+    """The ``--set`` keys whose values are names (text, or tuples of text): each is checked
+    against its registry (:func:`_registries`) by :meth:`StudyConfig.validate`."""
+    return [k for k, t in set_keys().items() if t is str or typing.get_args(t)[:1] == (str,)]
+
+
+def _setting(config: StudyConfig, key: str) -> Any:
+    if key in SALIENCY_KEYS:
+        return getattr(config.saliency, SALIENCY_KEYS[key])
+    key = TRAIN_ALIASES.get(key, key)
+    return getattr(config.train, key) if key in TRAIN_KEYS else getattr(config, key)
+
+
+def _check_choice(key: str, value: str) -> None:
+    registries = _registries()
+    if key not in registries:  # a new text setting: name its registry in _registries
+        raise GinvError(f"--set {key}: no registry says which values it takes")
+    try:
+        registries[key](value)
+    except GinvError as e:
+        raise GinvError(f"--set {key}: {e}") from None
 
 
 def _parse(kind: Any, text: str, key: str) -> Any:

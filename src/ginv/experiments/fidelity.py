@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ginv.experiments.results import Results, cells_over, fmt, fmt_values
-from ginv.io import load_json
+from ginv.records import read_record
 
 # SPEC §7, Table 1: Transforming-MNIST, mean ± std over 4 seeds (accuracy in %).
 PAPER_TABLE: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
@@ -30,7 +30,7 @@ NEAR = 0.02  # "nearly as accurate": within two accuracy points
 
 def _load(out: Path, name: str) -> dict[str, Any] | None:
     path = out / name / "results.json"
-    return load_json(path) if path.is_file() else None
+    return read_record(path, "results") if path.is_file() else None
 
 
 def _paper(mean: float, std: float) -> str:

@@ -203,7 +203,13 @@ def run(study: Study, folder: Path) -> Results:
         "drift": {f"{g}/{m}": curve for (g, m), curve in drift.items()},
         "goal": _goal(c.groups, best),
     }
-    results.notes.extend(_notes(c.groups, best, target))
+    # the tables are written: nothing below may lose them
+    results.finishing("the notes", lambda: results.notes.extend(_notes(c.groups, best, target)))
+    results.finishing("the figures", lambda: _figures(results, folder, c, rows, drift, target))
+    return results
+
+
+def _figures(results: Results, folder: Path, c: StudyConfig, rows, drift, target: float) -> None:
     results.add_figure(
         folder, "frontier", _plot_frontier(c.groups, rows, target),
         f"Test orbit accuracy against test SI per group (below: zoomed on SI ≥ "
@@ -218,7 +224,6 @@ def run(study: Study, folder: Path) -> Results:
         f"calibrated point, {'mean over seeds (stds in frontier-drift.csv)' if len(c.seeds) > 1 else over_seeds(c.seeds)}; log axis, values "
         f"below {style.FLOOR:g} (exact zeros) drawn at {style.FLOOR:g}.",
     )  # fmt: skip
-    return results
 
 
 CALIBRATED_COLUMNS = [*TIDY_COLUMNS, "gap_to_da_points", "val_si_reached"]
@@ -260,6 +265,13 @@ def _goal(groups, best) -> dict[str, Any]:
     return goal
 
 
+def _setting_text(top: dict[str, Any]) -> str:
+    """`` (ν = 3)`` after a method's name; nothing for a method without settings (DA)."""
+    if top["setting"] is None:
+        return ""
+    return f" ({METHODS[top['method']].setting_name} = {top['setting']:g})"
+
+
 def _notes(groups, best, target) -> list[str]:
     notes = []
     for g, top in _goal(groups, best).items():
@@ -267,10 +279,9 @@ def _notes(groups, best, target) -> list[str]:
             notes.append(f"{g}: no single-pass method reaches validation SI ≥ {target}.")
         else:
             verdict = "the goal is met" if top["met"] else "more than 1 point below DA"
-            setting = "" if top["setting"] is None else f" ({top['setting']:g})"
             notes.append(
                 f"{g}: the best single-pass method at validation SI ≥ {target} is {top['method']}"
-                f"{setting}, {fmt(top['gap_points'], signed=True)} points from DA: {verdict}."
+                f"{_setting_text(top)}, {fmt(top['gap_points'], signed=True)} points from DA: {verdict}."
             )
     for (g, name), r in best.items():
         if METHODS[name].exact:

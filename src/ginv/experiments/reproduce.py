@@ -19,8 +19,9 @@ from ginv.experiments.config import PROFILES, StudyConfig
 from ginv.experiments.fidelity import fidelity_results
 from ginv.experiments.registry import EXPERIMENTS, get_experiment, report_order, require_study
 from ginv.experiments.study import Study
-from ginv.io import atomic_write_json, load_json
+from ginv.io import atomic_write_json
 from ginv.progress import tqdm
+from ginv.records import read_record
 
 __all__ = ["EXPERIMENTS", "environment", "reproduce"]
 
@@ -93,7 +94,9 @@ def reproduce(
     )
     table_path = out / "table" / "results.json"
     # the fidelity section reads the table, so it carries the table's settings
-    table_config = load_json(table_path).get("config") if table_path.is_file() else None
+    table_config = (
+        read_record(table_path, "results").get("config") if table_path.is_file() else None
+    )
     table_config = table_config or config.to_dict()
     fidelity = fidelity_results(out, table_config.get("profile", config.profile))
     if fidelity is not None:
@@ -103,7 +106,7 @@ def reproduce(
             out / "calibration", config.to_dict(), 0.0, order["calibration"]
         )
     summary_path = out / "summary.json"
-    previous = load_json(summary_path) if summary_path.is_file() else {}
+    previous = read_record(summary_path, "summary") if summary_path.is_file() else {}
     atomic_write_json({**previous, **timings}, summary_path)
     from ginv.reports import write_report
 

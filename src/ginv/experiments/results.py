@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import functools
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ginv.errors import warn_once
 from ginv.experiments import style
 from ginv.io import atomic_write, atomic_write_json, atomic_write_text
 from ginv.reports.numbers import fmt, fmt_values
@@ -42,6 +44,17 @@ class Results:
     data: dict[str, Any] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     passed: bool | None = None
+
+    def finishing(self, what: str, step: Callable[[], None]) -> None:
+        """Run ``step`` (notes, a figure: made from results already in the tables); if it
+        fails, the tables stay and ``results.json`` is still written, with a note and a
+        warning naming the failure, rather than throwing the finished results away."""
+        try:
+            step()
+        except Exception as e:  # any bug here must not cost the results
+            text = f"{what} could not be made ({type(e).__name__}: {str(e)[:200]})"
+            self.notes.append(f"{text}; the tables above are complete.")
+            warn_once(f"{self.experiment}: {text}")
 
     def add_csv(self, folder: Path, name: str, columns: list[str], rows: list[list[Any]]) -> None:
         """A data file that the report links to but does not print."""

@@ -31,8 +31,8 @@ from ginv.experiments.nu_search import (
 )
 from ginv.experiments.spec import CalibratedIR, Experiment, Request, Sizes, Train
 from ginv.groups import Group, get_group
-from ginv.io import load_json
 from ginv.progress import tqdm
+from ginv.records import read_cache
 from ginv.runs import MeasureSettings, MeasureTask, Run, RunCache, training_tasks
 from ginv.training import TrainConfig
 
@@ -267,7 +267,7 @@ class Study:
         from ginv.experiments.calibration import calibration_path, write_calibration
 
         path = calibration_path(self.out / "calibration", c.dataset, group, loss)
-        previous = load_json(path) if path.is_file() else {}
+        previous = read_cache(path, "calibration") or {}  # damaged: moved aside, rewritten
         if previous.get("members") and all(previous.get(k) == v for k, v in record.items()):
             for k in ("members", "final_si", "final_reached"):  # measured for these settings
                 if k in previous:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 import subprocess
 from collections.abc import Sequence
@@ -19,16 +18,10 @@ from typing import Any
 
 from ginv.errors import GinvError
 from ginv.io import atomic_write_text
+from ginv.records import RESULTS, check_record, read_record
 
 UNORDERED = 10**6
 """Where a section without an ``order`` (an older results folder) goes: after the others."""
-
-
-def _load(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise GinvError(f"{path}: unreadable ({e})") from None
 
 
 def collect(
@@ -37,21 +30,13 @@ def collect(
     if not out.is_dir():
         raise GinvError(f"{out}: no such folder")
     config, env, summary, scale = (
-        _load(out / name) if (out / name).is_file() else {}
-        for name in ("config.json", "environment.json", "summary.json", "scale.json")
+        read_record(out / f"{name}.json", name) if (out / f"{name}.json").is_file() else {}
+        for name in ("config", "environment", "summary", "scale")
     )
-    for name, value in (("config.json", config), ("environment.json", env),
-                        ("scale.json", scale)):  # fmt: skip
-        if not isinstance(value, dict):
-            raise GinvError(f"{out / name}: not a JSON object")
-    if not isinstance(summary, dict) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in summary.values()
-    ):
-        raise GinvError(f"{out / 'summary.json'}: not an object of seconds per experiment")
     # every folder with a results.json, in the order its experiment's registry gave it
     sections = sorted(
         (
-            _section(out, path.parent.name, _load(path))
+            _section(out, path.parent.name, read_record(path, "results"))
             for path in out.glob("*/results.json")
             if path.parent.is_dir() and not path.parent.is_symlink()
         ),
@@ -85,38 +70,17 @@ def _inside(out: Path, folder: str, name: object, path: Path) -> str:
 
 
 def _section(out: Path, folder: str, raw: Any) -> dict[str, Any]:
-    """The parts of ``folder/results.json`` that the report shows, type-checked; every file it
-    names must lie inside ``out/folder``. Anything else is one :class:`GinvError` naming it."""
+    """The parts of ``folder/results.json`` that the report shows, type-checked against
+    :data:`ginv.records.RESULTS`; every file it names must lie inside ``out/folder``. Anything
+    else is one :class:`GinvError` naming it."""
     path = out / folder / "results.json"
-
-    def need(ok: bool, what: str) -> None:
-        if not ok:
-            raise GinvError(f"{path}: {what}")
-
-    need(isinstance(raw, dict), "not an experiment's results (a JSON object)")
-    for key in ("title", "description"):
-        need(isinstance(raw.get(key), str), f"'{key}' must be text")
+    raw = check_record(raw, RESULTS, path)
     lists = {k: raw.get(k, []) for k in ("tables", "figures", "notes", "files")}
-    need(
-        all(isinstance(v, list) for v in lists.values()),
-        "tables, figures, notes and files must be lists",
-    )
-    need(raw.get("passed") in (None, True, False), "'passed' must be true, false or null")
-    for t in lists["tables"]:
-        need(
-            isinstance(t, dict) and isinstance(t.get("caption"), str)
-            and isinstance(t.get("columns"), list) and isinstance(t.get("rows"), list)
-            and all(isinstance(r, list) for r in t["rows"]),
-            "each table needs a caption, columns and rows (lists)",
-        )  # fmt: skip
     for f in lists["figures"]:
-        need(isinstance(f, dict) and isinstance(f.get("caption"), str), "a figure without caption")
         for kind in ("png", "pdf"):
             _inside(out, folder, f.get(kind), path)
     for name in lists["files"]:
         _inside(out, folder, name, path)
-    need(all(isinstance(n, str) for n in lists["notes"]), "notes must be text")
-    need(isinstance(raw.get("config", {}), dict), "'config' must be an object of settings")
     # paths below are built from the folder, never from the file's own 'experiment'
     return {**raw, **lists, "experiment": folder, "passed": raw.get("passed")}
 

@@ -25,11 +25,12 @@ from torch import nn
 
 from ginv.data import DataConfig, TransformingDataset, load_transforming
 from ginv.groups import Group, get_group
-from ginv.io import atomic_write_json, load_json, short_hash, stable_hash
+from ginv.io import atomic_write_json, short_hash, stable_hash
 from ginv.locks import FileLock, locked, try_locked
 from ginv.measures import SaliencyConfig, measure
 from ginv.measures.saliency import DEFAULT_BUDGET_MB
 from ginv.models import OrbitAverage
+from ginv.records import read_cache, read_record
 from ginv.training import TrainConfig, Trainer, load_run, resolve_device
 from ginv.training.trainer import remove_finished_checkpoints
 
@@ -147,7 +148,8 @@ class RunCache:
 
     def finished_runs(self, configs: Sequence[TrainConfig]) -> list[Run]:
         """The cached runs of ``configs`` (each must be finished)."""
-        return [Run(c, self.run_dir(c), load_json(self.run_dir(c) / "run.json")) for c in configs]
+        return [Run(c, self.run_dir(c), read_record(self.run_dir(c) / "run.json", "run"))
+                for c in configs]  # fmt: skip
 
     def train_batch(self, configs: Sequence[TrainConfig]) -> None:
         """Train the members of ``configs`` that are not finished, as one batched model, under
@@ -191,11 +193,20 @@ class RunCache:
         writers never measure the same thing twice."""
         key = settings.key()
         path = run.folder / f"measure-{key}.json"
-        if path.is_file():
-            return load_json(path)
+
+        def holds(record: dict[str, Any]) -> str | None:
+            missing = [m for m in settings.metrics
+                       if not all(m in record[k] for k in ("metrics", "std_over_samples", "subsets"))]  # fmt: skip
+            return f"no {', '.join(missing)} measured" if missing else None
+
+        cached = read_cache(path, "measure", holds, move_aside=False)
+        if cached is not None:
+            return cached
         with FileLock(self.lock_path(f"measure-{run.config.key()}-{key}")):
-            if path.is_file():  # measured by another writer while this one waited
-                return load_json(path)
+            # measured by another writer meanwhile; a damaged record is moved aside, measured again
+            cached = read_cache(path, "measure", holds)
+            if cached is not None:
+                return cached
             self.status(f"measuring {run.config.name}")
             data = getattr(self.data(run.config.dataset), settings.split)
             data = data.head(settings.samples or None)

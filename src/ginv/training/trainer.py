@@ -8,7 +8,6 @@ one gather per batch. State is checkpointed atomically after every epoch.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -28,6 +27,14 @@ from ginv.io import atomic_torch_save, atomic_write_json, load_torch_file, short
 from ginv.models import Ensemble, build_model, is_factory_model, load_factory, model_parts
 from ginv.models.base import Pool
 from ginv.progress import tqdm
+from ginv.records import (
+    CHECKPOINT,
+    FACTORY_MODEL_ARGS,
+    MODEL_ARGS,
+    RUN,
+    check_record,
+    read_record,
+)
 from ginv.regularizers import get_regularizer
 from ginv.training.config import TrainConfig
 from ginv.training.index import update_index
@@ -84,24 +91,63 @@ def model_for(
     in_shape: int | Sequence[int] | None = None,
     num_classes: int | None = None,
     args: dict[str, Any] | None = None,
+    shapes_only: bool = False,
 ) -> nn.Module:
     """A freshly initialised model for ``config`` on images ``in_shape`` with ``num_classes``
     classes (the data's; or as ``args``, a :func:`model_args` record, says: then neither): the initialisation that ``torch.manual_seed(config.seed)``
-    gives, drawn without touching the global RNG."""
+    gives, drawn without touching the global RNG. A model of more than
+    :data:`MAX_PARAMETERS` is refused before it is allocated; ``shapes_only`` returns it
+    unallocated (on the meta device), to compare with a state dict before building it."""
     group = get_group(config.group)
     if args is None:
         if in_shape is None or num_classes is None:
             raise GinvError("model_for needs the data's in_shape and num_classes, or args")
         args = model_args(config, in_shape, num_classes)
     pool: Pool = "max" if args["pool"] == "max" else "mean"
-    # nn.init draws from the global CPU generator only; fork it so that callers (a script
-    # loading a run, a caller's own seeding) see their RNG stream unchanged.
-    with torch.random.fork_rng(devices=[]):
-        torch.random.default_generator.manual_seed(config.seed)
+
+    def build() -> nn.Module:
         return build_model(
             config.model, group, args["in_shape"], args["width"], args["depth"],
             num_classes=args["num_classes"], pool=pool, first_width=args.get("first_width", 0),
         )  # fmt: skip
+
+    # nn.init draws from the global CPU generator only; fork it so that callers (a script
+    # loading a run, a caller's own seeding) see their RNG stream unchanged.
+    with torch.random.fork_rng(devices=[]):
+        skeleton = _skeleton(build, group, args["in_shape"])
+        size = sum(p.numel() for p in skeleton.parameters()) if skeleton is not None else 0
+        if size > MAX_PARAMETERS:
+            raise GinvError(
+                f"{config.name}: the model would have {size:,} parameters, more than "
+                f"{MAX_PARAMETERS:,}; lower width, depth or first_width"
+            )
+        if shapes_only:
+            if skeleton is None:
+                raise GinvError(f"{config.model}: cannot be sized without building it")
+            return skeleton
+        torch.random.default_generator.manual_seed(config.seed)
+        return build()
+
+
+MAX_PARAMETERS = 1_000_000_000
+"""A model above this (4 GB of float32 weights, before gradients and Adam's moments) is
+refused before anything is allocated."""
+
+
+def _skeleton(
+    build: Callable[[], nn.Module], group: Any, in_shape: Sequence[int]
+) -> nn.Module | None:
+    """``build()`` on the meta device: every parameter's shape, no memory. The group's
+    permutations are made first, outside it (they are data); None where a model cannot be
+    built there."""
+    shape = [in_shape] if isinstance(in_shape, int) else list(in_shape)
+    if len(shape) == 3 and hasattr(group, "action"):
+        group.action(int(shape[1]), int(shape[2]))
+    try:
+        with torch.device("meta"):
+            return build()
+    except (NotImplementedError, RuntimeError):
+        return None
 
 
 @torch.no_grad()
@@ -306,9 +352,8 @@ class Trainer:
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        if not isinstance(state, dict) or state.get("configs") != [
-            c.to_dict() for c in self.configs
-        ]:
+        check_record(state, CHECKPOINT, self.checkpoint_path)
+        if state.get("configs") != [c.to_dict() for c in self.configs]:
             raise GinvError(f"{self.checkpoint_path}: checkpoint belongs to other settings")
         try:
             self.model.load_state_dict(state["model"])
@@ -445,40 +490,15 @@ def remove_finished_checkpoints(
         finished = True
         for path in folder.glob("checkpoint-*.pt"):
             try:  # mapped, not read: only the small list of configs is looked at
-                configs = load_torch_file(path, "cpu", mmap=True)["configs"]
+                meta = check_record(load_torch_file(path, "cpu", mmap=True), CHECKPOINT, path)
                 finished &= all(
-                    (member_dir(TrainConfig.from_dict(c)) / "run.json").is_file() for c in configs
+                    (member_dir(TrainConfig.from_dict(c)) / "run.json").is_file()
+                    for c in meta["configs"]
                 )
-            except (GinvError, KeyError, TypeError):
+            except GinvError:
                 finished = False  # kept: resuming its members will name the damage
         if finished:
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _checked_model_args(args: Any, record: Path, factory: bool = False) -> dict[str, Any]:
-    """``run.json``'s ``model_args``, or one line saying what is wrong with them (a factory's
-    model has width and depth 0)."""
-    shape = args.get("in_shape") if isinstance(args, dict) else None
-    least = {"width": 0 if factory else 1, "depth": 0 if factory else 1, "num_classes": 1}
-    ok = (
-        isinstance(args, dict)
-        and isinstance(shape, list)
-        and 1 <= len(shape) <= 3
-        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)
-        and all(
-            isinstance(args.get(k), int) and not isinstance(args.get(k), bool) and args[k] >= n
-            for k, n in least.items()
-        )
-        and args.get("pool") in ("mean", "max")
-        and isinstance(args.get("first_width", 0), int)
-        and args.get("first_width", 0) >= 0
-    )
-    if not ok:
-        raise GinvError(
-            f"{record}: model_args must hold in_shape (1 to 3 positive ints), positive width, "
-            f"depth and num_classes, and pool 'mean' or 'max'; got {args!r:.120}"
-        )
-    return args
 
 
 def _allow_factory(config: dict[str, Any], record: Path, factory: str | None) -> None:
@@ -506,12 +526,7 @@ def load_run(
     record, weights = folder / "run.json", folder / "model.pt"
     if not record.is_file():
         raise GinvError(f"{folder}: not a finished run (no run.json)")
-    try:
-        run = json.loads(record.read_text())
-    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise GinvError(f"{record}: unreadable ({str(e).splitlines()[0][:120]})") from None
-    if not isinstance(run, dict) or not isinstance(run.get("config"), dict) or "name" not in run:
-        raise GinvError(f"{record}: not a run record (an object with 'config' and 'name')")
+    run = read_record(record, RUN)
     _allow_factory(run["config"], record, factory)
     try:
         config = TrainConfig.from_dict(run["config"]).validate()
@@ -526,7 +541,9 @@ def load_run(
         if first is None or head is None or first.dim() != 2 or head.dim() != 2:
             raise GinvError(f"{weights}: no first.weight and head.weight matrices")
         args = model_args(config, int(first.shape[1]), int(head.shape[0]))
-    args = _checked_model_args(args, record, is_factory_model(config.model))
+    args = check_record(
+        args, FACTORY_MODEL_ARGS if is_factory_model(config.model) else MODEL_ARGS, record
+    )
     differ = [f"{k} {args.get(k, 0)!r} ≠ {getattr(config, k)!r}"
               for k in ("width", "depth", "pool", "first_width")
               if args.get(k, 0) != getattr(config, k)]  # fmt: skip
@@ -534,11 +551,10 @@ def load_run(
         raise GinvError(
             f"{record}: model_args disagree with the run's settings ({', '.join(differ)})"
         )
-    try:
-        model = model_for(config, args=args)
+    try:  # the recorded sizes are compared with the weights' before anything is allocated
+        expected = model_for(config, args=args, shapes_only=True).state_dict()
     except GinvError as e:
         raise GinvError(f"{record}: {e}") from None
-    expected = model.state_dict()
     mismatched = sorted(expected.keys() ^ state.keys()) + [
         f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}"
         for k, v in expected.items()
@@ -547,5 +563,6 @@ def load_run(
     if mismatched:
         shown = ", ".join(mismatched[:4]) + (", ..." if len(mismatched) > 4 else "")
         raise GinvError(f"{weights}: does not fit the run's {config.model} settings ({shown})")
+    model = model_for(config, args=args)
     model.load_state_dict(state)
     return model.to(device).eval(), run
