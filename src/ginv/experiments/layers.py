@@ -378,7 +378,7 @@ def appearances(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[s
         first = invariant_from(mine)
         out[key] = {"layer": first["layer"] if first else None,
                     "module": first["module"] if first else None,
-                    "logits": mine[-1]["invariance"]}  # fmt: skip
+                    "input": mine[0]["invariance"], "logits": mine[-1]["invariance"]}  # fmt: skip
     return out
 
 
@@ -391,7 +391,8 @@ def notes(found: dict[tuple[str, str, str], dict[str, Any]]) -> list[str]:
             if (g2, a2) != (g, a):
                 continue
             where = (f"from {v['layer']} ({v['module']})" if v["layer"]
-                     else f"nowhere (logits' error {v['logits']:.2g})")  # fmt: skip
+                     else f"nowhere (error {v.get('input', math.nan):.2g} at the input, "
+                     f"{v['logits']:.2g} at the output)")  # fmt: skip
             parts.append(f"{m} {where}")
         lines.append(f"{g} {a.upper()}: invariant " + "; ".join(parts) + ".")
     return lines
