@@ -114,7 +114,7 @@ def test_the_experiment_registry_imports_no_plotting_library() -> None:
         "print([m for m in ('matplotlib', 'sklearn', 'scipy') if m in sys.modules], len(r.EXPERIMENTS))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["[]", "7"]
+    assert done.stdout.split() == ["[]", "8"]
 
 
 def _ginv(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,13 @@ from ginv.experiments.methods import METHODS, REFERENCE
 from ginv.experiments.nu_search import SearchSpec
 from ginv.measures import SaliencyConfig
 from ginv.measures.saliency import DEFAULT_BUDGET_MB
-from ginv.models import is_factory_name, load_factory, model_parts, wrapped_name
+from ginv.models import (
+    ARCHITECTURES,
+    is_factory_name,
+    load_factory,
+    model_parts,
+    wrapped_name,
+)
 from ginv.training.config import TrainConfig
 
 _SEARCH = SearchSpec()  # the ν search's defaults, stated once, in nu_search
@@ -104,6 +110,10 @@ class StudyConfig:
     drift_betas: tuple[float, ...] = BETAS
     drift_mode: str = "blend"
     drift_samples: int = 10_000
+    # layer by layer (ginv.experiments.layers): test images whose orbits are measured at
+    # every layer, and the architectures whose DA, IR, WT and wrappers are measured
+    layers_samples: int = 300
+    layers_architectures: tuple[str, ...] = ("mlp", "cnn")
     # Proposition 3.1
     prop31_dim: int = 64
     prop31_outputs: int = 9
@@ -242,6 +252,12 @@ class StudyConfig:
              "saliency_grid_samples must be ≥ 1 and tsne_samples ≥ 2"),
             (bool(self.drift_betas) and all(0 <= b <= 1 for b in self.drift_betas),
              "drift_betas must lie in [0, 1]"),
+            (self.layers_samples >= 1, "layers_samples must be ≥ 1"),
+            (bool(self.layers_architectures)
+             and all(a in ARCHITECTURES for a in self.layers_architectures)
+             and len(set(self.layers_architectures)) == len(self.layers_architectures),
+             f"layers_architectures must be distinct names among {', '.join(ARCHITECTURES)}, "
+             f"got {self.layers_architectures}"),
             (self.drift_mode in DRIFT_MODES, f"drift_mode must be one of {', '.join(DRIFT_MODES)}"),
             (min(self.prop31_dim, self.prop31_outputs, self.prop31_samples) >= 1
              and self.prop31_time > 0 and self.prop31_step > 0,
@@ -338,7 +354,7 @@ PROFILES: dict[str, StudyConfig] = {
         nu_grid=(0.1, 1.0, 10.0), nu_max=10.0, presearch_epochs=1, nu_round=2, nu_max_rounds=3,
         calibration_val_samples=30,
         test_samples=200, si_samples=20, sensitivity_samples=50, saliency=SaliencyConfig(steps=16),
-        saliency_grid_samples=2, tsne_samples=40, drift_samples=200,
+        saliency_grid_samples=2, tsne_samples=40, drift_samples=200, layers_samples=24,
         prop31_dim=16, prop31_samples=20, prop31_time=1.0, prop31_step=1e-3,
         frontier_nus_logit=(1.0,), frontier_nus_kl=(10.0,), frontier_nus_nlogit=(100.0,),
         frontier_nus_jsd=(30.0,), frontier_orbit_rates=(0.5, 1.0), frontier_saliency_nus=(1.0,),

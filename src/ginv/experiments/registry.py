@@ -12,7 +12,16 @@ from __future__ import annotations
 import importlib.util
 
 from ginv.errors import GinvError
-from ginv.experiments import drift, frontier, prop31, saliency_grid, spectral, table, tsne
+from ginv.experiments import (
+    drift,
+    frontier,
+    layers,
+    prop31,
+    saliency_grid,
+    spectral,
+    table,
+    tsne,
+)
 from ginv.experiments.spec import Experiment
 
 EXPERIMENTS: dict[str, Experiment] = {}
@@ -31,7 +40,7 @@ def register_experiment(experiment: Experiment) -> Experiment:
     return experiment
 
 
-for _module in (table, saliency_grid, tsne, drift, spectral, prop31, frontier):
+for _module in (table, saliency_grid, tsne, drift, spectral, layers, prop31, frontier):
     register_experiment(_module.EXPERIMENT)
 
 
