@@ -398,3 +398,33 @@ def test_plan_counts_the_frontier_methods_by_their_own_models() -> None:
     assert rows["orbit-average test + validation measures"].flops == pytest.approx(
         4 * rows["DA test + validation measures"].flops
     )
+
+
+def test_every_input_only_method_has_a_twin_at_wt_s_capacity() -> None:
+    """Capacity parity: each `inputs` method also runs with the first layer |G|·width wide
+    (WT's and orbit-wide's), with the same settings, read against DA-wide."""
+    from ginv.experiments.frontier import _same_size_gap
+    from ginv.experiments.methods import METHODS, methods, reference
+
+    quick = profile("quick")
+    names = {m.name for m in methods(quick)}
+    inputs = [m for m in METHODS.values() if m.uses == "inputs" and not m.twin]
+    assert {"DA", "IR-logit", "IR-distill"} <= {m.name for m in inputs}
+    for m in inputs:
+        twin = METHODS[f"{m.name}-wide"]
+        assert f"{m.name}-wide" in names and twin.uses == "inputs" and twin.twin
+        assert reference(twin) == "DA-wide" and reference(m) == "DA"
+        for (s, plain), (t, wide) in zip(m.configs(quick, "T3").items(),
+                                         twin.configs(quick, "T3").items(), strict=True):  # fmt: skip
+            assert s == t or (s != s and t != t)  # the same settings (nan: none)
+            assert [c.first_width for c in wide] == [3 * c.width for c in plain]
+            assert [c.nu for c in wide] == [c.nu for c in plain]
+    assert not any(m.twin for m in methods(profile("smoke")))  # smoke: frontier_wide=False
+    best = {("R4", "DA"): {"accuracy": 0.9}, ("R4", "DA-wide"): {"accuracy": 0.92}}
+    assert _same_size_gap(
+        "R4", {"method": "IR-logit-wide", "accuracy": 0.91}, best
+    ) == pytest.approx(-1.0)
+    assert _same_size_gap("R4", {"method": "IR-logit", "accuracy": 0.91}, best) == pytest.approx(
+        1.0
+    )
+    assert _same_size_gap("T3", {"method": "IR-logit", "accuracy": 0.91}, best) is None

@@ -41,7 +41,7 @@ from ginv.data import dataset_label
 from ginv.experiments import style
 from ginv.experiments.drift import accuracy_and_di, drift_mismatch, drift_splits
 from ginv.experiments.kinds import Kind
-from ginv.experiments.methods import METHODS, Method, methods
+from ginv.experiments.methods import METHODS, Method, methods, reference
 from ginv.experiments.results import Results, cells_over, error_bars, fmt, mean_std, over_seeds
 from ginv.experiments.spec import Experiment, Measure, Request, Sizes, Train
 from ginv.experiments.table import family_metrics, test_settings
@@ -180,8 +180,10 @@ def run(study: Study, folder: Path) -> Results:
     results.add_table(
         folder, "frontier-table",
         f"Each method at its calibrated point (validation SI ≥ {target}, else its highest); "
-        f"gap: accuracy minus DA's, in points; FLOPs per image at inference{cells_over(len(c.seeds))}.",
-        ["group", "method", "setting", "accuracy %", "gap to DA", "SI", "val SI", "LI", "params",
+        f"gap: accuracy minus DA's, in points (same size: minus DA at the method's capacity, "
+        f"DA-wide for the -wide methods); FLOPs per image at inference{cells_over(len(c.seeds))}.",
+        ["group", "method", "setting", "accuracy %", "gap to DA", "gap, same size", "SI",
+         "val SI", "LI", "params",
          "MFLOP", "single pass", "uses", "val SI ≥ target"],
         printed, tidy=(CALIBRATED_COLUMNS, tidy),
     )  # fmt: skip
@@ -226,7 +228,16 @@ def _figures(results: Results, folder: Path, c: StudyConfig, rows, drift, target
     )  # fmt: skip
 
 
-CALIBRATED_COLUMNS = [*TIDY_COLUMNS, "gap_to_da_points", "val_si_reached"]
+CALIBRATED_COLUMNS = [*TIDY_COLUMNS, "gap_to_da_points", "gap_same_size_points", "val_si_reached"]
+"""``frontier-table.csv``: the calibrated points; ``gap_to_da_points`` against the MLP's DA,
+``gap_same_size_points`` against DA of the method's own capacity (``DA-wide`` for the wide
+methods; empty where that DA was not run)."""
+
+
+def _same_size_gap(g: str, r: dict[str, Any], best: dict[Any, dict[str, Any]]) -> float | None:
+    """Accuracy minus that of DA at the method's capacity, in points (None: not run)."""
+    ref = best.get((g, reference(METHODS[r["method"]])))
+    return None if ref is None else 100 * (r["accuracy"] - ref["accuracy"])
 
 
 def _calibrated_table(groups, best) -> tuple[list[list[Any]], list[list[Any]]]:
@@ -238,14 +249,16 @@ def _calibrated_table(groups, best) -> tuple[list[list[Any]], list[list[Any]]]:
             if group != g:
                 continue
             gap = 100 * (r["accuracy"] - da)
+            same = _same_size_gap(g, r, best)
             n = len(r["seeds"])
             printed.append([
                 g, r["method"], _setting_label(r), fmt(100 * r["accuracy"], 100 * r["accuracy_std"], n, single=""),
-                fmt(gap, signed=True), fmt(r["si"]), fmt(r["val_si"]), fmt(r["li"]),
+                fmt(gap, signed=True), "" if same is None else fmt(same, signed=True),
+                fmt(r["si"]), fmt(r["val_si"]), fmt(r["li"]),
                 f"{r['params']:,}", fmt(r["inference_flops"] / 1e6),
                 "yes" if r["single_pass"] else "no", r["uses"], "yes" if r["reached"] else "no",
             ])  # fmt: skip
-            tidy.append([*_tidy(r), gap, r["reached"]])
+            tidy.append([*_tidy(r), gap, "" if same is None else same, r["reached"]])
     return printed, tidy
 
 
@@ -328,7 +341,15 @@ LOOK = {
     "IR-warmup": ("#009E73", "^", "--"), "IR-features": ("#000000", "h", "-"),
 }  # fmt: skip
 """Colour, marker and line of each method: DA's family in DA's colour, the IR losses in the
-study's loss colours, the new methods in black."""
+study's loss colours, the new methods in black; a ``-wide`` twin as its method, dashed."""
+
+
+def look(name: str) -> tuple[str, str, str]:
+    """:data:`LOOK` of a method, its ``-wide`` twin's derived from it."""
+    if name in LOOK:
+        return LOOK[name]
+    colour, marker, _ = LOOK.get(name.removesuffix("-wide"), (style.NEUTRAL, "o", "-"))
+    return colour, marker, "--"
 
 
 @style.styled
@@ -344,7 +365,7 @@ def _plot_frontier(groups, rows, target):
             for name in names:
                 points = sorted((r for r in rows if r["group"] == g and r["method"] == name),
                                 key=lambda r: r["setting"] or 0.0)  # fmt: skip
-                color, mark, line = LOOK.get(name, (style.NEUTRAL, "o", "-"))
+                color, mark, line = look(name)
                 filled = points[0]["single_pass"] or name == Kind.WT
                 ax.errorbar(
                     [p["si"] for p in points], [100 * p["accuracy"] for p in points],
@@ -378,7 +399,7 @@ def _plot_drift(groups, curves, names):
     for ax, g in zip(axes[0], groups, strict=True):
         for name in names:
             curve = curves[(g, name)]
-            color, mark, line = LOOK.get(name, (style.NEUTRAL, "o", "-"))
+            color, mark, line = look(name)
             ax.plot([p[0] for p in curve], style.clip_floor([p[3] for p in curve]),
                     color=color, marker=mark, ls=line, label=name, lw=0.9)  # fmt: skip
         ax.set_yscale("log")

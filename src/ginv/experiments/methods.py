@@ -39,6 +39,8 @@ class Method:
     setting_name: str = "ν"
     exact: bool = False  # invariant by construction
     uses: Uses = "inputs"
+    capacity: str = "mlp"  # "wide": the first layer has |G|·width units, WT's capacity
+    twin: bool = False  # a wide twin of another method, run with frontier_wide
 
     def values(self, c: StudyConfig) -> tuple[float, ...]:
         """The method's settings under ``c`` (``()`` where it has none)."""
@@ -62,6 +64,23 @@ def _canon(c: StudyConfig, group: str, seed: int, _: float) -> TrainConfig:
     return replace(
         c.run(group, Kind.DA, seed), model=wrapped_name("canon", c.train.model)
     ).validate()
+
+
+def _wide(make: MakeConfig) -> MakeConfig:
+    """``make``'s runs with the first layer |G|·width units wide: the parameters of WT's
+    first layer and of ``orbit-wide``, so that methods are compared at equal capacity."""
+
+    def wide(c: StudyConfig, group: str, seed: int, setting: float) -> TrainConfig:
+        config = make(c, group, seed, setting)
+        return replace(config, first_width=len(get_group(group)) * config.width).validate()
+
+    return wide
+
+
+def wide_twin(method: Method) -> Method:
+    """``method`` at WT's first-layer capacity: ``NAME-wide``."""
+    return replace(method, name=f"{method.name}-wide", make=_wide(method.make), capacity="wide",
+                   twin=True)  # fmt: skip
 
 
 def _orbit(wide: bool) -> MakeConfig:
@@ -96,18 +115,29 @@ for _method in (
     Method("orbit", _orbit(False), "frontier_orbit_rates", True, setting_name="lr·ν",
            uses="weights"),
     Method("orbit-wide", _orbit(True), "frontier_orbit_rates", True, setting_name="lr·ν",
-           uses="weights"),
+           uses="weights", capacity="wide"),
     Method("IR-distill", _ir("distill"), "frontier_nus_distill", True),
     Method("IR-warmup", _ir("logit-warmup"), "frontier_nus_warmup", True),
     Method("IR-features", _ir("features"), "frontier_nus_features", True),
 ):  # fmt: skip
     register_method(_method)
+# every method that knows the group only through g·x, also at orbit-wide's (and WT's) capacity
+for _method in [m for m in METHODS.values() if m.uses == "inputs" and m.capacity == "mlp"]:
+    register_method(wide_twin(_method))
 
 REFERENCE = "DA"
-"""The method every gap is measured from."""
+"""The method every gap is measured from (``DA-wide`` for the wide methods, at equal size)."""
+
+
+def reference(method: Method) -> str:
+    """The DA run a method's gap at equal capacity is read against."""
+    return REFERENCE if method.capacity == "mlp" else f"{REFERENCE}-{method.capacity}"
 
 
 def methods(c: StudyConfig) -> list[Method]:
-    """The frontier's methods under ``c``, in the order of the table (those of
-    ``frontier_methods`` where it names some)."""
-    return [m for m in METHODS.values() if not c.frontier_methods or m.name in c.frontier_methods]
+    """The frontier's methods under ``c``, in the order of the table: those of
+    ``frontier_methods`` where it names some, else every method (the wide twins only with
+    ``frontier_wide``)."""
+    if c.frontier_methods:
+        return [m for m in METHODS.values() if m.name in c.frontier_methods]
+    return [m for m in METHODS.values() if c.frontier_wide or not m.twin]
