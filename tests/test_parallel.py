@@ -63,7 +63,9 @@ def test_two_workers_give_the_table_of_one_process_byte_for_byte(
     assert not (tmp_path / "w1" / "workers").exists()  # --workers 1 runs in the driver
 
 
-def test_a_worker_s_ginv_error_is_one_line_in_the_driver(tmp_path: Path, real_data_dir: Path) -> None:
+def test_a_worker_s_ginv_error_is_one_line_in_the_driver(
+    tmp_path: Path, real_data_dir: Path
+) -> None:
     from ginv.cluster import ParallelExecutor, WorkerConfig
     from ginv.experiments import profile
     from ginv.runs import RunCache, TrainTask, batch_key
@@ -150,7 +152,9 @@ def test_a_killed_worker_s_task_resumes_from_its_checkpoint_to_the_same_run(
     resumed = RunCache(out, device="cpu").finished_runs(configs)
     for a, b in zip(whole, resumed, strict=True):
         strip = [{k: v for k, v in h.items() if k != "seconds"} for h in a.record["history"]]
-        assert [{k: v for k, v in h.items() if k != "seconds"} for h in b.record["history"]] == strip
+        assert [
+            {k: v for k, v in h.items() if k != "seconds"} for h in b.record["history"]
+        ] == strip
         wa, wb = load_torch_file(a.folder / "model.pt"), load_torch_file(b.folder / "model.pt")
         assert all(bool((wa[k] == wb[k]).all()) for k in wa)
 

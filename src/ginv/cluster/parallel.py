@@ -26,6 +26,7 @@ byte-identical to ``--workers 1`` at the same ``--threads-per-job``.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -87,7 +88,9 @@ def _start_worker(threads: int, log_dir: str, plugins: tuple[str, ...]) -> None:
     and SIGINT ignored (the driver stops the workers on Ctrl-C)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.makedirs(log_dir, exist_ok=True)
-    log = os.open(os.path.join(log_dir, f"{os.getpid()}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    log = os.open(
+        os.path.join(log_dir, f"{os.getpid()}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    )
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
@@ -149,7 +152,9 @@ class ParallelExecutor(Executor):
         self._pool: ProcessPoolExecutor | None = None
 
     def _spec(self, cache: RunCache) -> CacheSpec:
-        env = tuple((k, os.environ[k]) for k in ("GINV_DATA_DIR", "GINV_CACHE_DIR") if k in os.environ)
+        env = tuple(
+            (k, os.environ[k]) for k in ("GINV_DATA_DIR", "GINV_CACHE_DIR") if k in os.environ
+        )
         return CacheSpec(
             str(self.out.resolve()),
             str(Path(cache.data_dir).resolve()) if cache.data_dir else None,
@@ -251,10 +256,8 @@ class ParallelExecutor(Executor):
         if pool is None:
             return
         for pid in _pids(pool):
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it died on its own
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         pool.shutdown(wait=True, cancel_futures=True)
         self.live.clear()
 

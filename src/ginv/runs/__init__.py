@@ -5,8 +5,7 @@ This layer sits beneath the experiments and the executors: :mod:`ginv.cluster` r
 tasks, :mod:`ginv.experiments` asks it for runs and measures, and it imports neither.
 """
 
-from ginv.runs.cache import POST_HOC, MeasureSettings, Run, RunCache
-from ginv.runs.cache import batch_key
+from ginv.runs.cache import POST_HOC, MeasureSettings, Run, RunCache, batch_key
 from ginv.runs.tasks import CacheSpec, MeasureTask, Task, TrainTask, run_task, training_tasks
 
 __all__ = [

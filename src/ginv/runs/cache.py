@@ -23,13 +23,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ginv.runs.locks import FileLock, locked, try_locked
 from ginv.data import DataConfig, TransformingDataset, load_transforming
 from ginv.groups import Group, get_group
 from ginv.io import atomic_write_json, load_json, short_hash, stable_hash
 from ginv.measures import SaliencyConfig, measure
 from ginv.measures.saliency import DEFAULT_BUDGET_MB
 from ginv.models import OrbitAverage
+from ginv.runs.locks import FileLock, locked, try_locked
 from ginv.training import TrainConfig, Trainer, load_run, resolve_device
 from ginv.training.trainer import remove_finished_checkpoints
 
@@ -209,4 +209,3 @@ class RunCache:
             result = {**report.to_dict(), "settings_key": settings.record()}
             atomic_write_json(result, path)
         return result
-
