@@ -187,3 +187,30 @@ def test_ctrl_c_stops_every_worker_and_exits_130(tmp_path: Path, real_data_dir: 
     while time.time() < deadline and any(_alive(pid) for pid in workers):
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers)
+
+
+def test_the_schedule_of_chains_is_the_hand_computed_makespan() -> None:
+    from ginv.experiments.plan import schedule
+
+    assert schedule([[3, 3], [2], [2]], 1) == 10
+    assert schedule([[3, 3], [2], [2]], 2) == 6  # the chain of 6 on one worker, 2 + 2 beside
+    assert schedule([[3, 3], [2], [2]], 5) == 6  # no more than the longest chain
+    assert schedule([[1, 1, 1], [1, 1, 1], [3]], 2) == 5  # the chain of 3 waits: 9 / 2 ≤ 5
+    assert schedule([], 2) == 0
+
+
+def test_the_plan_estimates_one_worker_and_n_workers_along_the_chains() -> None:
+    from ginv.experiments import profile
+    from ginv.experiments.plan import make_plan
+
+    plan = make_plan(["table"], profile("paper", []), probe=False)
+    plan.matmul_rate = plan.achieved_rate = 1e12
+    chains = plan.chains()
+    assert sum(map(sum, chains)) == pytest.approx(plan.estimate_seconds)
+    assert plan.estimate_with(1) == pytest.approx(plan.estimate_seconds)
+    longest = max(map(sum, chains))
+    # per group and loss one ν search: pre-search, 2 rounds, validation SI, family
+    assert sorted(len(c) for c in chains)[-2:] == [5, 5]
+    two = plan.estimate_with(2)
+    assert max(longest, plan.estimate_seconds / 2) <= two + 1e-9 < plan.estimate_seconds
+    assert plan.estimate_with(100) == pytest.approx(longest)

@@ -339,7 +339,8 @@ def _reproduce(args: argparse.Namespace) -> int:
         from ginv.training import resolve_device
 
         print(f"plan: reproduce {args.experiment}, {config.profile} profile (nothing is trained)")
-        print(format_plan(make_plan(names, config, args.out, resolve_device(args.device))))
+        plan = make_plan(names, config, args.out, resolve_device(args.device))
+        print(format_plan(plan, _workers(args).resolved_workers()))
         return 0
     require_study()
     from ginv.experiments.reproduce import reproduce
