@@ -165,6 +165,7 @@ def _jobs(out: Path) -> tuple[list[dict], list[str]]:
 
 
 @pytest.mark.slurm
+@pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
 def test_slurm_table_is_byte_identical_to_the_local_one(
     slurm: None, local_table: bytes, tmp_path: Path
 ) -> None:
@@ -181,6 +182,7 @@ def test_slurm_table_is_byte_identical_to_the_local_one(
 
 
 @pytest.mark.slurm
+@pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
 def test_a_job_cancelled_mid_training_is_resubmitted_and_resumes(
     slurm: None, tmp_path: Path, real_data_dir: Path
 ) -> None:
@@ -251,6 +253,7 @@ print("submitted", executor.submitted)
 
 
 @pytest.mark.slurm
+@pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
 def test_two_slurm_drivers_at_once_share_the_jobs(
     slurm: None, local_table: bytes, tmp_path: Path
 ) -> None:
@@ -267,6 +270,7 @@ def test_two_slurm_drivers_at_once_share_the_jobs(
 
 
 @pytest.mark.slurm
+@pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
 def test_a_killed_driver_restarted_resubmits_only_missing_jobs(
     slurm: None, local_table: bytes, tmp_path: Path
 ) -> None:
@@ -290,6 +294,7 @@ def test_a_killed_driver_restarted_resubmits_only_missing_jobs(
 
 
 @pytest.mark.slurm
+@pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
 def test_a_job_whose_code_raises_is_one_error_naming_it_and_its_log(
     slurm: None, tmp_path: Path, real_data_dir: Path
 ) -> None:
