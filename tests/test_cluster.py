@@ -123,7 +123,8 @@ def test_two_local_drivers_on_one_out_both_finish_training_nothing_twice(
     tmp_path: Path, real_data_dir: Path
 ) -> None:
     out, log = tmp_path / "out", tmp_path / "trained.log"
-    argv = [*COUNTED, *SMOKE_R4, "--out", str(out)]
+    # in-process drivers (--workers 1): the counting wrapper patches training in its process
+    argv = [*COUNTED, *SMOKE_R4, "--workers", "1", "--out", str(out)]
     drivers = [subprocess.Popen(argv, env=_env(GINV_TRAINED_LOG=str(log)), text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                for _ in range(2)]  # fmt: skip
