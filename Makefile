@@ -21,9 +21,10 @@ lint:
 	$(BIN)/ruff format --check src tests bench docs
 	$(BIN)/mypy
 
-# Lint, the docs, the wheel in a fresh venv, then the whole test suite.
+# Lint, the docs, the wheel in a fresh venv, then the whole test suite on 2 xdist workers
+# (the SLURM tests, which share one local cluster, together on one of them).
 test: lint docs wheel-check
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 format:
 	$(BIN)/ruff check --fix src tests bench docs

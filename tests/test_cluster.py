@@ -145,7 +145,8 @@ def test_two_local_drivers_on_one_out_both_finish_training_nothing_twice(
     tmp_path: Path, real_data_dir: Path
 ) -> None:
     out, log = tmp_path / "out", tmp_path / "trained.log"
-    argv = [*COUNTED, *SMOKE_R4, "--out", str(out)]
+    # in-process drivers (--workers 1): the counting wrapper patches training in its process
+    argv = [*COUNTED, *SMOKE_R4, "--workers", "1", "--out", str(out)]
     drivers = [subprocess.Popen(argv, env=_env(GINV_TRAINED_LOG=str(log)), text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                for _ in range(2)]  # fmt: skip
@@ -187,6 +188,7 @@ def _jobs(out: Path) -> tuple[list[dict], list[str]]:
 
 
 @pytest.mark.slurm
+@pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
 def test_slurm_table_is_byte_identical_to_the_local_one(
     slurm: None, local_table: bytes, tmp_path: Path
 ) -> None:
@@ -203,6 +205,7 @@ def test_slurm_table_is_byte_identical_to_the_local_one(
 
 
 @pytest.mark.slurm
+@pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
 def test_a_job_cancelled_mid_training_is_resubmitted_and_resumes(
     slurm: None, tmp_path: Path, real_data_dir: Path
 ) -> None:
@@ -273,6 +276,7 @@ print("submitted", executor.submitted)
 
 
 @pytest.mark.slurm
+@pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
 def test_two_slurm_drivers_at_once_share_the_jobs(
     slurm: None, local_table: bytes, tmp_path: Path
 ) -> None:
@@ -289,6 +293,7 @@ def test_two_slurm_drivers_at_once_share_the_jobs(
 
 
 @pytest.mark.slurm
+@pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
 def test_a_killed_driver_restarted_resubmits_only_missing_jobs(
     slurm: None, local_table: bytes, tmp_path: Path
 ) -> None:
@@ -312,6 +317,7 @@ def test_a_killed_driver_restarted_resubmits_only_missing_jobs(
 
 
 @pytest.mark.slurm
+@pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
 def test_a_job_whose_code_raises_is_one_error_naming_it_and_its_log(
     slurm: None, tmp_path: Path, real_data_dir: Path
 ) -> None:

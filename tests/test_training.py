@@ -514,3 +514,42 @@ def test_train_flags_are_the_config_fields_with_its_defaults() -> None:
     help_text = parser._subparsers._group_actions[0].choices["train"].format_help()  # type: ignore[union-attr]
     words = " ".join(help_text.split())  # argparse wraps the lines
     assert "(default: 300)" in words and "mlp, wt, canon, cnn, wt-cnn, canon-cnn" in words
+
+
+_SYNCS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__index__")
+
+
+def _count_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every call that reads a tensor back to the host (a GPU sync), by name, from now on."""
+    calls: list[str] = []
+    for name in _SYNCS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("reg", ["none", "logit"])
+def test_an_epoch_reads_nothing_back_per_step_and_fit_reads_once(
+    tmp_path: Path, reg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = synthetic_dataset(n_train=96, n_val=16)
+    configs = [TrainConfig(group="R4", reg=reg, nu=0.5, epochs=1, batch_size=8, seed=s,
+                           n_train=96, n_val=16) for s in (0, 1)]  # fmt: skip
+    trainer = Trainer(configs, data, tmp_path, "cpu", progress=False)
+    calls = _count_syncs(monkeypatch)
+    trainer.model.train()
+    trainer.train_epoch()  # 12 steps
+    assert calls == []
+    fit = Trainer(configs, data, tmp_path / "fit", "cpu", progress=False)
+    calls.clear()
+    monkeypatch.setattr(Trainer, "write_results", lambda self: [])
+    monkeypatch.setattr(Trainer, "_check_finite", lambda self, loss, acc: None)
+    fit.fit(resume=False)
+    # the epoch's losses and accuracies at once (the finite check is counted apart: it reads
+    # one flag per member)
+    assert calls == ["tolist"], calls

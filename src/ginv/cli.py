@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ginv import __version__
-from ginv.cluster import EXECUTORS
+from ginv.cluster import EXECUTORS, WorkerConfig
 from ginv.errors import GinvError
 
 
@@ -360,11 +360,36 @@ def _slurm_config(args: argparse.Namespace):
     return SlurmConfig().with_overrides(args.slurm)
 
 
+def _workers(args: argparse.Namespace):
+    """``--workers`` and ``--threads-per-job``; the driver runs torch with as many threads as a
+    worker, so that what it computes itself (and ``--workers 1``) matches the workers' floats."""
+    from ginv.cluster import WorkerConfig
+
+    config = WorkerConfig(args.workers, args.threads_per_job).validate()
+    if args.executor != "slurm":
+        import torch
+
+        torch.set_num_threads(config.threads)
+    return config
+
+
 def _executor(args: argparse.Namespace, out: Path):
     """The executor of ``--executor``; for slurm, submitit and a cluster that answers."""
     from ginv.cluster import make_executor
 
-    return make_executor(args.executor, out, _slurm_config(args), progress=not args.quiet)
+    return make_executor(args.executor, out, _slurm_config(args), progress=not args.quiet,
+                         workers=_workers(args))  # fmt: skip
+
+
+@contextlib.contextmanager
+def _closing(executor):
+    """Close ``executor`` after the work, or abort it (its workers killed) on an error or Ctrl-C."""
+    try:
+        yield executor
+    except BaseException:
+        executor.abort()
+        raise
+    executor.close()
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -379,13 +404,10 @@ def _reproduce(args: argparse.Namespace) -> int:
         from ginv.training import resolve_device
 
         print(f"plan: reproduce {args.experiment}, {config.profile} profile (nothing is trained)")
-        print(
-            format_plan(
-                make_plan(
-                    names, config, args.out, resolve_device(args.device), data_dir=args.data_dir
-                )
-            )
+        plan = make_plan(
+            names, config, args.out, resolve_device(args.device), data_dir=args.data_dir
         )
+        print(format_plan(plan, _workers(args).resolved_workers()))
         return 0
     require_study()
     from ginv.experiments.reproduce import reproduce
@@ -393,9 +415,10 @@ def _reproduce(args: argparse.Namespace) -> int:
     out = writable_dir(args.out)
     executor = _executor(args, out)
     start = time.perf_counter()
-    timings = reproduce(
-        names, config, out, args.data_dir, args.device, not args.quiet, executor=executor
-    )
+    with _closing(executor):
+        timings = reproduce(
+            names, config, out, args.data_dir, args.device, not args.quiet, executor=executor
+        )
     print(f"reproduce {args.experiment} ({config.profile} profile, {args.executor}) → {out}")
     for name, seconds in timings.items():
         print(f"  {name:<10}{seconds:8.1f}s")
@@ -435,11 +458,13 @@ def _calibrate(args: argparse.Namespace) -> int:
     out = writable_dir(args.out)
     executor = _executor(args, out)
     study = Study(config, out, args.data_dir, args.device, not args.quiet, executor)
-    for group in groups:  # every first ν round at once, with SLURM
+    for group in groups:  # every first ν round at once, with SLURM or workers
         study.submit_requests(group, [CalibratedIR(loss) for loss in losses])
+    with _closing(executor):
+        found = {(g, loss): study.calibrate(g, loss) for g in groups for loss in losses}
     for group in groups:
         for loss in losses:
-            cal = study.calibrate(group, loss)
+            cal = found[group, loss]
             verdict = "reached" if cal["reached"] else "NOT reached"
             print(f"{group} / {loss}: ν = {cal['chosen_nu']:g}, target {verdict}: {cal['reason']}")
             for p in sorted(cal["curve"], key=lambda p: (p["stage"] != "presearch", p["nu"])):
@@ -675,8 +700,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
         _verbosity_options(p)
         p.add_argument("--executor", choices=EXECUTORS, default="local",
-                       help="where training and family measures run: in this process, or as "
+                       help="where training and family measures run: here (in --workers "
+                       "processes; parallel: in worker processes even for one), or as "
                        "SLURM jobs through submitit (pip install 'ginv[cluster]')")  # fmt: skip
+        workers = WorkerConfig()
+        p.add_argument("--workers", type=int, default=workers.workers, metavar="N",
+                       help="local worker processes; 1: in this process, one task after the "
+                       f"other (default: {workers.workers}, the cores ÷ --threads-per-job, "
+                       f"here {workers.resolved_workers()})")  # fmt: skip
+        p.add_argument("--threads-per-job", type=int, default=workers.threads, metavar="T",
+                       help="torch threads of each local worker and of this process; floats "
+                       f"depend on it (default: {workers.threads})")  # fmt: skip
         p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                        help="a SLURM job setting (repeatable): partition, gpus_per_job, "
                        "cpus_per_job, mem_gb, time_min, max_retries, poll_s, measure_jobs, "

@@ -37,6 +37,10 @@ class Executor(ABC):
         """Release what the executor holds (nothing for the local one)."""
         return None
 
+    def abort(self) -> None:
+        """Stop what runs at once, after an error or Ctrl-C in the driver (default: close)."""
+        self.close()
+
 
 class LocalExecutor(Executor):
     """Runs every task in this process, one after the other, as ginv always did."""

@@ -50,8 +50,6 @@ ACTIVE = frozenset(
      "REQUEUE_FED", "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "RESV_DEL_HOLD")
 )  # fmt: skip
 SETTLE_S = 3.0  # how long a job's files may take to show after it ends (shared file systems)
-#: what the job's environment must carry, whatever the site's sbatch exports
-PASSED_ENV = ("GINV_DATA_DIR", "GINV_CACHE_DIR")
 
 
 def _run(command: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -211,12 +209,8 @@ class SlurmExecutor(Executor):
         import submitit
 
         c = self.config
-        env = tuple((k, os.environ[k]) for k in PASSED_ENV if k in os.environ)
-        spec = CacheSpec(
-            str(self.out.resolve()),
-            str(Path(cache.data_dir).resolve()) if cache.data_dir else None,
-            cache.device_name, c.job_threads, env,
-        )  # fmt: skip
+        spec = CacheSpec.of(cache, c.job_threads)
+        env = spec.env
         executor = submitit.SlurmExecutor(folder=self.folder / "%j", max_num_timeout=c.max_retries)
         extra: dict[str, Any] = {k: True if v.lower() == "true" else v for k, v in c.sbatch}
         params: dict[str, Any] = {

@@ -50,6 +50,7 @@ class PlanRow:
     note: str = ""
     jobs: int = 0  # SLURM jobs with --executor slurm
     upfront: bool = False  # known before any result: submitted at the start
+    chain: str = ""  # rows of one chain run one after the other ("": a chain of its own)
 
 
 @dataclass
@@ -83,6 +84,53 @@ class Plan:
     def estimate_seconds(self) -> float:
         """FLOPs ÷ the rate a real batched training step reached."""
         return self.flops / self.achieved_rate
+
+    def chains(self) -> list[list[float]]:
+        """The work as chains of tasks, in seconds at the achieved rate (each worker assumed
+        to reach it: a core each): a task runs on one worker, the tasks of a chain one after
+        the other. A ν search (its pre-search, its rounds, their validation SI, then the
+        family's other seeds) is one chain; every other row (a WT or DA family, a family's
+        measures) is a chain of its own tasks (``jobs``, at least one)."""
+        chains: dict[str, list[float]] = {}
+        for i, r in enumerate(self.rows):
+            if r.flops == 0:
+                continue
+            parts = max(1, r.jobs)
+            chains.setdefault(r.chain or f"row {i}", []).extend(
+                [r.flops / parts / self.achieved_rate] * parts
+            )
+        return list(chains.values())
+
+    def estimate_with(self, workers: int) -> float:
+        """The wall time of the work on ``workers`` workers: a list schedule of :meth:`chains`
+        that gives a free worker the ready task of the chain with the most work left (the
+        critical path first). One worker gives :attr:`estimate_seconds`; many give the longest
+        chain.
+
+        Example: chains ``[[3, 3], [2], [2]]`` take 6 s on 2 workers and 10 s on 1."""
+        return schedule(self.chains(), workers)
+
+
+def schedule(chains: Sequence[Sequence[float]], workers: int) -> float:
+    """The makespan of ``chains`` (each a sequence of task durations run in order) on
+    ``workers`` workers, longest remaining chain first whenever a worker is free."""
+    left = [list(c) for c in chains if c]
+    ready_at = [0.0] * len(left)  # when each chain's next task may start
+    free = [0.0] * max(1, workers)  # when each worker is free
+    end = 0.0
+    while left:
+        w = min(range(len(free)), key=free.__getitem__)
+        now = free[w]
+        ready = [i for i in range(len(left)) if left[i] and ready_at[i] <= now]
+        if not ready:  # every chain waits for a running task: idle until the first is ready
+            free[w] = min(ready_at[i] for i in range(len(left)) if left[i])
+            continue
+        i = max(ready, key=lambda j: sum(left[j]))
+        free[w] = ready_at[i] = now + left[i].pop(0)
+        end = max(end, free[w])
+        if not any(left):
+            break
+    return end
 
 
 class _Costs:
@@ -236,7 +284,7 @@ class _Counter:
 
     def training(self, exp: str, group: str, item: str, template: TrainConfig, runs: int,
                  note: str = "", cached: int = 0, jobs: int = 1,
-                 upfront: bool = False) -> None:  # fmt: skip
+                 upfront: bool = False, chain: str = "") -> None:  # fmt: skip
         c, costs = self.c, self.costs(group)
         forward = costs(template.model, "forward", template.first_width)
         per_epoch = c.train.n_train * costs.train(template) + self.sizes.val * costs.order * forward
@@ -244,7 +292,7 @@ class _Counter:
         extra = f"{cached} cached or shared" if cached else ""
         self.rows.append(PlanRow(exp, group, item, runs, epochs, epochs * per_epoch,
                                  "; ".join(x for x in (note, extra) if x),
-                                 jobs if runs else 0, upfront))  # fmt: skip
+                                 jobs if runs else 0, upfront, chain))  # fmt: skip
 
     def train(self, exp: str, group: str, request: Train) -> None:
         """Runs known in advance."""
@@ -269,18 +317,20 @@ class _Counter:
         label = f"{Kind.IR}-{loss}"
         # the ν values are not known before the search, so nothing can be found cached
         template = tc(group, Kind.IR, c.calibration_seed, loss, 1.0)
+        chain = f"IR/{group}/{loss}"  # each stage waits for the one before: one after the other
         if presearch:
             short = tc(group, Kind.IR, c.calibration_seed, loss, 1.0, c.presearch_epochs)
             self.training(exp, group, f"{label} ν pre-search", short, grid, f"grid of {grid}",
-                          upfront=True)  # fmt: skip
+                          upfront=True, chain=chain)  # fmt: skip
         self.training(exp, group, f"{label} ν search", template, final,
-                      f"{rounds} rounds assumed", jobs=rounds)  # fmt: skip
+                      f"{rounds} rounds assumed", jobs=rounds, chain=chain)  # fmt: skip
         n_val = self.sizes.val
         self.measure(exp, group, Measure(f"{label} ν search: validation SI", c.model_of(Kind.IR),
                                          (grid if presearch else 0) + final, n_val, n_val))  # fmt: skip
+        self.rows[-1].chain = chain
         others = sum(s not in seeds for s in c.seeds)
         self.training(exp, group, f"{label} family", tc(group, Kind.IR, 0, loss, 1.0), others,
-                      f"seeds {seeds} come from the ν search")  # fmt: skip
+                      f"seeds {seeds} come from the ν search", chain=chain)  # fmt: skip
 
     def measure(self, exp: str, group: str, m: Measure) -> None:
         if m.shared and m.shared in self.seen:
@@ -300,8 +350,9 @@ def _seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
-def format_plan(plan: Plan) -> str:
-    """The plan as a table, with the floor and the estimate of every row and in total."""
+def format_plan(plan: Plan, workers: int = 1) -> str:
+    """The plan as a table, with the floor and the estimate of every row and in total, and
+    the estimate on one worker and on ``workers`` (:meth:`Plan.estimate_with`)."""
     mm, real = plan.matmul_rate, plan.achieved_rate
     w = max([34, *(len(r.item) for r in plan.rows)])
     lines = [
@@ -324,6 +375,10 @@ def format_plan(plan: Plan) -> str:
         f"total: {plan.flops / 1e12:.1f} TFLOP, {sum(r.member_epochs for r in plan.rows)} "
         f"member-epochs; floor {_seconds(plan.floor_seconds)} (FLOPs ÷ matmul rate), "
         f"estimate {_seconds(plan.estimate_seconds)}",
+        f"with --workers 1: {_seconds(plan.estimate_with(1))}; with --workers {workers}: "
+        f"{_seconds(plan.estimate_with(workers))} (tasks side by side; each ν search's rounds "
+        f"and family one after the other: the longest such chain takes "
+        f"{_seconds(max(map(sum, plan.chains()), default=0.0))})",
         f"with --executor slurm: {plan.jobs} jobs, one per batched family, ν search round and "
         f"family's test measures; {plan.upfront_jobs} of them (the WT and DA families and the ν "
         "pre-searches) are submitted at once, the rest as the ν searches decide",

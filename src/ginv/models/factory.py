@@ -91,6 +91,12 @@ def load_factory(name: str) -> Factory:
     return factory
 
 
+def loaded_factories() -> tuple[str, ...]:
+    """The names of the factories this process has (names the user gave, or registered): what
+    a job or worker process loads too, so that it can rebuild the same models."""
+    return tuple(_FACTORIES)
+
+
 def get_factory(name: str) -> Factory:
     """The factory of ``name`` without importing anything: registered in this process, or an
     attribute of a module imported already. Anything else is refused (module docstring)."""

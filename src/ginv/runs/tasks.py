@@ -158,6 +158,10 @@ class MeasureTask(Task):
             cache.measure_run(run, settings)
 
 
+PASSED_ENV = ("GINV_DATA_DIR", "GINV_CACHE_DIR")
+"""What a job's or worker's environment must carry, whatever the site exports."""
+
+
 @dataclass(frozen=True)
 class CacheSpec:
     """What a job needs to rebuild the :class:`RunCache`: plain paths and settings. ``env`` is
@@ -169,6 +173,18 @@ class CacheSpec:
     device: str | None
     threads: int
     env: tuple[tuple[str, str], ...] = ()
+    factories: tuple[str, ...] = ()  # model factories the driver was given (--model, --set)
+
+    @classmethod
+    def of(cls, cache: RunCache, threads: int) -> CacheSpec:
+        """The spec of ``cache`` for a job or worker with ``threads`` torch threads: its paths
+        made absolute, the :data:`PASSED_ENV` variables set here, the factories loaded here."""
+        from ginv.models.factory import loaded_factories
+
+        env = tuple((k, os.environ[k]) for k in PASSED_ENV if k in os.environ)
+        data_dir = str(Path(cache.data_dir).resolve()) if cache.data_dir else None
+        return cls(str(cache.out.resolve()), data_dir, cache.device_name, threads, env,
+                   loaded_factories())  # fmt: skip
 
     def cache(self) -> RunCache:
         """The run cache the spec describes, without progress bars (a job's log is a file)."""
@@ -184,8 +200,12 @@ def run_task(spec: CacheSpec, task: Task) -> str:
     finished is skipped."""
     import torch
 
+    from ginv.models.factory import load_factory
+
     os.environ.update(dict(spec.env))
     torch.set_num_threads(spec.threads)
+    for name in spec.factories:  # named by the user to the driver, never read from a file
+        load_factory(name)
     cache = spec.cache()
     if task.done(cache):
         print(f"ginv job: {task.label} was finished by another writer", flush=True)

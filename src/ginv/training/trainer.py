@@ -403,14 +403,17 @@ class Trainer:
             seconds = time.perf_counter() - start
             reg = self.regularizer  # a warm-up's epochs before full strength are not selected
             selectable = reg is None or reg.selectable(self.epoch - 1, total)
+            # the epoch's one read from the device: the steps above never wait for it
+            read = torch.stack([losses["loss"], losses["ce"], losses["inv"],
+                                val_acc.to(losses["loss"])]).tolist()  # fmt: skip
             for i, m in enumerate(self.members):
-                acc = float(val_acc[i])
+                acc = read[3][i]
                 m.history.append(
                     {
                         "epoch": self.epoch,
-                        "loss": float(losses["loss"][i]),
-                        "ce": float(losses["ce"][i]),
-                        "inv": float(losses["inv"][i]),
+                        "loss": read[0][i],
+                        "ce": read[1][i],
+                        "inv": read[2][i],
                         "val_acc": acc,
                         "seconds": seconds,
                     }
@@ -422,7 +425,8 @@ class Trainer:
                     loggers[i].log_metrics(self.epoch, m.history[-1])
             atomic_torch_save(self.state(), self.checkpoint_path)
             bar.set_postfix(
-                loss=f"{float(losses['loss'].mean()):.3f}", val_acc=f"{float(val_acc.mean()):.4f}"
+                loss=f"{sum(read[0]) / len(read[0]):.3f}",
+                val_acc=f"{sum(read[3]) / len(read[3]):.4f}",
             )
             bar.update(1)
         bar.close()
