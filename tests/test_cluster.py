@@ -69,7 +69,7 @@ def test_a_file_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path:
 _COUNTER = """
 import sys
 from pathlib import Path
-from ginv.cluster import FileLock
+from ginv.locks import FileLock
 lock, counter = Path(sys.argv[1]), Path(sys.argv[2])
 for _ in range(int(sys.argv[3])):
     with FileLock(lock):  # an unguarded read-modify-write: a split lock would lose counts

@@ -151,7 +151,7 @@ def test_subsets_larger_than_the_data_are_refused() -> None:
 
 def test_layer_invariance_takes_numpy_images() -> None:
     torch.manual_seed(0)
-    model, x = MLP(16, 4, 2).double(), torch.randn(3, 1, 4, 4, dtype=torch.float64)
+    model, x = MLP(16, 4, 2, num_classes=9).double(), torch.randn(3, 1, 4, 4, dtype=torch.float64)
     values = ginv.measures.layer_invariance(model, x.numpy(), R4(), ["first"])
     assert values == ginv.measures.layer_invariance(model, x, R4(), ["first"])
     with pytest.raises(GinvError, match="images must be a tensor"):
@@ -160,12 +160,12 @@ def test_layer_invariance_takes_numpy_images() -> None:
 
 def test_assert_invariant_refuses_an_empty_batch_and_checks_float32_callables() -> None:
     with pytest.raises(GinvError, match="non-empty batch"):
-        assert_invariant(MLP(16, 4, 1), R4(), torch.zeros(0, 1, 4, 4))
-    average = OrbitAverage(MLP(16, 4, 1), R4())  # float32, bitwise invariant
+        assert_invariant(MLP(16, 4, 1, num_classes=9), R4(), torch.zeros(0, 1, 4, 4))
+    average = OrbitAverage(MLP(16, 4, 1, num_classes=9), R4())  # float32, bitwise invariant
     x = torch.randn(4, 1, 4, 4)
     assert_invariant(lambda v: average(v), R4(), x, atol=0, rtol=0)  # was a dtype error
     with pytest.raises(AssertionError, match="worst element"):
-        plain = MLP(16, 4, 1)
+        plain = MLP(16, 4, 1, num_classes=9)
         assert_invariant(lambda v: plain(v), R4(), x, atol=1e-6, rtol=0)
 
 

@@ -398,7 +398,7 @@ def _best(winner: str) -> dict[tuple[str, str], dict[str, Any]]:
             "setting_name": m.setting_name if m.settings else "", "accuracy": 0.9 if won else 0.5,
             "accuracy_std": 0.01, "si": 0.99, "si_std": 0.0, "val_si": 0.99 if won else 0.1,
             "li": 0.0, "di": 0.0, "params": 10, "inference_flops": 1e6, "single_pass": won,
-            "reached": won, "seeds": [0],
+            "reached": won, "seeds": [0], "uses": m.uses,
             **{f"{k}_std": 0.0 for k in COLUMNS}, "val_acc": 0.9,
         }  # fmt: skip
     return best
@@ -438,7 +438,7 @@ def test_a_failure_after_the_tables_keeps_the_results(tmp_path: Path) -> None:
 
 # --- paths: links and folders planted in OUT -----------------------------------------------
 def test_a_lock_file_planted_as_a_link_is_refused(tmp_path: Path) -> None:
-    from ginv.runs.locks import FileLock
+    from ginv.locks import FileLock
 
     outside = tmp_path / "outside" / "created-by-ginv"
     (tmp_path / "outside").mkdir()

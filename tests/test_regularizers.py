@@ -363,7 +363,7 @@ def test_the_feature_ir_by_hand_is_scale_free_and_leaves_the_head_alone() -> Non
     """A depth-1 MLP, ``φ(x) = relu(W₁x + b₁)``: ``R = mean_b ‖φ(x_b) − φ(s·x_b)‖² /
     (½‖φ(x_b)‖² + ½‖φ(s·x_b)‖²)``."""
     group = get_group("FlipH")
-    mlp = build_model("mlp", group, FLIP, 2, 1, 2).double()
+    mlp = build_model("mlp", group, FLIP, 2, 1, num_classes=2).double()
     with torch.no_grad():
         mlp.first.weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 3.0]]))
         mlp.first.bias.copy_(torch.tensor([0.5, 1.0]))

@@ -104,14 +104,17 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save(obj)`` to ``path``, atomically (:func:`atomic_write`)."""
     atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def atomic_write_text(text: str, path: Path) -> None:
+    """``text`` (UTF-8) to ``path``, atomically."""
     atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
 def atomic_write_json(obj: Any, path: Path) -> None:
+    """``obj`` as indented JSON to ``path``, atomically."""
     atomic_write_text(json.dumps(obj, indent=2) + "\n", path)
 
 

@@ -41,6 +41,7 @@ class FileLock:
 
     @property
     def held(self) -> bool:
+        """Whether this object holds the lock."""
         return self._fd is not None
 
     def acquire(self, blocking: bool = True) -> bool:
@@ -83,6 +84,8 @@ class FileLock:
         return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
     def release(self) -> None:
+        """Let go of the lock (the file is deleted first, while still held); a no-op when
+        not held."""
         if self._fd is not None:
             fd, self._fd = self._fd, None
             with contextlib.suppress(OSError):  # still held: a waiter will see it gone, retry

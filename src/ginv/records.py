@@ -298,7 +298,8 @@ RUN = Schema(
     {
         "config": Field(dict),
         "name": _TEXT,
-        "model_args": Field(dict, required=False, schema=MODEL_ARGS),
+        # checked by load_run against MODEL_ARGS or FACTORY_MODEL_ARGS, by the run's model
+        "model_args": Field(dict, required=False),
         "selected_epoch": _int(required=False),
         "best_val_acc": _num(0, 1, required=False),
         "epochs_trained": _int(required=False),

@@ -37,10 +37,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ginv.cluster.executor import Executor
 from ginv.errors import GinvError
+from ginv.progress import tqdm
 from ginv.runs import CacheSpec, RunCache, Task, run_task
 
 
@@ -64,6 +63,7 @@ class WorkerConfig:
 
     @property
     def job_threads(self) -> int:
+        """Torch threads in each worker."""
         return self.threads
 
     def resolved_workers(self) -> int:
@@ -155,6 +155,7 @@ class ParallelExecutor(Executor):
         return CacheSpec.of(cache, self.config.threads)
 
     def pool(self) -> ProcessPoolExecutor:
+        """The worker processes (spawned on first use, again after a worker died)."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),

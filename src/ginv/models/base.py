@@ -83,6 +83,7 @@ class WeightTied(nn.Module):
 
     @property
     def out_features(self) -> int:
+        """Units of the layer (its weight's first axis)."""
         return int(self.weight.shape[0])
 
     def tied_index(self, x: Tensor) -> Tensor:
@@ -147,6 +148,7 @@ class Network(nn.Module, ABC):
 
     @property
     def weight_tied(self) -> bool:
+        """Whether the first layer is tied over a group (the model is WT's)."""
         return isinstance(self.first, WeightTied)
 
     def embed(self, x: Tensor) -> Tensor:

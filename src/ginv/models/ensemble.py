@@ -50,6 +50,7 @@ class Ensemble(nn.Module):
 
     @property
     def size(self) -> int:
+        """The number of members."""
         return self.stacked[0].shape[0]
 
     def weights(self) -> dict[str, Tensor]:
@@ -78,5 +79,6 @@ class Ensemble(nn.Module):
         return {k: v[i].detach().clone() for k, v in state.items()}
 
     def load_member_state(self, i: int, state: dict[str, Tensor]) -> None:
+        """Copy one member's weights and buffers (a plain model's state dict) into slot ``i``."""
         for k, v in {**self.weights(), **self.stacked_buffers()}.items():
             v.data[i].copy_(state[k])

@@ -27,6 +27,8 @@ UNORDERED = 10**6
 def collect(
     out: Path,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float], list[dict[str, Any]]]:
+    """What a report of ``out`` shows: its settings, environment, wall times and sections
+    (every ``*/results.json``, checked, in registry order); damage is one GinvError line."""
     if not out.is_dir():
         raise GinvError(f"{out}: no such folder")
     config, env, summary, scale = (

@@ -303,6 +303,8 @@ class Trainer:
         return ce, inv
 
     def train_epoch(self) -> dict[str, Tensor]:
+        """One pass over the training data for every member at once; the mean loss, CE and
+        penalty per member, left on the device (read once per epoch by :meth:`fit`)."""
         orders, elements = self._draws()
         n, bs = len(self.train_split), self.base.batch_size
         totals = torch.zeros(3, len(self.members), device=self.device)
@@ -334,6 +336,7 @@ class Trainer:
         return self.out_dir / f"checkpoint-{key}.pt"
 
     def state(self) -> dict[str, Any]:
+        """Everything a resume needs: weights, optimiser, RNG, epoch, histories, configs."""
         return {
             "configs": [c.to_dict() for c in self.configs],
             "epoch": self.epoch,
@@ -352,6 +355,7 @@ class Trainer:
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state` (checked as a checkpoint record first)."""
         check_record(state, CHECKPOINT, self.checkpoint_path)
         if state.get("configs") != [c.to_dict() for c in self.configs]:
             raise GinvError(f"{self.checkpoint_path}: checkpoint belongs to other settings")
