@@ -428,3 +428,10 @@ def test_every_input_only_method_has_a_twin_at_wt_s_capacity() -> None:
         1.0
     )
     assert _same_size_gap("T3", {"method": "IR-logit", "accuracy": 0.91}, best) is None
+
+
+def test_yes_no_settings_read_false_as_false() -> None:
+    assert profile("quick", ["frontier_wide=false"]).frontier_wide is False
+    assert profile("quick", ["frontier_wide=Yes"]).frontier_wide is True
+    with pytest.raises(GinvError, match="frontier_wide"):
+        profile("quick", ["frontier_wide=maybe"])

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ginv.errors import GinvError
+from ginv.settings import parse_bool
 
 _OPTION = re.compile(r"^[a-z][a-z0-9-]*$")
 
@@ -99,11 +100,10 @@ def _control(text: str) -> bool:
 
 def _parse(kind: Any, text: str, key: str) -> Any:
     if kind is bool:
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise GinvError(f"--slurm {key}: expected true or false, got {text!r}")
+        try:
+            return parse_bool(text)
+        except ValueError as e:
+            raise GinvError(f"--slurm {key}: {e}") from None
     try:
         return kind(text)
     except (TypeError, ValueError):

@@ -22,6 +22,7 @@ from ginv.models import (
     model_parts,
     wrapped_name,
 )
+from ginv.settings import parse_bool
 from ginv.training.config import TrainConfig
 
 _SEARCH = SearchSpec()  # the ν search's defaults, stated once, in nu_search
@@ -339,12 +340,16 @@ def _check_choice(key: str, value: str) -> None:
         raise GinvError(f"--set {key}: {e}") from None
 
 
+def _parse_one(kind: Any, text: str) -> Any:
+    return parse_bool(text) if kind is bool else kind(text)
+
+
 def _parse(kind: Any, text: str, key: str) -> Any:
     try:
         if typing.get_origin(kind) is tuple:
             (item,) = {a for a in typing.get_args(kind) if a is not Ellipsis}
-            return tuple(item(v) for v in text.split(",") if v.strip())
-        return kind(text)
+            return tuple(_parse_one(item, v) for v in text.split(",") if v.strip())
+        return _parse_one(kind, text)
     except (TypeError, ValueError):
         raise GinvError(f"--set {key}: cannot read {text!r} as {kind}") from None
 
