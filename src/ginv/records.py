@@ -182,15 +182,16 @@ def _check_object(record: dict[str, Any], schema: Schema, at: str) -> None:
                 _check_value(value, schema.values, _join(at, key[:60]))
 
 
-def check_record(record: Any, schema: Schema, where: str | Path) -> dict[str, Any]:
+def check_record(record: Any, schema: Schema, where: str | Path, key: str = "") -> dict[str, Any]:
     """``record`` if it fits ``schema``; else one :class:`GinvError` line starting with
-    ``where`` (the file) and naming the first key that is wrong (``a.b[2]``)."""
+    ``where`` (the file) and naming the first key that is wrong (``a.b[2]``; ``key``: the
+    record's own place in its file, ``model_args``)."""
     if not isinstance(record, dict):
         raise GinvError(
             f"{where}: a {schema.name} record must be a JSON object, got {type(record).__name__}"
         )
     try:
-        _check_object(record, schema, "")
+        _check_object(record, schema, key)
     except _Bad as e:
         raise GinvError(f"{where}: {e}") from None
     return record

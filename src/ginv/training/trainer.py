@@ -549,9 +549,8 @@ def load_run(
         if first is None or head is None or first.dim() != 2 or head.dim() != 2:
             raise GinvError(f"{weights}: no first.weight and head.weight matrices")
         args = model_args(config, int(first.shape[1]), int(head.shape[0]))
-    args = check_record(
-        args, FACTORY_MODEL_ARGS if is_factory_model(config.model) else MODEL_ARGS, record
-    )
+    schema = FACTORY_MODEL_ARGS if is_factory_model(config.model) else MODEL_ARGS
+    args = check_record(args, schema, record, "model_args")
     differ = [f"{k} {args.get(k, 0)!r} ≠ {getattr(config, k)!r}"
               for k in ("width", "depth", "pool", "first_width")
               if args.get(k, 0) != getattr(config, k)]  # fmt: skip
