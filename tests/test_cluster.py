@@ -248,7 +248,7 @@ def test_a_job_cancelled_mid_training_is_resubmitted_and_resumes(
     assert resumed_at and 1 <= int(resumed_at.group(1)) < 40, log
     assert "done" in log
     # the rerun resumed: the same history (but the wall times) and the same weights
-    resumed = Study(config, out, device="cpu", progress=False).finished_runs(configs)
+    resumed = Study(config, out, device="cpu", progress=False).cache.finished_runs(configs)
     for a, b in zip(whole, resumed, strict=True):
         strip = [{k: v for k, v in h.items() if k != "seconds"} for h in a.record["history"]]
         assert [
