@@ -1,4 +1,4 @@
-"""Invariance errors between the outputs at ``x`` and at ``g·x`` (SPEC §4, §5).
+"""Invariance errors between the outputs at ``x`` and at ``g·x``.
 
 Each pairwise error maps logits ``a = f(x)`` and ``b = f(g·x)`` of shape ``(..., K)`` to
 ``(...)``; :func:`invariance_penalty` averages one over the batch and the non-identity

@@ -1,4 +1,4 @@
-"""Distribution drift ``D(β) = (1−β)·D1 + β·D2`` from Transforming-MNIST to -FMNIST (SPEC §2)."""
+"""Distribution drift ``D(β) = (1−β)·D1 + β·D2`` from Transforming-MNIST to -FMNIST."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The IDX sources: MNIST and Fashion-MNIST, the study's Transforming-MNIST / -FMNIST.
 
 Official train and test pooled, class ``drop_class`` (9) dropped, disjoint splits of
-``n_train`` / ``n_test`` / ``n_val`` drawn with ``split_seed`` (SPEC §2). The files are
+``n_train`` / ``n_test`` / ``n_val`` drawn with ``split_seed``. The files are
 found and verified by :mod:`ginv.data.sources`.
 """
 

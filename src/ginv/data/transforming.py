@@ -1,4 +1,4 @@
-"""Transforming datasets: any source's splits on a zero-padded canvas, normalised (SPEC §2).
+"""Transforming datasets: any source's splits on a zero-padded canvas, normalised.
 
 A :class:`~ginv.data.source.Source` gives the raw splits: for Transforming-MNIST and
 -FMNIST, MNIST (or Fashion-MNIST) train and test pooled, class 9 dropped, disjoint splits

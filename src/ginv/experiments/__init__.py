@@ -1,4 +1,4 @@
-"""The study's experiments (SPEC §6), each one function writing data files and figures."""
+"""The study's experiments, each one function writing data files and figures."""
 
 from ginv.experiments.config import PROFILES, StudyConfig, profile
 

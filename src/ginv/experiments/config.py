@@ -43,7 +43,7 @@ class StudyConfig:
     """Everything ``ginv reproduce`` needs; defaults are the quick profile."""
 
     profile: str = "quick"
-    # training (SPEC §4): every run's settings but its group, model, loss, ν and seed, which
+    # training: every run's settings but its group, model, loss, ν and seed, which
     # the study sets; ``--set epochs=…`` (or any TRAIN_KEYS) reaches this config
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=50))
     seeds: tuple[int, ...] = (0, 1)
@@ -98,7 +98,7 @@ class StudyConfig:
     # every input-only method also at WT's first-layer capacity (|G|·width units), its gap
     # read against DA-wide: equal parameters
     frontier_wide: bool = True
-    # measures (SPEC §5); 0 means the whole test split. SI is a mean over samples whose
+    # measures; 0 means the whole test split. SI is a mean over samples whose
     # per-sample spread is about 0.3 (DA) and 0.1 (IR): n samples give a standard error of
     # about 0.3/√n, 0.007 at 2,000 and 0.003 at 10,000; the report prints it beside SI
     test_samples: int = 0

@@ -1,4 +1,4 @@
-"""Experiment 4 (SPEC §6): under drift ``D(β)`` from the study's data (Transforming-MNIST) to
+"""Experiment 4: under drift ``D(β)`` from the study's data (Transforming-MNIST) to
 ``drift_target`` (-FMNIST), DI and the accuracy ratio ``Acc(D(β)) / Acc(D1)`` against β for
 DA, WT and IR, each group. A target of another image shape or number of classes cannot be
 mixed in: the experiment is then skipped with a note (:func:`drift_mismatch`)."""

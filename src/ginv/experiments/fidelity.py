@@ -1,7 +1,7 @@
-"""Fidelity: the paper's Table 1 (SPEC §7) beside this run's, and each of the paper's
+"""Fidelity: the paper's Table 1 beside this run's, and each of the paper's
 qualitative claims with whether this run supports it.
 
-The paper's numbers are for comparison only; the protocol is SPEC's, never tuned to them.
+The paper's numbers are for comparison only; the protocol is the one docs/study.md states, never tuned to them.
 Each claim is judged by a stated numeric reading, so a reader can disagree with the
 reading but not with the arithmetic. Claims whose experiment did not run are "not run".
 """
@@ -14,7 +14,7 @@ from typing import Any
 from ginv.experiments.results import Results, cells_over, fmt, fmt_values
 from ginv.records import read_record
 
-# SPEC §7, Table 1: Transforming-MNIST, mean ± std over 4 seeds (accuracy in %).
+# The paper's Table 1: Transforming-MNIST, mean ± std over 4 seeds (accuracy in %).
 PAPER_TABLE: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
     ("R4", "WT"): {"accuracy": (94.6, 0.1), "li": (0.0, 0.0), "di": (0.0, 0.0), "si": (1.0, 0.0)},
     ("R4", "DA"): {"accuracy": (94.0, 0.5), "li": (98.6, 5.4), "di": (0.3, 0.1), "si": (0.17, 0.04)},
@@ -129,8 +129,8 @@ def fidelity_results(out: Path, profile: str) -> Results | None:
         return None
     results = Results(
         "fidelity", "Fidelity to the paper",
-        "The paper's Table 1 (SPEC §7) beside this run's, measure by measure, and each of the "
-        "paper's claims with the reading that judges it. The protocol is SPEC's; differences "
+        "The paper's Table 1 beside this run's, measure by measure, and each of the "
+        "paper's claims with the reading that judges it. The protocol is ginv's (The study, in the docs); differences "
         "are reported, not tuned away.",
     )  # fmt: skip
     if profile != "paper":

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class Kind(StrEnum):
-    """A family of the study (SPEC's Table 1): the same MLP trained three ways.
+    """A family of the study (the paper's Table 1): the same MLP trained three ways.
 
     A ``StrEnum``: ``Kind.DA == "DA"``, and it is written to JSON and CSV as its name, so
     records from before the enum read the same.

@@ -1,4 +1,4 @@
-"""The search for ν (SPEC §4) as pure functions of the points measured so far.
+"""The search for ν as pure functions of the points measured so far.
 
 A *point* is one trained IR model, one seed at one ν: its validation SI (with ``si_se``, the
 standard error over validation *images*) and validation accuracy. A *candidate* is the

@@ -1,4 +1,4 @@
-"""Experiment 6 (SPEC §6): Proposition 3.1 — for a linear network ``h(x) = Wx`` under the
+"""Experiment 6: Proposition 3.1 — for a linear network ``h(x) = Wx`` under the
 gradient flow of the logit invariance error, ``W(t) = W(0)·exp(−Σt)`` with ``Σ = Σᵢ εᵢεᵢᵀ``,
 ``εᵢ = xᵢ − G xᵢ``, and ``σmax(W(t))`` never increases. Both are checked numerically on
 gradient descent: its iterates against the closed form, and σmax along its iterates."""

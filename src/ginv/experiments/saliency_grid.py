@@ -1,4 +1,4 @@
-"""Experiment 2 (SPEC §6): saliency maps over the orbit, realigned to a common orientation,
+"""Experiment 2: saliency maps over the orbit, realigned to a common orientation,
 DA beside IR and WT. Rows are samples; each block's columns are the group elements."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Experiment 5 (SPEC §6): spectral decay — ``σmax(J)`` of the input–logit Jacobian for DA and
+"""Experiment 5: spectral decay — ``σmax(J)`` of the input–logit Jacobian for DA and
 for IR with each invariance loss (ν calibrated to SI ≥ target), each group."""
 
 from __future__ import annotations

@@ -225,7 +225,7 @@ class Study:
         return [self.validation_point(run) for run in self.runs(configs)]
 
     def calibrate(self, group: str, loss: str) -> dict[str, Any]:
-        """ν for IR with ``loss`` (SPEC §4): a short pre-search proposes, then runs trained exactly
+        """ν for IR with ``loss``: a short pre-search proposes, then runs trained exactly
         as the final models decide. Every run and measure comes from the caches when present,
         so repeating it costs nothing; the record goes to ``calibration/nu-*.json``."""
         c = self.config

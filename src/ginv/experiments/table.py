@@ -1,4 +1,4 @@
-"""Experiment 1 (SPEC §6): WT, DA and IR for each group — accuracy, LI, DI, SI, mean ± std
+"""Experiment 1: WT, DA and IR for each group — accuracy, LI, DI, SI, mean ± std
 over seeds, measured on the test orbit."""
 
 from __future__ import annotations

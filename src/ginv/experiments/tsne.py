@@ -1,4 +1,4 @@
-"""Experiment 3 (SPEC §6): T-SNE of the penultimate layer of the R4 DA model; each
+"""Experiment 3: T-SNE of the penultimate layer of the R4 DA model; each
 point is one image of a sample's orbit, coloured by class; a few orbits are drawn as stars
 from their centre."""
 

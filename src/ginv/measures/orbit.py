@@ -1,4 +1,4 @@
-"""Orbit measures of any classifier ``f: images → logits`` (SPEC §5): accuracy, DI and LI.
+"""Orbit measures of any classifier ``f: images → logits``: accuracy, DI and LI.
 
 Every test image is evaluated under every group element; the invariance errors compare
 ``f(x)`` with ``f(g·x)`` and leave the identity out of the mean.

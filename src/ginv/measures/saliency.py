@@ -1,4 +1,4 @@
-"""Saliency maps by integrated gradients, and saliency invariance similarity SI (SPEC §5).
+"""Saliency maps by integrated gradients, and saliency invariance similarity SI.
 
 ``m(x)``: absolute integrated gradients of the target logit from a constant baseline,
 then every value below ``threshold × max`` of that map set to zero, then a Gaussian

@@ -1,4 +1,4 @@
-"""Sensitivity (SPEC §5): the spectral norm ``σmax(J)`` of the input–logit Jacobian per
+"""Sensitivity: the spectral norm ``σmax(J)`` of the input–logit Jacobian per
 input, and ``σmax(W)`` of each weight matrix or reshaped convolution kernel."""
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def _weight_tied(
 
 
 WRAPPERS: dict[str, Wrapper] = {
-    "wt": _weight_tied,  # the first layer tied over the group (SPEC §3)
+    "wt": _weight_tied,  # the first layer tied over the group
     "canon": canonicalised,  # the classifier on a learned canonical pose of the input
 }
 

@@ -1,7 +1,7 @@
 """Regularisers ``R(f)`` that training adds, weighted by ν, to the cross-entropy.
 
 :data:`REGULARIZERS` is the list ``ginv train --reg`` accepts: the output invariance
-losses of the study's IR (SPEC §4) and the frontier's single-pass methods. Adding one is
+losses of the study's IR and the frontier's single-pass methods. Adding one is
 one new file with a :class:`Regularizer` and one line here.
 """
 

@@ -1,4 +1,4 @@
-"""The contract of a regulariser: ``ν·R(f)`` added to each member's cross-entropy (SPEC §4)."""
+"""The contract of a regulariser: ``ν·R(f)`` added to each member's cross-entropy."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Invariance regularisation (IR) of the outputs: ``I(f)``, the mean over the batch and
-``h ≠ e`` of an invariance error between ``f(x̃)`` and ``f(h·x̃)`` (SPEC §4)."""
+``h ≠ e`` of an invariance error between ``f(x̃)`` and ``f(h·x̃)``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The typed configuration of one training run; defaults are the study's (SPEC §4)."""
+"""The typed configuration of one training run; defaults are the study's."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training DA, WT and IR models, several members at once (SPEC §4).
+"""Training DA, WT and IR models, several members at once.
 
 Every member draws, each epoch, its own sample order and one group element per sample
 from its own seeded generator, so a member trained with others follows exactly the
