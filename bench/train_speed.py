@@ -9,12 +9,20 @@ the matmul probe is interleaved with the jobs (probe, job, probe, job, …): eac
 is set against the mean of the probes either side of it, and rows report medians over
 rounds; ratios to the naive loop are taken within a round, whose jobs ran back to back.
 
+With ``--compile``, each ginv job also runs with its batched loss (the forward pass and
+the regulariser; autograd's backward of it is compiled with it) under ``torch.compile``
+(inductor, the system C++ compiler; ``TORCHINDUCTOR_CACHE_DIR`` defaults to a folder in the
+temporary directory): ``comp ×M`` rows, whose ``× eager`` compares them with the eager job
+of the same members in the same round. Compilation happens in the warm-up epoch.
+
     python bench/train_speed.py [--rounds 3] [--n-train 5000] [--families DA,WT,IR] [--threads 1]
+                                [--compile]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -137,6 +145,8 @@ class Job:
     seconds: list[float] = field(default_factory=list)
     share: list[float] = field(default_factory=list)  # of the surrounding probes' matmul rate
     speedup: list[float] = field(default_factory=list)  # naive s/member-epoch over ours
+    eager: Job | None = None  # a compiled job's eager twin
+    over_eager: list[float] = field(default_factory=list)  # the twin's seconds over ours
 
 
 def probe(n: int = 2048, repeats: int = 3) -> float:
@@ -151,7 +161,9 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def family_jobs(family: str, group: str, data: TransformingDataset, n: int, tmp: str) -> list[Job]:
+def family_jobs(
+    family: str, group: str, data: TransformingDataset, n: int, tmp: str, compile: bool = False
+) -> list[Job]:
     shape = tuple(data.train.images.shape[1:])
     naive = NaiveLoop(family, data.train.head(n), group)
     jobs = [
@@ -170,6 +182,11 @@ def family_jobs(family: str, group: str, data: TransformingDataset, n: int, tmp:
         trainer = Trainer(configs, data, f"{tmp}/{family}{group}{members}", "cpu", progress=False)
         flops = members * n * train_step_flops(trainer.template, shape, ips)
         jobs.append(Job(f"ginv ×{members}", members, trainer.train_epoch, flops))
+        if compile:
+            twin = Trainer(configs, data, f"{tmp}/{family}{group}{members}c", "cpu", progress=False)
+            # the instance's _loss, compiled: the same step as the eager job's, traced once
+            twin._loss = torch.compile(twin._loss)  # type: ignore[method-assign]
+            jobs.append(Job(f"comp ×{members}", members, twin.train_epoch, flops, eager=jobs[-1]))
     return jobs
 
 
@@ -190,9 +207,11 @@ def run_rounds(jobs: list[Job], rounds: int, probes: list[float]) -> None:
         naive = jobs[0].seconds[-1]
         for job in jobs:
             job.speedup.append(naive / (job.seconds[-1] / job.members))
+            if job.eager is not None:
+                job.over_eager.append(job.eager.seconds[-1] / job.seconds[-1])
 
 
-def rows(jobs: list[Job]) -> Iterator[tuple[str, int, float, float, float, float]]:
+def rows(jobs: list[Job]) -> Iterator[tuple[str, int, float, float, float, float, str]]:
     for job in jobs:
         seconds = statistics.median(job.seconds)
         yield (
@@ -202,6 +221,7 @@ def rows(jobs: list[Job]) -> Iterator[tuple[str, int, float, float, float, float
             job.flops / seconds / 1e9,
             100 * statistics.median(job.share),
             statistics.median(job.speedup),
+            f"{statistics.median(job.over_eager):8.2f}×" if job.over_eager else "",
         )
 
 
@@ -211,9 +231,15 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=5000, help="training samples")
     parser.add_argument("--families", default="DA,WT,IR")
     parser.add_argument("--groups", default="R4,T3")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time each ginv job with its loss under torch.compile")  # fmt: skip
     add_threads_option(parser)
     args = parser.parse_args()
     use_threads(args.threads)
+    if args.compile:
+        os.environ.setdefault(
+            "TORCHINDUCTOR_CACHE_DIR", os.path.join(tempfile.gettempdir(), "ginv-inductor")
+        )
     data = bench_data(args.n_train)
     n = min(args.n_train, len(data.train))
     print(
@@ -221,19 +247,19 @@ def main() -> None:
         f"batch {BATCH}, {args.rounds} timed epochs per job (after one warm-up)"
     )
     header = f"{'family':7}{'group':6}{'impl':9}{'members':>8}{'s/member-ep':>12}"
-    header += f"{'GFLOP/s':>9}{'% matmul':>9}{'× naive':>9}"
+    header += f"{'GFLOP/s':>9}{'% matmul':>9}{'× naive':>9}" + (f"{'× eager':>9}" * args.compile)
     print(header)
     probes: list[float] = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for family in args.families.split(","):
             for group in args.groups.split(","):
-                jobs = family_jobs(family, group, data, n, tmp)
+                jobs = family_jobs(family, group, data, n, tmp, args.compile)
                 run_rounds(jobs, args.rounds, probes)
-                for impl, members, sec, rate, share, speedup in rows(jobs):
+                for impl, members, sec, rate, share, speedup, over_eager in rows(jobs):
                     print(
                         f"{family:7}{group:6}{impl:9}{members:8d}{sec:12.3f}"
-                        f"{rate:9.1f}{share:8.0f}%{speedup:8.2f}×",
+                        f"{rate:9.1f}{share:8.0f}%{speedup:8.2f}×{over_eager}",
                         flush=True,
                     )
     print(
@@ -242,7 +268,9 @@ def main() -> None:
     )
     print(
         "% matmul: step FLOPs (ginv.flops) per second over the mean of the probes either side; "
-        f"× naive: naive s/member-epoch over the row's, same round. {time.perf_counter() - start:.0f} s"
+        "× naive: naive s/member-epoch over the row's, same round"
+        + ("; × eager: the eager ginv job's over the compiled one's, same round" * args.compile)
+        + f". {time.perf_counter() - start:.0f} s"
     )
 
 

@@ -399,8 +399,9 @@ def _reproduce(args: argparse.Namespace) -> int:
     names = list(study_experiments()) if args.experiment == "all" else [args.experiment]
     config = _study_config(args)
     _slurm_config(args)
-    if args.plan:
-        from ginv.experiments.plan import format_plan, make_plan
+    if args.plan or args.plan_json:
+        from ginv.experiments.plan import format_plan, make_plan, plan_record
+        from ginv.io import atomic_write_json
         from ginv.training import resolve_device
 
         print(f"plan: reproduce {args.experiment}, {config.profile} profile (nothing is trained)")
@@ -408,6 +409,8 @@ def _reproduce(args: argparse.Namespace) -> int:
             names, config, args.out, resolve_device(args.device), data_dir=args.data_dir
         )
         print(format_plan(plan, _workers(args).resolved_workers()))
+        if args.plan_json:
+            atomic_write_json(plan_record(plan, names, config.profile), args.plan_json)
         return 0
     require_study()
     from ginv.experiments.reproduce import reproduce
@@ -724,6 +727,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="one experiment, or all of the paper's (all but frontier)")  # fmt: skip
     repro.add_argument("--plan", action="store_true",
                        help="print the runs, measures, FLOPs, floor and time estimate, then exit")  # fmt: skip
+    repro.add_argument("--plan-json", type=out_path, metavar="FILE",
+                       help="with --plan (implied): also write the plan, its FLOPs per "
+                       "experiment and the probed rates, as JSON to FILE")  # fmt: skip
     study_options(repro)
     repro.set_defaults(func=_reproduce)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -84,6 +84,17 @@ class Plan:
     def estimate_seconds(self) -> float:
         """FLOPs ÷ the rate a real batched training step reached."""
         return self.flops / self.achieved_rate
+
+    def by_experiment(self, names: Sequence[str] = ()) -> dict[str, float]:
+        """FLOPs per experiment, the sum of its rows (work several experiments share is
+        counted under the first that needs it, as the run does it first); ``names`` come
+        first, with 0 when they have no row.
+
+        Example: rows ``table`` 2, ``tsne`` 1, ``table`` 3 give ``{"table": 5, "tsne": 1}``."""
+        flops = dict.fromkeys(names, 0.0)
+        for r in self.rows:
+            flops[r.experiment] = flops.get(r.experiment, 0.0) + r.flops
+        return flops
 
     def chains(self) -> list[list[float]]:
         """The work as chains of tasks, in seconds at the achieved rate (each worker assumed
@@ -344,6 +355,25 @@ class _Counter:
                      + m.sensitivity * (fwd + costs.num_classes * (grad - fwd)))  # fmt: skip
         self.rows.append(PlanRow(exp, group, m.item, m.models, 0, m.models * per_model,
                                  jobs=int(m.job and m.models > 0)))  # fmt: skip
+
+
+def plan_record(plan: Plan, names: Sequence[str], profile: str) -> dict[str, object]:
+    """The plan as JSON for scripts (``reproduce … --plan --plan-json FILE``): the device and
+    its probed rates (FLOP/s), the total and per-experiment FLOPs (:meth:`Plan.by_experiment`,
+    in the order the experiments run), the floor and estimate in seconds, and every row.
+
+    Example: ``plan_record(plan, ["table"], "smoke")["experiments"]`` → ``{"table": 3.1e12}``."""
+    return {
+        "profile": profile,
+        "device": plan.device,
+        "matmul_rate": plan.matmul_rate,
+        "achieved_rate": plan.achieved_rate,
+        "flops": plan.flops,
+        "floor_seconds": plan.floor_seconds if plan.matmul_rate else None,
+        "estimate_seconds": plan.estimate_seconds if plan.achieved_rate else None,
+        "experiments": plan.by_experiment(names),
+        "rows": [asdict(r) for r in plan.rows],
+    }
 
 
 def _seconds(s: float) -> str:

@@ -40,7 +40,11 @@ def environment(device: torch.device) -> dict[str, str]:
         "scikit-learn": sklearn.__version__, "platform": platform.platform(),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "threads": str(torch.get_num_threads()),
+        # ginv leaves these as the user set them (TF32 is off by default) and records them:
+        # a TF32 run's floats differ from a CPU run's by more (docs/benchmarks.md)
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cuda.matmul.allow_tf32": str(torch.backends.cuda.matmul.allow_tf32),
+        "cudnn.allow_tf32": str(torch.backends.cudnn.allow_tf32),
     }  # fmt: skip
 
 
