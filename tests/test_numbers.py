@@ -62,3 +62,8 @@ def test_captions_mention_spread_only_with_several_seeds() -> None:
     assert over_seeds((0, 1, 2)) == "mean ± std over seeds 0, 1, 2"
     assert error_bars(1) == "one seed, so no error bars"
     assert error_bars(4) == "error bars: std over seeds"
+
+
+def test_an_exact_model_s_tiny_spread_is_printed_on_its_own() -> None:
+    assert fmt(0.9999999999795194, 1.9379808226779705e-11) == "1.00 ± 1.9e-11"
+    assert fmt(0.123456, 0.0000012) == "0.1234560 ± 0.0000012"  # a spread of its own size

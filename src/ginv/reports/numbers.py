@@ -13,6 +13,8 @@ SIGNIFICANT = 3
 """Significant digits of a number whose precision is not known."""
 STD_SIGNIFICANT = 2
 """Significant digits of a standard deviation (or error); its mean is rounded to match."""
+MAX_PLACES = 6
+"""Decimal places beyond which a tiny spread is printed on its own (``1.00 ± 1.9e-11``)."""
 FIXED = (1e-3, 1e5)
 """Magnitudes in ``[low, high)`` print in fixed notation, others in scientific notation."""
 
@@ -60,6 +62,9 @@ def fmt(
     * ``std > 0``: the std to 2 significant digits and the mean rounded to the same decimal
       place, ``mean ± std``; when the larger of ``|mean|`` and ``std`` lies outside
       ``[1e-3, 1e5)``, both as mantissas of that one's power of ten, ``(m ± s)e-05``.
+    * a std below a millionth of the mean that would need more than :data:`MAX_PLACES`
+      decimals (an exact model's SI, ``0.99999999998 ± 1.9e-11``): the mean by the rule above and the
+      std in scientific notation, ``1.00 ± 1.9e-11``.
     * ``std == 0`` with several values (they agree exactly): the value, then ``± 0``.
     * ``signed``: a ``+`` before non-negative values (a difference).
 
@@ -82,6 +87,8 @@ def fmt(
         '(1.36 ± 0.21)e-05'
         >>> fmt(0.10093597179694691)
         '0.101'
+        >>> fmt(0.9999999999795194, 1.9379808226779705e-11)
+        '1.00 ± 1.9e-11'
     """
     if n == 1:
         return f"{_plain(value, signed)}{single}"
@@ -93,6 +100,8 @@ def fmt(
     decimals = STD_SIGNIFICANT - 1 - _exponent(std)
     sign = "+" if signed and value >= 0 else ""
     big = max(abs(value), std)
+    if _fixed(big) and decimals > MAX_PLACES and std < 1e-6 * abs(value):
+        return f"{_plain(value, signed)} ± {std:.{STD_SIGNIFICANT - 1}e}"
     if _fixed(big):
         places = max(decimals, 0)
         mean = round(value, decimals)  # to the std's decimal place, tens and up included
