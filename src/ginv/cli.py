@@ -194,15 +194,11 @@ def _weights_model(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str
     spec = data_spec(args.dataset, None, args.data_dir)
     model = build_model(args.model, get_group(args.group), spec.shape, num_classes=spec.num_classes)
     state = load_weights(args.weights)
-    expected = model.state_dict()
-    mismatched = sorted(expected.keys() ^ state.keys()) + [
-        f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if mismatched:
-        shown = ", ".join(mismatched[:4]) + (", ..." if len(mismatched) > 4 else "")
-        raise GinvError(f"{args.weights}: does not fit {args.model} on {args.dataset} ({shown})")
+    from ginv.training.trainer import state_mismatch
+
+    mismatch = state_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise GinvError(f"{args.weights}: does not fit {args.model} on {args.dataset} ({mismatch})")
     model.load_state_dict(state)
     config = {"dataset": args.dataset, "group": args.group, "model": args.model, "split_seed": 0}
     return model.to(device).eval(), {

@@ -9,7 +9,7 @@ Example::
 
     # mylab/ginv_plugin.py
     from ginv.experiments.registry import register_experiment
-    from ginv.experiments.spec import Experiment
+    from ginv.experiments.experiment import Experiment
     register_experiment(Experiment("toy", "A toy", run))
 
     $ ginv --plugin mylab.ginv_plugin reproduce toy --plan

@@ -5,10 +5,11 @@ It trains the study's DA family of each group and tabulates each run's orbit acc
 
 from __future__ import annotations
 
+from ginv.experiments.experiment import Experiment
 from ginv.experiments.kinds import Kind
 from ginv.experiments.registry import EXPERIMENTS, register_experiment
 from ginv.experiments.results import Results
-from ginv.experiments.spec import Experiment, Measure, Train
+from ginv.experiments.spec import Measure, Train
 
 
 def work(config, group, sizes):

@@ -24,17 +24,14 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ginv.data.idx import DataFileError
-from ginv.data.source import RawSplits, check_split_tensors
-
-if TYPE_CHECKING:
-    from ginv.data.transforming import DataConfig
+from ginv.data.source import RawSplits, SplitSettings, check_split_tensors
 
 MAX_CLASSES = 10_000
 
@@ -106,7 +103,7 @@ def check_pair(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], where:
 
 
 def split_given(
-    cfg: DataConfig, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
+    cfg: SplitSettings, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
     sources: dict[str, str], where: str,
 ) -> RawSplits:  # fmt: skip
     """The cache entry of a file dataset: splits as the module docstring says."""

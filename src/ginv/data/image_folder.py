@@ -11,17 +11,14 @@ an empty class folder is an error. Splits and identity: :mod:`ginv.data.arrays`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from ginv.data.arrays import content_hash, file_cache_problem, label_of, split_given
 from ginv.data.idx import DataFileError
-from ginv.data.source import RawSplits, Source
-
-if TYPE_CHECKING:
-    from ginv.data.transforming import DataConfig
+from ginv.data.source import RawSplits, Source, SplitSettings
 
 SPLITS = ("train", "test")
 MODES = {"L": "L", "RGB": "RGB", "RGBA": "RGBA"}
@@ -115,7 +112,7 @@ class ImageFolderSource(Source):
         x = torch.from_numpy(np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2)))
         return x, torch.tensor(labels, dtype=torch.int64)
 
-    def build(self, cfg: DataConfig, data_dir: Path | None, cache_dir: Path) -> RawSplits:
+    def build(self, cfg: SplitSettings, data_dir: Path | None, cache_dir: Path) -> RawSplits:
         classes = self.classes()
         train = self._read_split("train", classes)
         test = self._read_split("test", classes)
@@ -125,5 +122,5 @@ class ImageFolderSource(Source):
     def recheck(self, data_dir: Path | None, cache_dir: Path) -> dict[str, str] | None:
         return {"folder": f"folder: {self.root}"}
 
-    def cache_problem(self, raw: RawSplits, cfg: DataConfig) -> str | None:
+    def cache_problem(self, raw: RawSplits, cfg: SplitSettings) -> str | None:
         return file_cache_problem(raw)

@@ -8,17 +8,14 @@ found and verified by :mod:`ginv.data.sources`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ginv.data.idx import FILE_NAMES, KNOWN_SHA256, DataFileError, parse_idx
-from ginv.data.source import RawSplits, Source, check_split_tensors
+from ginv.data.source import RawSplits, Source, SplitSettings, check_split_tensors
 from ginv.data.sources import check_file, find_file
-
-if TYPE_CHECKING:
-    from ginv.data.transforming import DataConfig
 
 SOURCE_SHAPE = (28, 28)  # MNIST's and Fashion-MNIST's images
 LABELS = 10  # classes in the IDX files, before drop_class is dropped
@@ -46,7 +43,7 @@ def load_pooled(
 
 
 def draw_splits(
-    cfg: DataConfig, images: Tensor, labels: Tensor
+    cfg: SplitSettings, images: Tensor, labels: Tensor
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """The study's disjoint train / test / val splits of the pooled data, ``drop_class`` out."""
     keep = labels != cfg.drop_class
@@ -92,7 +89,7 @@ class IdxSource(Source):
     def key_content(self) -> dict[str, Any]:
         return {"dataset": self.name, "sha256": KNOWN_SHA256[self.name]}
 
-    def build(self, cfg: DataConfig, data_dir: Path | None, cache_dir: Path) -> RawSplits:
+    def build(self, cfg: SplitSettings, data_dir: Path | None, cache_dir: Path) -> RawSplits:
         images, labels, sources = load_pooled(self.name, data_dir, cache_dir)
         splits = draw_splits(cfg, images, labels)
         raw: RawSplits = {k: {"images": x, "labels": y} for k, (x, y) in splits.items()}
@@ -104,7 +101,7 @@ class IdxSource(Source):
             return None
         return {n: check_file(self.name, n, data_dir, cache_dir) for n in FILE_NAMES}
 
-    def cache_problem(self, raw: RawSplits, cfg: DataConfig) -> str | None:
+    def cache_problem(self, raw: RawSplits, cfg: SplitSettings) -> str | None:
         for k, n in (("train", cfg.n_train), ("test", cfg.n_test), ("val", cfg.n_val)):
             part = raw.get(k)
             x, y = (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -21,10 +21,7 @@ from ginv.data.arrays import (
     split_given,
 )
 from ginv.data.idx import DataFileError
-from ginv.data.source import RawSplits, Source
-
-if TYPE_CHECKING:
-    from ginv.data.transforming import DataConfig
+from ginv.data.source import RawSplits, Source, SplitSettings
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -74,7 +71,7 @@ class NpzSource(Source):
             reason = "holds object (pickled) arrays" if "pickle" in str(e) else f"unreadable ({e})"
             raise DataFileError(f"{self.path}: not a dataset .npz: {reason}") from None
 
-    def build(self, cfg: DataConfig, data_dir: Path | None, cache_dir: Path) -> RawSplits:
+    def build(self, cfg: SplitSettings, data_dir: Path | None, cache_dir: Path) -> RawSplits:
         arrays = self.read()
         where = str(self.path)
         xt = as_images(arrays["x_train"], f"{where} x_train")
@@ -87,5 +84,5 @@ class NpzSource(Source):
     def recheck(self, data_dir: Path | None, cache_dir: Path) -> dict[str, str] | None:
         return {"npz": f"file: {self.path}"}  # its content hash is in the cache's key
 
-    def cache_problem(self, raw: RawSplits, cfg: DataConfig) -> str | None:
+    def cache_problem(self, raw: RawSplits, cfg: SplitSettings) -> str | None:
         return file_cache_problem(raw)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -22,12 +22,44 @@ from torch import Tensor
 from ginv.data.idx import DataFileError
 from ginv.errors import GinvError
 
-if TYPE_CHECKING:
-    from ginv.data.transforming import DataConfig
-
 RawSplits = dict[str, Any]
 """``{"train": {"images", "labels"}, "test": …, "val": …, "sources": {name: origin}}`` and
 optionally ``"num_classes"``: the split cache's content."""
+
+
+class SplitSettings(Protocol):
+    """What a source reads of a :class:`~ginv.data.DataConfig`: the dataset string and the
+    split protocol (a protocol here, so that sources need not import the config's module)."""
+
+    @property
+    def dataset(self) -> str:
+        """The dataset string (a name or a path)."""
+        ...
+
+    @property
+    def n_train(self) -> int:
+        """Training images (IDX sources)."""
+        ...
+
+    @property
+    def n_test(self) -> int:
+        """Test images (IDX sources)."""
+        ...
+
+    @property
+    def n_val(self) -> int:
+        """Validation images."""
+        ...
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the split draw."""
+        ...
+
+    @property
+    def drop_class(self) -> int:
+        """The class the IDX sources leave out."""
+        ...
 
 
 class Source(Protocol):
@@ -54,7 +86,7 @@ class Source(Protocol):
         """What the split cache's key hashes besides the split settings."""
         ...
 
-    def build(self, cfg: DataConfig, data_dir: Path | None, cache_dir: Path) -> RawSplits:
+    def build(self, cfg: SplitSettings, data_dir: Path | None, cache_dir: Path) -> RawSplits:
         """Read the files (found in ``data_dir`` or ``cache_dir``) and draw the splits."""
         ...
 
@@ -62,7 +94,7 @@ class Source(Protocol):
         """Verify the files behind a warm split cache; where they are (None: no files)."""
         ...
 
-    def cache_problem(self, raw: RawSplits, cfg: DataConfig) -> str | None:
+    def cache_problem(self, raw: RawSplits, cfg: SplitSettings) -> str | None:
         """What is wrong with a cached entry ``raw`` for ``cfg``, or None."""
         ...
 

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, cast
 from ginv.data import Split, dataset_label, drift_split
 from ginv.data.drift import DriftMode
 from ginv.experiments import style
+from ginv.experiments.experiment import Experiment
 from ginv.experiments.kinds import Kind
 from ginv.experiments.results import Results, cells_over, error_bars, fmt, mean_std, over_seeds
-from ginv.experiments.spec import Experiment, Measure, Request, Sizes
+from ginv.experiments.spec import Measure, Request, Sizes
 from ginv.experiments.table import family_requests
 from ginv.measures import measure
 

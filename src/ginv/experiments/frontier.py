@@ -40,10 +40,11 @@ import torch
 from ginv.data import dataset_label
 from ginv.experiments import style
 from ginv.experiments.drift import accuracy_and_di, drift_mismatch, drift_splits
+from ginv.experiments.experiment import Experiment
 from ginv.experiments.kinds import Kind
 from ginv.experiments.methods import METHODS, Method, methods, reference
 from ginv.experiments.results import Results, cells_over, error_bars, fmt, mean_std, over_seeds
-from ginv.experiments.spec import Experiment, Measure, Request, Sizes, Train
+from ginv.experiments.spec import Measure, Request, Sizes, Train
 from ginv.experiments.table import family_metrics, test_settings
 from ginv.flops import forward_flops
 from ginv.groups import get_group

@@ -36,9 +36,10 @@ from torch import Tensor, nn
 
 from ginv.errors import GinvError
 from ginv.experiments import style
+from ginv.experiments.experiment import Experiment
 from ginv.experiments.methods import METHODS
 from ginv.experiments.results import Results
-from ginv.experiments.spec import CalibratedIR, Experiment, Measure, Request, Sizes, Train
+from ginv.experiments.spec import CalibratedIR, Measure, Request, Sizes, Train
 from ginv.groups import get_group
 from ginv.measures import layer_equivariance
 from ginv.models import OrbitAverage, model_parts, wrapped_name

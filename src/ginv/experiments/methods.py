@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ginv.experiments.kinds import Kind
 from ginv.groups import get_group
@@ -17,10 +17,38 @@ from ginv.models import wrapped_name
 from ginv.regularizers import Uses
 from ginv.training import TrainConfig
 
-if TYPE_CHECKING:
-    from ginv.experiments.config import StudyConfig
 
-MakeConfig = Callable[["StudyConfig", str, int, float], TrainConfig]
+class StudySettings(Protocol):
+    """What a method reads of the study's settings (:class:`~ginv.experiments.StudyConfig`
+    has it; a protocol here, so that the config may import this registry)."""
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The study's seeds."""
+        ...
+
+    @property
+    def frontier_methods(self) -> tuple[str, ...]:
+        """The methods to run (empty: all)."""
+        ...
+
+    @property
+    def frontier_wide(self) -> bool:
+        """Whether the wide twins run."""
+        ...
+
+    @property
+    def train(self) -> TrainConfig:
+        """The settings every run shares."""
+        ...
+
+    def run(self, group: str, kind: Kind | str, seed: int, reg: str = "none", nu: float = 0.0,
+            epochs: int | None = None) -> TrainConfig:  # fmt: skip
+        """The config of one of the study's runs."""
+        ...
+
+
+MakeConfig = Callable[[StudySettings, str, int, float], TrainConfig]
 
 
 @dataclass(frozen=True)
@@ -42,11 +70,11 @@ class Method:
     capacity: str = "mlp"  # "wide": the first layer has |G|·width units, WT's capacity
     twin: bool = False  # a wide twin of another method, run with frontier_wide
 
-    def values(self, c: StudyConfig) -> tuple[float, ...]:
+    def values(self, c: StudySettings) -> tuple[float, ...]:
         """The method's settings under ``c`` (``()`` where it has none)."""
         return tuple(getattr(c, self.settings)) if self.settings else ()
 
-    def configs(self, c: StudyConfig, group: str) -> dict[float, list[TrainConfig]]:
+    def configs(self, c: StudySettings, group: str) -> dict[float, list[TrainConfig]]:
         """The runs of the method, per setting (``nan`` where it has none), over the seeds."""
         settings = self.values(c) or (math.nan,)
         return {s: [self.make(c, group, seed, s) for seed in c.seeds] for s in settings}
@@ -60,7 +88,7 @@ def _ir(loss: str) -> MakeConfig:
     return lambda c, group, seed, nu: c.run(group, Kind.IR, seed, loss, nu)
 
 
-def _canon(c: StudyConfig, group: str, seed: int, _: float) -> TrainConfig:
+def _canon(c: StudySettings, group: str, seed: int, _: float) -> TrainConfig:
     return replace(
         c.run(group, Kind.DA, seed), model=wrapped_name("canon", c.train.model)
     ).validate()
@@ -70,7 +98,7 @@ def _wide(make: MakeConfig) -> MakeConfig:
     """``make``'s runs with the first layer |G|·width units wide: the parameters of WT's
     first layer and of ``orbit-wide``, so that methods are compared at equal capacity."""
 
-    def wide(c: StudyConfig, group: str, seed: int, setting: float) -> TrainConfig:
+    def wide(c: StudySettings, group: str, seed: int, setting: float) -> TrainConfig:
         config = make(c, group, seed, setting)
         return replace(config, first_width=len(get_group(group)) * config.width).validate()
 
@@ -84,7 +112,7 @@ def wide_twin(method: Method) -> Method:
 
 
 def _orbit(wide: bool) -> MakeConfig:
-    def make(c: StudyConfig, group: str, seed: int, rate: float) -> TrainConfig:
+    def make(c: StudySettings, group: str, seed: int, rate: float) -> TrainConfig:
         da = c.run(group, Kind.DA, seed)
         first = len(get_group(group)) * da.width if wide else 0
         return replace(da, reg="orbit", nu=rate / da.lr, first_width=first).validate()
@@ -134,7 +162,7 @@ def reference(method: Method) -> str:
     return REFERENCE if method.capacity == "mlp" else f"{REFERENCE}-{method.capacity}"
 
 
-def methods(c: StudyConfig) -> list[Method]:
+def methods(c: StudySettings) -> list[Method]:
     """The frontier's methods under ``c``, in the order of the table: those of
     ``frontier_methods`` where it names some, else every method (the wide twins only with
     ``frontier_wide``)."""

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 from ginv.experiments import style
+from ginv.experiments.experiment import Experiment
 from ginv.experiments.results import Results, fmt
-from ginv.experiments.spec import Experiment
 
 if TYPE_CHECKING:
     from pathlib import Path

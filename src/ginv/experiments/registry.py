@@ -22,7 +22,7 @@ from ginv.experiments import (
     table,
     tsne,
 )
-from ginv.experiments.spec import Experiment
+from ginv.experiments.experiment import Experiment
 
 EXPERIMENTS: dict[str, Experiment] = {}
 """Experiment name → :class:`Experiment`, in the order of ``reproduce all`` and the report."""

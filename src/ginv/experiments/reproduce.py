@@ -70,7 +70,7 @@ def reproduce(
     experiments = [get_experiment(name) for name in names]
     order = {name: i for i, name in enumerate(report_order())}
     study = Study(config, out, data_dir, device, progress, executor)
-    study.presubmit(experiments)
+    study.presubmit([e.work for e in experiments])
     timings: dict[str, float] = {}
     bar = tqdm(total=len(names), desc="reproduce", unit="experiment", disable=not progress)
     study.status = bar

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ginv.experiments import style
+from ginv.experiments.experiment import Experiment
 from ginv.experiments.kinds import Kind
 from ginv.experiments.results import Results
-from ginv.experiments.spec import Experiment, Measure, Request, Sizes
+from ginv.experiments.spec import Measure, Request, Sizes
 from ginv.experiments.table import family_requests
 from ginv.measures import aligned_orbit_maps, saliency_similarity
 

@@ -1,6 +1,6 @@
-"""What an experiment is: a name, a title, the work it asks of the run cache, and how it runs.
+"""The work an experiment asks of the run cache, declared before anything runs.
 
-An experiment *declares* its work as requests, per group, before anything runs:
+An experiment (:mod:`ginv.experiments.experiment`) *declares* its work as requests, per group, before anything runs:
 :class:`Train` (runs known in advance), :class:`CalibratedIR` (an IR family at the ν its
 search will find) and :class:`Measure` (what is measured, for the cost). ``reproduce --plan``
 counts them, a SLURM driver submits what they make known up front, and the report orders its
@@ -9,8 +9,9 @@ sections by the registry (:mod:`ginv.experiments.registry`): nothing is written 
 Example, a toy experiment registered from outside the package::
 
     from ginv.experiments.registry import register_experiment
+    from ginv.experiments.experiment import Experiment
     from ginv.experiments.results import Results
-    from ginv.experiments.spec import Experiment, Train
+    from ginv.experiments.spec import Train
 
     def work(config, group, sizes):
         return [Train("DA", tuple(config.run(group, "DA", s) for s in config.seeds))]
@@ -26,15 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ginv.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from ginv.experiments.config import StudyConfig
-    from ginv.experiments.results import Results
-    from ginv.experiments.study import Study
 
 
 @dataclass(frozen=True)
@@ -89,29 +87,3 @@ Work = Callable[["StudyConfig", str, Sizes], list[Request]]
 def no_work(config: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
     """The work of an experiment that trains and measures nothing from the cache."""
     return []
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """One experiment of ``ginv reproduce``.
-
-    Attributes:
-        name: its key on the command line and its folder under ``OUT``.
-        title: its heading in the report.
-        run: ``run(study, folder) -> Results``: does the work and returns what to report.
-        work: ``work(config, group, sizes)``: the requests it makes of the run cache for one
-            group (:class:`Train`, :class:`CalibratedIR`, :class:`Measure`).
-        sections: report sections it leaves besides its own (written by ``reproduce`` after
-            the experiments), in report order after its own.
-        in_all: whether ``reproduce all`` runs it.
-        summary: ``summary(data)``: lines the command line prints after the run, from its
-            ``results.json``'s ``data`` (``None``: only its notes).
-    """
-
-    name: str
-    title: str
-    run: Callable[[Study, Path], Results]
-    work: Work = no_work
-    sections: tuple[str, ...] = ()
-    in_all: bool = True
-    summary: Callable[[dict[str, Any]], list[str]] | None = None

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ginv.experiments import style
+from ginv.experiments.experiment import Experiment
 from ginv.experiments.kinds import Kind
 from ginv.experiments.results import Results, cells_over, error_bars, fmt, mean_std, over_seeds
-from ginv.experiments.spec import Experiment, Measure, Request, Sizes
+from ginv.experiments.spec import Measure, Request, Sizes
 from ginv.experiments.table import family_requests
 
 if TYPE_CHECKING:

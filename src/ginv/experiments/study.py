@@ -29,7 +29,7 @@ from ginv.experiments.nu_search import (
     search,
     search_grid,
 )
-from ginv.experiments.spec import CalibratedIR, Experiment, Request, Sizes, Train
+from ginv.experiments.spec import CalibratedIR, Request, Sizes, Train, Work
 from ginv.groups import Group, get_group
 from ginv.progress import tqdm
 from ginv.records import read_cache
@@ -92,14 +92,15 @@ class Study:
         self.cache.clean_batches()
         return self.cache.finished_runs(configs)
 
-    def presubmit(self, experiments: Sequence[Experiment]) -> None:
-        """Hand the executor, without waiting, every training that ``experiments`` declare
+    def presubmit(self, works: Sequence[Work]) -> None:
+        """Hand the executor, without waiting, every training that the experiments' ``works``
+        (each an :attr:`~ginv.experiments.experiment.Experiment.work`) declare
         whatever ν turns out to be (see :meth:`submit_requests`)."""
         sizes = self.sizes() if self.executor.submits_jobs else None
         for group in self.config.groups:
             if sizes is not None:
                 self.submit_requests(
-                    group, [r for e in experiments for r in e.work(self.config, group, sizes)]
+                    group, [r for work in works for r in work(self.config, group, sizes)]
                 )
 
     def submit_requests(self, group: str, requests: Sequence[Request]) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ginv.data import dataset_label
 from ginv.experiments import style
+from ginv.experiments.experiment import Experiment
 from ginv.experiments.kinds import TABLE_KINDS, Kind
 from ginv.experiments.nu_search import reached as target_reached
 from ginv.experiments.results import (
@@ -20,7 +21,7 @@ from ginv.experiments.results import (
     mean_std,
     over_seeds,
 )
-from ginv.experiments.spec import CalibratedIR, Experiment, Measure, Request, Sizes, Train
+from ginv.experiments.spec import CalibratedIR, Measure, Request, Sizes, Train
 
 if TYPE_CHECKING:
     from pathlib import Path

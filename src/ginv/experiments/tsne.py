@@ -10,9 +10,10 @@ import torch
 
 from ginv.errors import GinvError
 from ginv.experiments import style
+from ginv.experiments.experiment import Experiment
 from ginv.experiments.kinds import Kind
 from ginv.experiments.results import Results
-from ginv.experiments.spec import Experiment, Measure, Request, Sizes
+from ginv.experiments.spec import Measure, Request, Sizes
 from ginv.experiments.table import family_requests
 
 if TYPE_CHECKING:

@@ -135,13 +135,8 @@ class MeasureTask(Task):
 
     @property
     def key(self) -> str:
-        settings = {
-            "group": self.group, "metrics": self.metrics, "split": self.split,
-            "samples": self.samples, "si_samples": self.si_samples,
-            "sensitivity_samples": self.sensitivity_samples,
-        }  # fmt: skip
-        if self.wrapper is not None:
-            settings["wrapper"] = self.wrapper
+        # the measure files' settings but the saliency (a job's key predates it there)
+        settings = {k: v for k, v in self.settings().record().items() if k != "saliency"}
         return f"measure-{stable_hash([[c.key() for c in self.configs], settings], 12)}"
 
     @property

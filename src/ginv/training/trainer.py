@@ -146,7 +146,7 @@ def _skeleton(
     try:
         with torch.device("meta"):
             return build()
-    except (NotImplementedError, RuntimeError):
+    except RuntimeError:  # NotImplementedError among them: an op the meta device lacks
         return None
 
 
@@ -521,6 +521,17 @@ def _allow_factory(config: dict[str, Any], record: Path, factory: str | None) ->
     load_factory(factory)
 
 
+def state_mismatch(expected: dict[str, Tensor], state: dict[str, Tensor]) -> str:
+    """How ``state`` fails to fit a model whose state dict is ``expected``: the keys either
+    lacks and the shapes that differ, the first four (``""``: it fits)."""
+    mismatched = sorted(expected.keys() ^ state.keys()) + [
+        f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    return ", ".join(mismatched[:4]) + (", ..." if len(mismatched) > 4 else "")
+
+
 def load_run(
     folder: Path | str, device: str | torch.device = "cpu", factory: str | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -562,14 +573,9 @@ def load_run(
         expected = model_for(config, args=args, shapes_only=True).state_dict()
     except GinvError as e:
         raise GinvError(f"{record}: {e}") from None
-    mismatched = sorted(expected.keys() ^ state.keys()) + [
-        f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if mismatched:
-        shown = ", ".join(mismatched[:4]) + (", ..." if len(mismatched) > 4 else "")
-        raise GinvError(f"{weights}: does not fit the run's {config.model} settings ({shown})")
+    mismatch = state_mismatch(expected, state)
+    if mismatch:
+        raise GinvError(f"{weights}: does not fit the run's {config.model} settings ({mismatch})")
     model = model_for(config, args=args)
     model.load_state_dict(state)
     return model.to(device).eval(), run
