@@ -19,6 +19,9 @@ TRAIN = ["train", "--epochs", "3", "--batch-size", "64", "--depth", "2", "--widt
 
 @pytest.fixture(autouse=True)
 def _normal_verbosity():
+    # a bar another test in this worker left open (a traceback pytest keeps can hold it)
+    # would make every bar here a nested one
+    progress._open_bars.clear()
     yield
     progress.set_verbosity(progress.NORMAL)
 
@@ -58,6 +61,19 @@ def test_a_bar_in_a_log_is_one_line_per_step_and_nested_bars_show_only_when_verb
     bar.update(2)
     bar.close()
     assert log.getvalue() == ""
+
+
+def test_a_finished_or_abandoned_loop_closes_its_bar() -> None:
+    log = io.StringIO()
+    done, left = (progress.tqdm(range(n), desc=d, file=log) for n, d in ((2, "a"), (5, "b")))
+    for _ in done:
+        pass
+    for _ in left:
+        break  # the loop's generator is dropped here, and its finally closes the bar
+    assert done.disable and left.disable and not progress._open_bars  # both still referenced
+    after = progress.tqdm(total=1, desc="after", file=log)
+    assert not after.disable  # not taken for a bar nested in a leftover one
+    after.close()
 
 
 def test_a_terminal_gets_tqdm_itself(monkeypatch: pytest.MonkeyPatch) -> None:

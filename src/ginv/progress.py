@@ -109,9 +109,12 @@ class LineProgress:
     def __iter__(self) -> Iterator[Any]:
         if self.iterable is None:
             raise TypeError("this progress bar was made without an iterable")
-        for item in self.iterable:
-            yield item
-            self.update(1)
+        try:
+            for item in self.iterable:
+                yield item
+                self.update(1)
+        finally:  # as tqdm does: a finished (or abandoned) loop closes its bar
+            self.close()
 
     def __len__(self) -> int:
         return int(self.total or 0)
