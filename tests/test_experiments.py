@@ -19,8 +19,11 @@ from ginv.experiments import profile
 from ginv.experiments.prop31 import check
 from ginv.experiments.registry import study_experiments
 from ginv.groups import get_group
+from ginv.reports.numbers import fmt
 
 GINV = [sys.executable, "-m", "ginv.cli"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_profiles_and_typed_overrides() -> None:
@@ -162,6 +165,24 @@ def test_reproduce_all_smoke_end_to_end(tmp_path: Path, real_data_dir: Path) -> 
         "1.", "2a", "2b", "3.", "4.", "5."
     ]  # fmt: skip
     assert "Fidelity to the paper" in (out / "report.md").read_text()
+    # the docs' table is made from such a folder by scripts/docs-table.py
+    made = subprocess.run([sys.executable, str(ROOT / "scripts" / "docs-table.py"), str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    docs = made.stdout.splitlines()
+    assert docs[1].startswith("Results computed at git commit `") and "profile `smoke`" in docs[1]
+    r4 = docs.index("| R4 | accuracy % (paper) | LI (paper) | DI (paper) | SI (paper) |")
+    assert [line.split(" | ")[0] for line in docs[r4 + 2 : r4 + 5]] == [
+        "| WT",
+        "| DA",
+        "| IR, logit, ν = " + fmt(rows[("R4", "IR")]["nu"]),
+    ]
+    assert (
+        docs[r4 + 2].split(" | ")[1]
+        == fmt(100 * rows[("R4", "WT")]["accuracy"], n=1, single="") + " (94.6 ± 0.1)"
+    )
+    val = ", ".join(fmt(v) for v in rows[("R4", "IR")]["val_si_per_seed"])
+    assert f"R4 IR validation SI per seed: {val} (mean " in made.stdout
     # a second run reuses every training run and every measure
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*.json")}
     csv_before = (out / "table" / "table.csv").read_text()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from ginv.reports import write_report
 from ginv.reports.report import LONG, _maths_html, _maths_text, _settings_rows
 
@@ -52,3 +54,27 @@ def test_report_renders_maths_settings_and_long_tables_after_figures(tmp_path: P
         assert text.index("short") < text.index("the figure") < text.index("every point")
     assert f"<details><summary><i>every point</i> ({LONG + 1} rows)</summary>" in page
     assert f"<details><summary>every point ({LONG + 1} rows)</summary>" in md
+
+
+def test_the_report_names_the_commit_that_computed_the_results(tmp_path: Path) -> None:
+    from ginv.experiments.reproduce import environment
+    from ginv.provenance import source_commit
+
+    out = tmp_path / "results"
+    (out / "exp").mkdir(parents=True)
+    results = {"title": "E", "description": "", "tables": [], "figures": [], "files": []}
+    (out / "exp" / "results.json").write_text(json.dumps(results))
+    (out / "config.json").write_text(json.dumps({"seeds": [0], "train": {"epochs": 3}}))
+    env = environment(torch.device("cpu"))
+    # this test runs from the project's checkout, so the environment records its commit
+    assert env["commit"].split(" ")[0] == source_commit() and len(source_commit() or "") == 40
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    (out / "environment.json").write_text(
+        json.dumps(env | {"commit": f"{sha} + uncommitted changes"})
+    )
+    md, page = (p.read_text() for p in write_report(out))
+    assert f"Results computed at git commit {sha[:12]} + uncommitted changes; report written" in md
+    assert f"Results computed at git commit {sha[:12]}" in page
+    (out / "environment.json").write_text(json.dumps({"torch": "2.13.0"}))  # an older folder
+    md, _ = (p.read_text() for p in write_report(out))
+    assert "Results computed" not in md and "Report written" in md

@@ -21,6 +21,7 @@ from ginv.experiments.registry import EXPERIMENTS, get_experiment, report_order,
 from ginv.experiments.study import Study
 from ginv.io import atomic_write_json
 from ginv.progress import tqdm
+from ginv.provenance import source_state
 from ginv.records import read_record
 
 __all__ = ["EXPERIMENTS", "environment", "reproduce"]
@@ -45,7 +46,7 @@ def environment(device: torch.device) -> dict[str, str]:
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "cuda.matmul.allow_tf32": str(torch.backends.cuda.matmul.allow_tf32),
         "cudnn.allow_tf32": str(torch.backends.cudnn.allow_tf32),
-    }  # fmt: skip
+    } | ({"commit": commit} if (commit := source_state()) else {})  # fmt: skip
 
 
 def _executor_text(executor: Executor) -> str:

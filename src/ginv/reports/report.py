@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import re
-import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from ginv.errors import GinvError
 from ginv.io import atomic_write_text
+from ginv.provenance import source_commit
 from ginv.records import RESULTS, check_record, read_record
 
 UNORDERED = 10**6
@@ -105,32 +105,22 @@ def write_report(out: Path | str) -> tuple[Path, Path]:
     return out / "report.md", out / "report.html"
 
 
-def source_commit() -> str | None:
-    """The git commit of ginv's source tree, when ginv runs from a git checkout; else None."""
-    here = Path(__file__).resolve().parent
-    try:
-        # only a checkout that tracks this very file (not some repository around site-packages)
-        subprocess.run(
-            ["git", "ls-files", "--error-unmatch", "report.py"],
-            cwd=here, capture_output=True, check=True, timeout=5,
-        )  # fmt: skip
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=here, capture_output=True, check=True, text=True, timeout=5,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head.stdout.strip() or None
-
-
-def _provenance() -> str:
-    """``written <UTC time> by ginv <version> (git <commit>)``."""
+def _provenance(env: dict[str, Any]) -> str:
+    """``Results computed at git commit <c>; report written <UTC time> by ginv <version>
+    (git commit <c'>)``: the results' commit from ``environment.json``, when recorded."""
     from ginv import __version__
 
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     commit = source_commit()
-    return f"Report written {when} by ginv {__version__}" + (
+    written = f"written {when} by ginv {__version__}" + (
         f" (git commit {commit[:12]})" if commit else ""
+    )
+    made = str(env.get("commit") or "")
+    if not made:
+        return f"Report {written}"
+    sha, _, rest = made.partition(" ")  # "<sha> + uncommitted changes"
+    return (
+        f"Results computed at git commit {sha[:12]}{' ' + rest if rest else ''}; report {written}"
     )
 
 
@@ -265,7 +255,7 @@ def _markdown(config, env, summary, sections) -> str:
     parts = [
         "# ginv — genuine invariance study",
         f"Profile **{config.get('profile', '?')}**, seeds {_show(config.get('seeds', '?'))}. "
-        f"{_provenance()}.",
+        f"{_provenance(env)}.",
     ]
     warning = _scale_warning(config, sections)
     if warning:
@@ -333,7 +323,7 @@ def _html(out: Path, config, env, summary, sections) -> str:
         "</style></head><body>",
         "<h1>ginv — genuine invariance study</h1>",
         f"<p>Profile <b>{e(str(config.get('profile', '?')))}</b>, seeds {e(_show(config.get('seeds', '?')))}. "
-        f"{e(_provenance())}.</p>",
+        f"{e(_provenance(env))}.</p>",
     ]
     warning = _scale_warning(config, sections)
     if warning:
