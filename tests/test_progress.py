@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,32 @@ def test_a_bar_in_a_log_is_one_line_per_step_and_nested_bars_show_only_when_verb
     bar.update(2)
     bar.close()
     assert log.getvalue() == ""
+
+
+def test_a_lasting_nested_bar_shows_in_a_log_and_the_heartbeat_only_says_something_new(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GINV_PROGRESS", raising=False)
+    log = io.StringIO()
+    with progress.tqdm(total=1, desc="reproduce", file=log) as outer:
+        jobs = progress.tqdm(total=2, desc="2 workers", unit="job", file=log)  # leave=True
+        monkeypatch.setattr(progress, "HEARTBEAT_S", 0.0)
+        jobs.set_postfix_str("running 2")  # new: a line
+        jobs.set_postfix_str("running 2")  # the same again: none
+        jobs.update(1)
+        jobs.close()
+        outer.update(1)
+    lines = [re.sub(r" \[[^\]]*\]", "", line) for line in log.getvalue().splitlines()]
+    assert lines == ["2 workers: 0/2 job running 2", "2 workers: 1/2 job running 2",
+                     "reproduce: 1/1 it"]  # fmt: skip
+
+
+def test_mininterval_spaces_the_lines_but_the_last_step_always_writes() -> None:
+    log = io.StringIO()
+    with progress.tqdm(total=3, desc="measure", file=log, mininterval=3600.0) as bar:
+        for _ in range(3):
+            bar.update(1)
+    assert [line.split(" [")[0] for line in log.getvalue().splitlines()] == ["measure: 3/3 it"]
 
 
 def test_a_finished_or_abandoned_loop_closes_its_bar() -> None:

@@ -4,11 +4,12 @@ Every progress bar in ginv is made by :func:`tqdm`, a drop-in for ``tqdm.auto.tq
 
 - on a terminal (stderr is a TTY) it *is* ``tqdm.auto.tqdm``: bars redrawn in place;
 - otherwise (stderr redirected to a file or a pipe, a SLURM log) it writes **one plain line
-  per finished step** and never a ``\\r`` redraw. A bar made while another is open (a
-  training run's epochs inside ``ginv reproduce``'s experiments) is left out unless the
-  verbosity is :data:`VERBOSE`; a bar whose description or postfix changes without a step
-  writes a line at most every :data:`HEARTBEAT_S` seconds, so that a long step still shows
-  what it is doing.
+  per finished step** and never a ``\\r`` redraw. A transient bar (``leave=False``) made
+  while another is open (a training run's epochs inside ``ginv reproduce``'s experiments)
+  is left out unless the verbosity is :data:`VERBOSE`, while a lasting one (an executor's
+  jobs: one line per finished job) shows; a bar whose description or postfix changes
+  without a step writes a line at most every :data:`HEARTBEAT_S` seconds, so that a long
+  step still shows what it is doing.
 
 The verbosity (:func:`set_verbosity`; ``ginv --quiet`` / ``--verbose``) applies to every bar:
 :data:`QUIET` disables them all, :data:`VERBOSE` shows nested bars in logs too.
@@ -72,7 +73,8 @@ class LineProgress:
     """The part of tqdm's interface ginv uses, written as one line per finished step.
 
     A line reads ``desc: n/total unit [elapsed<remaining] postfix``. ``disable=True`` makes
-    every method a no-op."""
+    every method a no-op; ``mininterval`` (seconds, 0 by default) spaces the lines of a bar
+    with many quick steps."""
 
     def __init__(
         self,
@@ -85,6 +87,7 @@ class LineProgress:
         unit: str = "it",
         initial: float = 0,
         postfix: Any = None,
+        mininterval: float = 0.0,
         **_ignored: Any,
     ) -> None:
         self.iterable = iterable
@@ -97,9 +100,11 @@ class LineProgress:
         self.desc = desc or ""
         self.postfix = ""
         self.disable = bool(disable)
+        self.mininterval = float(mininterval)  # as tqdm's: seconds between lines, at least
         self._file = file
         self._start = self._last_line = time.monotonic()
         self._printed_n: float | None = None
+        self._printed_text: tuple[str, str] | None = None
         if postfix is not None:
             self.set_postfix(postfix, refresh=False)
         if not self.disable:
@@ -126,11 +131,14 @@ class LineProgress:
         self.close()
 
     def update(self, n: float = 1) -> bool | None:
-        """Count ``n`` more steps done; a line is written when the count grows."""
+        """Count ``n`` more steps done; a line is written when the count grows (at most every
+        ``mininterval`` seconds, and always for the last step)."""
         if self.disable or not n:
             return None
         self.n += n
-        self._write()
+        last = self.total is not None and self.n >= self.total
+        if last or time.monotonic() - self._last_line >= self.mininterval:
+            self._write()
         return True
 
     def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
@@ -201,10 +209,11 @@ class LineProgress:
         except (OSError, ValueError):
             self.disable = True  # a log that cannot be written is no reason to stop the work
         self._printed_n, self._last_line = self.n, time.monotonic()
+        self._printed_text = (self.desc, self.postfix)
 
     def _heartbeat(self) -> None:
-        if self.disable:
-            return
+        if self.disable or (self.desc, self.postfix) == self._printed_text:
+            return  # nothing new to say
         if time.monotonic() - self._last_line >= HEARTBEAT_S:
             self._write()
 
@@ -212,13 +221,13 @@ class LineProgress:
 def tqdm(*args: Any, **kwargs: Any) -> Any:
     """A progress bar: ``tqdm.auto.tqdm`` on a terminal, :class:`LineProgress` otherwise
     (see the module's description); both take tqdm's arguments. The verbosity applies:
-    :data:`QUIET` disables the bar, and in a log a bar nested in an open one shows only at
-    :data:`VERBOSE`."""
+    :data:`QUIET` disables the bar, and in a log a transient bar (``leave=False``) nested in
+    an open one shows only at :data:`VERBOSE`."""
     if _verbosity <= QUIET:
         kwargs["disable"] = True
     if is_terminal(kwargs.get("file")):
         return _terminal_tqdm(*args, **kwargs)
-    if len(_open_bars) and _verbosity < VERBOSE:
+    if len(_open_bars) and _verbosity < VERBOSE and kwargs.get("leave") is False:
         kwargs["disable"] = True
     return LineProgress(*args, **kwargs)
 

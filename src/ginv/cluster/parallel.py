@@ -184,7 +184,7 @@ class ParallelExecutor(Executor):
         """Start what is not done nor running and wait until every task of ``tasks`` is done."""
         todo = {t.key: t for t in tasks if not t.done(cache)}
         self.submit(cache, list(todo.values()))
-        bar = tqdm(total=len(todo), desc=f"{self.workers} workers", unit="job", leave=False,
+        bar = tqdm(total=len(todo), desc=f"{self.workers} workers", unit="job",
                    disable=not self.progress)  # fmt: skip
         try:
             while todo:

@@ -249,7 +249,7 @@ class SlurmExecutor(Executor):
         """Submit what is not done (or attach to its job) and wait until every task is done."""
         todo = {t.key: t for t in tasks if not t.done(cache)}
         self.submit(cache, list(todo.values()))
-        bar = tqdm(total=len(todo), desc="slurm jobs", unit="job", leave=False,
+        bar = tqdm(total=len(todo), desc="slurm jobs", unit="job",
                    disable=not self.progress)  # fmt: skip
         ended: dict[str, float] = {}
         try:

@@ -116,7 +116,7 @@ def measure(
         model.eval()
     bar = tqdm(
         total=total, disable=not progress, unit="sample", desc=f"measure on {group.name}",
-        leave=False,
+        leave=False, mininterval=5.0,  # many quick batches: a line every few seconds in a log
     )  # fmt: skip
     setting: Setting | None = None
     orbit = [m for m in wanted if isinstance(m, OrbitMeasure)]

@@ -161,7 +161,8 @@ PASSED_ENV = ("GINV_DATA_DIR", "GINV_CACHE_DIR")
 class CacheSpec:
     """What a job needs to rebuild the :class:`RunCache`: plain paths and settings. ``env`` is
     set in the job's environment first (the data and cache folders), ``threads`` is torch's
-    thread count there."""
+    thread count there; ``progress`` whether the job logs its steps (one line per epoch in
+    its log file, :mod:`ginv.progress`)."""
 
     out: str
     data_dir: str | None
@@ -169,6 +170,7 @@ class CacheSpec:
     threads: int
     env: tuple[tuple[str, str], ...] = ()
     factories: tuple[str, ...] = ()  # model factories the driver was given (--model, --set)
+    progress: bool = True
 
     @classmethod
     def of(cls, cache: RunCache, threads: int) -> CacheSpec:
@@ -179,13 +181,13 @@ class CacheSpec:
         env = tuple((k, os.environ[k]) for k in PASSED_ENV if k in os.environ)
         data_dir = str(Path(cache.data_dir).resolve()) if cache.data_dir else None
         return cls(str(cache.out.resolve()), data_dir, cache.device_name, threads, env,
-                   loaded_factories())  # fmt: skip
+                   loaded_factories(), cache.progress)  # fmt: skip
 
     def cache(self) -> RunCache:
-        """The run cache the spec describes, without progress bars (a job's log is a file)."""
+        """The run cache the spec describes; its bars write lines (a job's log is a file)."""
         return RunCache(
             Path(self.out), Path(self.data_dir) if self.data_dir else None, self.device,
-            progress=False,
+            progress=self.progress,
         )  # fmt: skip
 
 
