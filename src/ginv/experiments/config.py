@@ -118,6 +118,9 @@ class StudyConfig:
     # every layer, and the architectures whose DA, IR, WT and wrappers are measured
     layers_samples: int = 300
     layers_architectures: tuple[str, ...] = ("mlp", "cnn")
+    # WT's ablation (ginv.experiments.wt_ablation): each variant changes WT's training
+    # settings, `key=value` of a training setting, several joined by `+`
+    wt_variants: tuple[str, ...] = ("pool=max", "epochs=100", "lr=0.0002")
     # Proposition 3.1
     prop31_dim: int = 64
     prop31_outputs: int = 9
@@ -283,6 +286,19 @@ def _known(names: Any, what: str) -> Callable[[str], object]:
     return check
 
 
+def _train_override(variant: str) -> None:
+    """A :data:`StudyConfig.wt_variants` item: ``key=value`` of a training setting (one of
+    :data:`TRAIN_KEYS`), several joined by ``+``; else one :class:`GinvError`."""
+    for part in variant.split("+"):
+        key, eq, value = part.partition("=")
+        if (
+            not (eq and value.strip())
+            or TRAIN_ALIASES.get(key.strip(), key.strip()) not in TRAIN_KEYS
+        ):
+            raise GinvError(f"{part!r} is not key=value of a training setting "
+                            f"({', '.join(TRAIN_KEYS)}; several joined by +)")  # fmt: skip
+
+
 def _registries() -> dict[str, Callable[[str], object]]:
     """Every choice-valued ``--set`` key, and the registry that its values come from: each
     function raises a :class:`GinvError` for a name it does not know."""
@@ -302,6 +318,7 @@ def _registries() -> dict[str, Callable[[str], object]]:
         "ig_target": _known(("label", "predicted"), "saliency target"),
         "layers_architectures": _known(ARCHITECTURES, "architecture"),
         "model": model_parts,  # an architecture, a wrapper of one, or package.module:factory
+        "wt_variants": _train_override,
     }  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from ginv.experiments import (
     spectral,
     table,
     tsne,
+    wt_ablation,
 )
 from ginv.experiments.experiment import Experiment
 
@@ -40,7 +41,7 @@ def register_experiment(experiment: Experiment) -> Experiment:
     return experiment
 
 
-for _module in (table, saliency_grid, tsne, drift, spectral, layers, prop31, frontier):
+for _module in (table, saliency_grid, tsne, drift, spectral, layers, prop31, frontier, wt_ablation):
     register_experiment(_module.EXPERIMENT)
 
 

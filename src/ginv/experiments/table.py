@@ -106,15 +106,19 @@ def family_requests(
     return [Train(item or kind, tuple(c.run(group, kind, s) for s in c.seeds))]
 
 
+def test_measures(c: StudyConfig, group: str, kind: Kind, sizes: Sizes) -> Measure:
+    """The cost of :func:`test_settings` on one family (counted once however many
+    experiments read it)."""
+    return Measure(f"{kind} test measures", c.model_of(kind), len(c.seeds), sizes.test,
+                   c.si_samples or sizes.test, shared=f"table/{group}/{kind}", job=True)  # fmt: skip
+
+
 def work(c: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
     """The three families of the table and their test measures."""
     requests: list[Request] = []
     for kind in TABLE_KINDS:
         requests += family_requests(c, group, kind, c.reg)
-        requests.append(
-            Measure(f"{kind} test measures", c.model_of(kind), len(c.seeds), sizes.test,
-                    c.si_samples or sizes.test, shared=f"table/{group}/{kind}", job=True)
-        )  # fmt: skip
+        requests.append(test_measures(c, group, kind, sizes))
     return requests
 
 
