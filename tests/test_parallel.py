@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -214,3 +215,42 @@ def test_the_plan_estimates_one_worker_and_n_workers_along_the_chains() -> None:
     two = plan.estimate_with(2)
     assert max(longest, plan.estimate_seconds / 2) <= two + 1e-9 < plan.estimate_seconds
     assert plan.estimate_with(100) == pytest.approx(longest)
+
+
+def test_the_groups_nu_searches_run_side_by_side_to_the_same_table(
+    tmp_path: Path, real_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With workers, R4's and T3's ν searches are in flight at once (each waits at a barrier
+    for the other: one after the other, the first would time out there), and the table is
+    the one-process table."""
+    from ginv.cluster import WorkerConfig, make_executor
+    from ginv.experiments import profile
+    from ginv.experiments.reproduce import reproduce
+    from ginv.experiments.study import Study
+
+    barrier = threading.Barrier(2, timeout=300)
+    real = Study._search
+    searched = []
+
+    def search(self: Study, group: str, loss: str):
+        searched.append((group, threading.current_thread().name.startswith("nu-search")))
+        barrier.wait()
+        return real(self, group, loss)
+
+    monkeypatch.setattr(Study, "_search", search)
+    out = tmp_path / "side-by-side"
+    executor = make_executor(
+        "local", out, progress=False, workers=WorkerConfig(workers=2, threads=1)
+    )
+    try:
+        reproduce(["table"], profile("smoke"), out, real_data_dir, "cpu", False, executor)
+    finally:
+        executor.close()
+    assert sorted(searched) == [("R4", True), ("T3", True)]  # each once, in its own thread
+    monkeypatch.setattr(Study, "_search", real)
+    alone = tmp_path / "one-process"
+    done = _run([*SMOKE, "--workers", "1", "--out", str(alone)])
+    assert done.returncode == 0, done.stderr
+    assert (out / "table" / "table.csv").read_bytes() == (
+        alone / "table" / "table.csv"
+    ).read_bytes()

@@ -24,6 +24,9 @@ class Executor(ABC):
     submits_jobs = False
     #: whether the measures of a family go to a task of their own (else the driver measures)
     measures_as_jobs = False
+    #: whether :meth:`run` may be called from several driver threads at once, each waiting
+    #: for its own tasks (the study then runs independent ν searches side by side)
+    concurrent = False
 
     def submit(self, cache: RunCache, tasks: Sequence[Task]) -> None:
         """Start ``tasks`` without waiting; the local executor runs them when asked to."""

@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -137,6 +138,7 @@ class ParallelExecutor(Executor):
     name = "parallel"
     submits_jobs = True
     measures_as_jobs = True
+    concurrent = True  # one lock guards the pool and the live tasks
 
     def __init__(self, config: WorkerConfig, out: Path, progress: bool = True) -> None:
         from ginv.plugins import plugin_names
@@ -150,6 +152,8 @@ class ParallelExecutor(Executor):
         self.attempts: dict[str, int] = {}
         self.started = 0
         self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.RLock()
+        self._generation = 0  # abort() counts up: a run() begun before an abort raises
 
     def _spec(self, cache: RunCache) -> CacheSpec:
         return CacheSpec.of(cache, self.config.threads)
@@ -169,9 +173,10 @@ class ParallelExecutor(Executor):
         return _pids(self._pool)
 
     def submit(self, cache: RunCache, tasks: Sequence[Task]) -> None:
-        for task in tasks:
-            if task.key not in self.live and not task.done(cache):
-                self._start(cache, task)
+        with self._lock:
+            for task in tasks:
+                if task.key not in self.live and not task.done(cache):
+                    self._start(cache, task)
 
     def _start(self, cache: RunCache, task: Task) -> None:
         attempt = self.attempts.get(task.key, 0) + 1
@@ -181,32 +186,58 @@ class ParallelExecutor(Executor):
         self.started += 1
 
     def run(self, cache: RunCache, tasks: Sequence[Task]) -> None:
-        """Start what is not done nor running and wait until every task of ``tasks`` is done."""
+        """Start what is not done nor running and wait until every task of ``tasks`` is done.
+        Several threads may wait at once, each for its own tasks (:attr:`concurrent`)."""
+        generation = self._generation
         todo = {t.key: t for t in tasks if not t.done(cache)}
         self.submit(cache, list(todo.values()))
         bar = tqdm(total=len(todo), desc=f"{self.workers} workers", unit="job",
                    disable=not self.progress)  # fmt: skip
         try:
             while todo:
-                waiting = {self.live[k].future: k for k in todo}
+                with self._lock:
+                    self._check_aborted(generation)
+                    # a task another thread finished (and popped) is done; any other, started
+                    self.submit(cache, [t for k, t in todo.items() if k not in self.live])
+                    waiting = {self.live[k].future: k for k in todo if k in self.live}
+                for key in [k for k in todo if k not in waiting.values()]:
+                    del todo[key]
+                    bar.update(1)
                 running = sum(f.running() for f in waiting)
                 bar.set_postfix_str(f"running {running}, queued {len(waiting) - running}")
                 finished, _ = wait(list(waiting), timeout=1.0, return_when=FIRST_COMPLETED)
                 if not finished:
                     continue
-                if any(isinstance(f.exception(), BrokenProcessPool) for f in finished):
-                    self._recover(cache)
-                    continue
-                for future in finished:
-                    key = waiting[future]
-                    self._finish(cache, self.live.pop(key))
-                    del todo[key]
-                    bar.update(1)
+                with self._lock:
+                    self._check_aborted(generation)
+                    broken = [f for f in finished if isinstance(f.exception(), BrokenProcessPool)]
+                    if broken:
+                        # unless another thread has already started their tasks again
+                        if any(self._current(waiting[f], f) for f in broken):
+                            self._recover(cache)
+                        continue
+                    for future in finished:
+                        key = waiting[future]
+                        live = self.live.get(key)
+                        if live is not None and live.future is not future:
+                            continue  # started again after a breakage: wait for that one
+                        if live is not None:
+                            self._finish(cache, self.live.pop(key))
+                        del todo[key]  # finished here, or by another thread waiting for it
+                        bar.update(1)
         except BaseException:  # Ctrl-C, or one task's error: the others stop too
             self.abort()
             raise
         finally:
             bar.close()
+
+    def _current(self, key: str, future: Future[str | None]) -> bool:
+        live = self.live.get(key)
+        return live is not None and live.future is future
+
+    def _check_aborted(self, generation: int) -> None:
+        if generation != self._generation:
+            raise GinvError("the workers were stopped (another task failed, or Ctrl-C)")
 
     def _finish(self, cache: RunCache, live: _Live) -> None:
         """Raise the task's error, if any: its :class:`GinvError` as one line; a bug's
@@ -246,14 +277,16 @@ class ParallelExecutor(Executor):
     def abort(self) -> None:
         """Kill every worker now (Ctrl-C, an error): their tasks resume from checkpoints on the
         next run."""
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        for pid in _pids(pool):
-            with contextlib.suppress(ProcessLookupError):  # it died on its own
-                os.kill(pid, signal.SIGKILL)
-        pool.shutdown(wait=True, cancel_futures=True)
-        self.live.clear()
+        with self._lock:
+            self._generation += 1  # every run() still waiting raises
+            pool, self._pool = self._pool, None
+            if pool is None:
+                return
+            for pid in _pids(pool):
+                with contextlib.suppress(ProcessLookupError):  # it died on its own
+                    os.kill(pid, signal.SIGKILL)
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.live.clear()
 
     def close(self) -> None:
         """Stop the workers once the queued tasks are done (none is queued at the end)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from ginv.experiments.kinds import Kind
 from ginv.experiments.nu_search import (
     READING,
     Point,
+    SearchResult,
     SearchSpec,
     deciding_seeds,
     reached,
@@ -59,6 +61,8 @@ class Study:
         self.progress = progress
         self.executor = executor or LocalExecutor()
         self.status = tqdm(disable=True)  # replaced by reproduce's overall bar
+        # ν searches started by presubmit, side by side, on an executor that allows it
+        self._ahead: dict[tuple[str, str], Future[SearchResult]] = {}
 
     def say(self, text: str) -> None:
         """Show what the study is doing on its progress bar."""
@@ -97,11 +101,26 @@ class Study:
         (each an :attr:`~ginv.experiments.experiment.Experiment.work`) declare
         whatever ν turns out to be (see :meth:`submit_requests`)."""
         sizes = self.sizes() if self.executor.submits_jobs else None
+        searches: list[tuple[str, str]] = []
         for group in self.config.groups:
             if sizes is not None:
-                self.submit_requests(
-                    group, [r for work in works for r in work(self.config, group, sizes)]
-                )
+                requests = [r for work in works for r in work(self.config, group, sizes)]
+                self.submit_requests(group, requests)
+                searches += [(group, r.loss) for r in requests if isinstance(r, CalibratedIR)]
+        self.search_ahead(list(dict.fromkeys(searches)))
+
+    def search_ahead(self, searches: Sequence[tuple[str, str]]) -> None:
+        """Start the ν searches of ``searches`` (group, loss) side by side in driver threads,
+        where the executor allows several waiting threads (:attr:`Executor.concurrent`) and
+        there is more than one: their rounds are sequential, but two searches are
+        independent, so one group's rounds need not wait for another's. :meth:`calibrate`
+        takes its own search's result when it ends (or raises its error)."""
+        if not self.executor.concurrent or len(searches) < 2:
+            return
+        threads = ThreadPoolExecutor(len(searches), thread_name_prefix="nu-search")
+        for group, loss in searches:
+            self._ahead[group, loss] = threads.submit(self._search, group, loss)
+        threads.shutdown(wait=False)  # each thread ends with its search
 
     def submit_requests(self, group: str, requests: Sequence[Request]) -> None:
         """Submit the runs that ``requests`` make known before any result: those of each
@@ -206,14 +225,17 @@ class Study:
             noise_df=c.nu_noise_df, confidence=c.nu_confidence,
         )  # fmt: skip
 
-    def validation_point(self, run: Run, wrapper: str | None = None) -> Point:
-        """A run's validation SI (± standard error) and accuracy, on the validation orbit."""
+    def validation_settings(self, group: str, wrapper: str | None = None) -> MeasureSettings:
+        """The ν search's measures: accuracy and SI on the validation orbit."""
         c = self.config
-        settings = self.measure_settings(
-            run.config.group, ("accuracy", "si"), split="val", samples=c.calibration_val_samples,
+        return self.measure_settings(
+            group, ("accuracy", "si"), split="val", samples=c.calibration_val_samples,
             si_samples=c.calibration_val_samples, wrapper=wrapper,
         )  # fmt: skip
-        m = self.cache.measure_run(run, settings)
+
+    def validation_point(self, run: Run, wrapper: str | None = None) -> Point:
+        """A run's validation SI (± standard error) and accuracy, on the validation orbit."""
+        m = self.cache.measure_run(run, self.validation_settings(run.config.group, wrapper))
         se = m["std_over_samples"]["si"] / math.sqrt(m["subsets"]["si"])
         return Point(run.config.nu, m["metrics"]["si"], se, m["metrics"]["accuracy"],
                      run.config.epochs, run.config.seed)  # fmt: skip
@@ -223,14 +245,18 @@ class Study:
         """One round: IR runs of each seed at each ν, trained as one batched model."""
         c = self.config
         configs = [c.run(group, Kind.IR, s, loss, nu, epochs) for nu in nus for s in seeds]
-        return [self.validation_point(run) for run in self.runs(configs)]
+        runs = self.runs(configs)
+        if self.executor.concurrent:
+            # one measure task for the round on a worker: searches side by side in driver
+            # threads then never compute in the driver (under SLURM a job per round would
+            # wait in the queue, so there the driver measures, as locally)
+            self.measure_runs(runs, self.validation_settings(group))
+        return [self.validation_point(run) for run in runs]
 
-    def calibrate(self, group: str, loss: str) -> dict[str, Any]:
-        """ν for IR with ``loss``: a short pre-search proposes, then runs trained exactly
-        as the final models decide. Every run and measure comes from the caches when present,
-        so repeating it costs nothing; the record goes to ``calibration/nu-*.json``."""
+    def _search(self, group: str, loss: str) -> SearchResult:
+        """The ν search for IR with ``loss`` on ``group`` (:func:`nu_search.search`), its
+        rounds trained and measured through the caches."""
         c = self.config
-        spec = self.search_spec()
         presearch = 0 < c.presearch_epochs < c.epochs
         rounds = {False: 0, True: 0}
         # the full-length candidates' seeds, which are final members (the run cache makes it so)
@@ -244,7 +270,17 @@ class Study:
                 return self._points(group, loss, nus, c.epochs, seeds)
             return self._points(group, loss, nus, c.presearch_epochs, [c.calibration_seed])
 
-        found = search(evaluate, spec, c.nu_grid, presearch)
+        return search(evaluate, self.search_spec(), c.nu_grid, presearch)
+
+    def calibrate(self, group: str, loss: str) -> dict[str, Any]:
+        """ν for IR with ``loss``: a short pre-search proposes, then runs trained exactly
+        as the final models decide. Every run and measure comes from the caches when present,
+        so repeating it costs nothing; the record goes to ``calibration/nu-*.json``."""
+        ahead = self._ahead.pop((group, loss), None)  # the search presubmit started, if any
+        found = ahead.result() if ahead is not None else self._search(group, loss)
+        c = self.config
+        spec = self.search_spec()
+        seeds = deciding_seeds(c.calibration_seed, c.seeds, c.nu_seeds)
         decision = found.decision
         reason = decision.reason
         if not found.resolved:
