@@ -90,6 +90,16 @@ def test_mininterval_spaces_the_lines_but_the_last_step_always_writes() -> None:
     assert [line.split(" [")[0] for line in log.getvalue().splitlines()] == ["measure: 3/3 it"]
 
 
+def test_a_resumed_bar_s_remaining_time_counts_only_the_steps_it_timed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = iter([0.0, 10.0, 10.0, 10.0])  # made at 0; one step done at 10 s
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    bar = progress.LineProgress(total=300, initial=150, file=io.StringIO())
+    bar.n += 1
+    assert bar.format_line() == "151/300 it [00:10<24:50]"  # 10 s a step, 149 to go
+
+
 def test_a_finished_or_abandoned_loop_closes_its_bar() -> None:
     log = io.StringIO()
     done, left = (progress.tqdm(range(n), desc=d, file=log) for n, d in ((2, "a"), (5, "b")))

@@ -97,6 +97,7 @@ class LineProgress:
             except (TypeError, AttributeError):
                 total = None
         self.total, self.n, self.unit, self.leave = total, initial, unit, leave
+        self._initial = initial  # steps done before this bar (a resumed run): not in the rate
         self.desc = desc or ""
         self.postfix = ""
         self.disable = bool(disable)
@@ -168,7 +169,7 @@ class LineProgress:
 
     def reset(self, total: float | None = None) -> None:
         """Start counting again from 0, towards ``total`` if given."""
-        self.n, self._printed_n, self._start = 0, None, time.monotonic()
+        self.n, self._printed_n, self._start, self._initial = 0, None, time.monotonic(), 0
         if total is not None:
             self.total = total
 
@@ -197,8 +198,9 @@ class LineProgress:
         elapsed = time.monotonic() - self._start
         count = f"{self.n:g}/{self.total:g}" if self.total else f"{self.n:g}"
         timing = _seconds(elapsed)
-        if self.total and self.n and self.n < self.total:
-            timing += "<" + _seconds(elapsed / self.n * (self.total - self.n))
+        done = self.n - self._initial
+        if self.total and done > 0 and self.n < self.total:
+            timing += "<" + _seconds(elapsed / done * (self.total - self.n))
         line = f"{self.desc + ': ' if self.desc else ''}{count} {self.unit} [{timing}]"
         return f"{line} {self.postfix}" if self.postfix else line
 
