@@ -41,7 +41,8 @@ def register_experiment(experiment: Experiment) -> Experiment:
     return experiment
 
 
-for _module in (table, saliency_grid, tsne, drift, spectral, layers, prop31, frontier, wt_ablation):
+# wt-ablation after the table, whose WT row it explains (the report's order too)
+for _module in (table, wt_ablation, saliency_grid, tsne, drift, spectral, layers, prop31, frontier):
     register_experiment(_module.EXPERIMENT)
 
 
