@@ -6,6 +6,7 @@ rebuilt later, at another commit, still says which code computed its numbers.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from pathlib import Path
 
@@ -34,9 +35,12 @@ def source_commit() -> str | None:
     return head.strip() or None if head else None
 
 
+@functools.cache
 def source_state() -> str | None:
     """:func:`source_commit`, with ``+ uncommitted changes`` when tracked files under
-    ``src/`` differ from it; None outside a git checkout.
+    ``src/`` differ from it; None outside a git checkout. Read once per process, at the
+    first call (``reproduce`` calls it as it starts), so that a checkout moved on during a
+    long run does not relabel it.
 
     Example:
         >>> state = source_state()  # e.g. '84f4bec…', or None for an installed wheel

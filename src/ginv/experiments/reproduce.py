@@ -68,6 +68,7 @@ def reproduce(
     """Run ``names`` (experiment keys) into ``out``; return wall seconds per experiment. With an
     executor that runs jobs, every training known in advance is submitted first."""
     require_study()
+    source_state()  # the commit as the run starts (environment.json is written at the end)
     experiments = [get_experiment(name) for name in names]
     order = {name: i for i, name in enumerate(report_order())}
     study = Study(config, out, data_dir, device, progress, executor)
