@@ -502,3 +502,13 @@ def test_a_damaged_calibration_record_is_set_aside_not_a_traceback(tmp_path: Pat
     results = calibration_results(tmp_path, 0.95)
     assert results.tables[0].rows == [] and not damaged.exists()
     assert (tmp_path / "nu-mnist-R4-logit.json.damaged").read_text() == "[]"
+
+
+@pytest.mark.parametrize("text", ["[" * 200_000, "[]", "{", "\x00"])
+def test_a_damaged_verification_memo_means_the_files_are_hashed_again(
+    tmp_path: Path, text: str
+) -> None:
+    from ginv.data.sources import _memo_path, _read_memo
+
+    _memo_path(tmp_path).write_text(text)
+    assert _read_memo(tmp_path) == {}

@@ -187,7 +187,7 @@ def _memo_path(cache_dir: Path) -> Path:
 def _read_memo(cache_dir: Path) -> dict:
     try:
         memo = json.loads(_memo_path(cache_dir).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # damaged: the files are hashed again
         return {}
     return memo if isinstance(memo, dict) else {}
 
