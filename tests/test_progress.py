@@ -23,6 +23,7 @@ def _normal_verbosity():
     # a bar another test in this worker left open (a traceback pytest keeps can hold it)
     # would make every bar here a nested one
     progress._open_bars.clear()
+    progress.set_verbosity(progress.NORMAL)  # another test may have left --quiet's
     yield
     progress.set_verbosity(progress.NORMAL)
 
@@ -219,3 +220,12 @@ def test_an_unknown_logger_is_one_error(tmp_path: Path) -> None:
 
     with pytest.raises(GinvError, match="unknown logger 'mlflow'"):
         make_logger("mlflow", tmp_path)
+
+
+def test_an_in_process_main_restores_the_verbosity(tmp_path: Path) -> None:
+    from ginv.cli import main
+
+    progress.set_verbosity(progress.NORMAL)
+    # --quiet set for the call, a bad setting refused before any work
+    assert main(["train", "--quiet", "--epochs", "-1", "--out", str(tmp_path)]) == 2
+    assert progress.verbosity() == progress.NORMAL

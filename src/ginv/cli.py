@@ -783,6 +783,7 @@ class _OutputStream:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Exit status: 0 done, 2 error (one line), 130 interrupted, and 141
     (as a process killed by SIGPIPE) for work that completed but whose output was lost."""
+    from ginv import progress
     from ginv.plugins import load_plugins, plugin_names
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -793,6 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     parser = build_parser()
     args = parser.parse_args(argv)
+    verbosity = progress.verbosity()  # restored at the end: main() is also called in-process
     _set_verbosity(args)
     saved = sys.stdout, sys.stderr
     out, err = _OutputStream(sys.stdout), _OutputStream(sys.stderr)
@@ -813,6 +815,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.flush()
         err.flush()
         sys.stdout, sys.stderr = saved
+        progress.set_verbosity(verbosity)
     return 141 if status == 0 and (out.lost or err.lost) else status
 
 
