@@ -209,3 +209,7 @@ def test_reproduce_table_on_colour_digits(
     models = {r["config"]["model"] for r in runs}
     assert models == ({BN, f"wt-{BN}"} if extra else {"mlp", "wt"})
     assert all(r["model_args"]["in_shape"][0] == 3 for r in runs)
+    # the calibration is named by the dataset's label, not its path
+    assert [p.name for p in (tmp_path / "calibration").glob("nu-*.json")] == [
+        "nu-colour-digits-R4-logit.json"
+    ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ginv.data import dataset_label
 from ginv.experiments.results import Results, cells_over, fmt_over, mean_std, save_figure
 from ginv.experiments.style import PAGE, styled
 from ginv.io import atomic_write_json
@@ -23,8 +24,9 @@ from ginv.records import read_cache
 
 
 def calibration_path(folder: Path, dataset: str, group: str, loss: str) -> Path:
-    """The record of one calibration: ``folder/nu-<dataset>-<group>-<loss>.json``."""
-    return folder / f"nu-{dataset}-{group}-{loss}.json"
+    """The record of one calibration: ``folder/nu-<dataset>-<group>-<loss>.json``, the
+    dataset by its label (a file's stem, never its path)."""
+    return folder / f"nu-{dataset_label(dataset)}-{group}-{loss}.json"
 
 
 def write_calibration(folder: Path, record: dict[str, Any]) -> None:
