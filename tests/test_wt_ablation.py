@@ -70,7 +70,7 @@ def test_a_variant_that_is_not_a_training_setting_is_one_line(variant: str) -> N
         profile("smoke", [f"wt_variants={variant}"])
 
 
-def test_the_plan_counts_every_variant() -> None:
+def test_the_plan_counts_every_variant(real_data_dir: Path) -> None:
     done = _run(["reproduce", "wt-ablation", "--profile", "paper", "--plan",
                  "--set", "wt_variants=pool=max,epochs=100"])  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ginv.experiments.config import StudyConfig
     from ginv.experiments.study import Study
     from ginv.runs import Run
+    from ginv.training import TrainConfig
 
 MEASURES = ("accuracy", "li", "di")  # a variant's: forward passes only (every WT has SI 1)
 PROTOCOL = "protocol"
@@ -36,7 +37,7 @@ TIDY_COLUMNS = ["group", "model", "variant", "n_seeds", "accuracy", "accuracy_st
                 "train_ce_selected", "train_ce_last"]  # fmt: skip
 
 
-def variant_configs(c: StudyConfig, group: str, variant: str) -> tuple:
+def variant_configs(c: StudyConfig, group: str, variant: str) -> tuple[TrainConfig, ...]:
     """WT's runs over the study's seeds with ``variant``'s overrides (``key=value``, several
     joined by ``+``) applied to the study's training settings."""
     changed = c.with_overrides(variant.split("+"))

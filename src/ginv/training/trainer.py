@@ -146,7 +146,7 @@ def _skeleton(
     try:
         with torch.device("meta"):
             return build()
-    except RuntimeError:  # NotImplementedError among them: an op the meta device lacks
+    except RuntimeError:  # also the error for an op that the meta device lacks (a subclass)
         return None
 
 
