@@ -38,16 +38,22 @@ def test_every_help_shows_the_defaults_and_an_example(path: str) -> None:
 
 @pytest.mark.parametrize("command", ["reproduce", "calibrate"])
 def test_the_set_keys_are_listed_from_the_dataclasses(command: str) -> None:
-    from ginv.experiments.config import PROFILES, TRAIN_KEYS, StudyConfig
+    from ginv.experiments.config import PROFILES, SALIENCY_KEYS, TRAIN_KEYS, StudyConfig
 
     text = COMMANDS[f"ginv {command}"].format_help()
-    keys = [f.name for f in fields(StudyConfig) if f.name not in ("profile", "train")]
+    keys = [f.name for f in fields(StudyConfig)
+            if f.name not in ("profile", "train", "saliency")]  # fmt: skip
     listed = {
         line.split()[0]: line.split()[1:]
         for line in text.split("--set keys")[1].splitlines()[1:]
         if line.startswith("  ") and not line.startswith("  ginv")
     }
-    assert set(listed) == {*keys, *TRAIN_KEYS}
+    assert set(listed) == {*keys, *TRAIN_KEYS, *SALIENCY_KEYS}
+    assert listed["ig_steps"][:2] == ["int", str(PROFILES["quick"].saliency.steps)]
+    # every listed key is one --set takes, with the value the help shows as its default
+    for key, (_, default, *_) in listed.items():
+        if "(" not in default and "," not in default:  # a plain scalar, as --set writes it
+            PROFILES["quick"].with_overrides([f"{key}={default}"])
     assert listed["epochs"][:2] == ["int", str(PROFILES["quick"].epochs)]
     assert listed["seeds"][:2] == ["int,...", "0,1"]
     assert listed["si_target"][:2] == ["float", f"{StudyConfig().si_target:g}"]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -254,3 +255,59 @@ def test_the_groups_nu_searches_run_side_by_side_to_the_same_table(
     assert (out / "table" / "table.csv").read_bytes() == (
         alone / "table" / "table.csv"
     ).read_bytes()
+
+
+@dataclass(frozen=True)
+class _Sleep:
+    """A task that takes ``seconds`` and leaves ``<key>.done`` holding the order it ended in."""
+
+    name: str
+    seconds: float = 0.4
+    kind: str = "sleep"
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    @property
+    def label(self) -> str:
+        return f"sleep {self.name}"
+
+    def done(self, cache) -> bool:
+        return (Path(cache.out) / f"{self.name}.done").exists()
+
+
+def _sleep_work(spec, task: _Sleep) -> None:
+    time.sleep(task.seconds)
+    out = Path(spec.out)
+    order = len(list(out.glob("*.done")))  # one worker: no two tasks end at once
+    (out / f"{task.name}.done").write_text(str(order))
+
+
+def test_a_waited_task_goes_before_the_tasks_handed_over_ahead(tmp_path: Path) -> None:
+    """The critical path first: six tasks handed over ahead of time (the study's
+    pre-submission), then one that a driver waits for, on one worker. In the pool's order it
+    would end seventh; it ends within the pool's few dispatched calls (at most fourth), and
+    the six still run, each started once."""
+    from ginv.cluster import ParallelExecutor, WorkerConfig
+    from ginv.runs import RunCache
+
+    class Sleeping(ParallelExecutor):
+        work = staticmethod(_sleep_work)
+
+    cache = RunCache(tmp_path, None, "cpu", False)
+    executor = Sleeping(WorkerConfig(workers=1), tmp_path, progress=False)
+    ahead = [_Sleep(f"ahead{i}") for i in range(6)]
+    try:
+        executor.submit(cache, ahead)
+        executor.run(cache, [_Sleep("waited")])
+        assert int((tmp_path / "waited.done").read_text()) <= 3
+        executor.run(cache, ahead)
+    finally:
+        executor.close()
+    assert all(t.done(cache) for t in ahead)
+    assert executor.started == 7 and not executor.waited
+    ends = sorted(
+        int((tmp_path / f"{t.name}.done").read_text()) for t in [*ahead, _Sleep("waited")]
+    )
+    assert ends == list(range(7))

@@ -556,7 +556,8 @@ def set_keys_help() -> str:
     from dataclasses import fields
     from functools import partial
 
-    from ginv.experiments.config import PROFILES, TRAIN_KEYS, StudyConfig
+    from ginv.experiments.config import PROFILES, SALIENCY_KEYS, TRAIN_KEYS, StudyConfig
+    from ginv.measures import SaliencyConfig
     from ginv.training.config import TrainConfig
 
     rows: list[tuple[str, str, str]] = []
@@ -573,8 +574,12 @@ def set_keys_help() -> str:
         add(key, train_hints[key], partial(lambda k, c: getattr(c.train, k), key))
     hints = typing.get_type_hints(StudyConfig)
     for f in fields(StudyConfig):
-        if f.name not in ("profile", "train"):
+        if f.name not in ("profile", "train", "saliency"):
             add(f.name, hints[f.name], partial(lambda k, c: getattr(c, k), f.name))
+    # the saliency settings are --set keys one by one (ig_steps, ...), as with_overrides reads them
+    saliency_hints = typing.get_type_hints(SaliencyConfig)
+    for key, name in SALIENCY_KEYS.items():
+        add(key, saliency_hints[name], partial(lambda n, c: getattr(c.saliency, n), name))
     width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
     lines = [f"  {n:<{width[0]}}  {t:<{width[1]}}  {d}" for n, t, d in rows]
     return (

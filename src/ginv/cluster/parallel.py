@@ -19,6 +19,14 @@ Faults:
   half-way through a file while the driver decides) and propagates ``KeyboardInterrupt``
   (the command line's exit status 130).
 
+Order: a task some driver thread waits for (:meth:`ParallelExecutor.run`) goes before the
+tasks only handed over ahead of time (:meth:`~ParallelExecutor.submit`, the study's
+pre-submission): the ν search's rounds, the critical path, would otherwise queue behind every
+family known up front, and the run take the families' time plus the chain's instead of the
+longer of the two (what ``--plan`` assumes). A queued ahead-of-time task is moved behind
+each newly waited one; the pool's few already-dispatched calls cannot be, so a waited task
+starts within about one task of a free worker.
+
 Workers write their output (the ``ginv job: …`` lines, warnings) to ``OUT/workers/<pid>.log``.
 Floats are those of an in-process run with the same torch thread count, so ``table.csv`` is
 byte-identical to ``--workers 1`` at the same ``--threads-per-job``.
@@ -136,6 +144,7 @@ class ParallelExecutor(Executor):
     description). ``started`` counts the tasks handed to a worker, retries included."""
 
     name = "parallel"
+    work = staticmethod(_work)  # what a worker runs a task with: (CacheSpec, Task) -> message
     submits_jobs = True
     measures_as_jobs = True
     concurrent = True  # one lock guards the pool and the live tasks
@@ -150,6 +159,7 @@ class ParallelExecutor(Executor):
         self.plugins = tuple(plugin_names(sys.argv[1:]))
         self.live: dict[str, _Live] = {}
         self.attempts: dict[str, int] = {}
+        self.waited: dict[str, int] = {}  # task key: how many run() calls wait for it
         self.started = 0
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.RLock()
@@ -181,19 +191,36 @@ class ParallelExecutor(Executor):
     def _start(self, cache: RunCache, task: Task) -> None:
         attempt = self.attempts.get(task.key, 0) + 1
         self.attempts[task.key] = attempt
-        future = self.pool().submit(_work, self._spec(cache), task)
+        future = self.pool().submit(self.work, self._spec(cache), task)
         self.live[task.key] = _Live(task, future, attempt)
         self.started += 1
+
+    def _waited_first(self, cache: RunCache) -> None:
+        """Move every queued task that no :meth:`run` waits for behind those that one does
+        (in the order they were handed over): cancelled in the pool's queue where it has not
+        yet dispatched them, and submitted again, neither attempt nor start counted."""
+        queued = [
+            k for k, live in self.live.items() if k not in self.waited and live.future.cancel()
+        ]
+        for key in queued:
+            live = self.live[key]
+            future = self.pool().submit(self.work, self._spec(cache), live.task)
+            self.live[key] = _Live(live.task, future, live.attempt)
 
     def run(self, cache: RunCache, tasks: Sequence[Task]) -> None:
         """Start what is not done nor running and wait until every task of ``tasks`` is done.
         Several threads may wait at once, each for its own tasks (:attr:`concurrent`)."""
         generation = self._generation
         todo = {t.key: t for t in tasks if not t.done(cache)}
-        self.submit(cache, list(todo.values()))
+        mine = list(todo)
         bar = tqdm(total=len(todo), desc=f"{self.workers} workers", unit="job",
                    disable=not self.progress)  # fmt: skip
         try:
+            with self._lock:
+                for key in mine:
+                    self.waited[key] = self.waited.get(key, 0) + 1
+                self.submit(cache, list(todo.values()))
+                self._waited_first(cache)
             while todo:
                 with self._lock:
                     self._check_aborted(generation)
@@ -229,6 +256,11 @@ class ParallelExecutor(Executor):
             self.abort()
             raise
         finally:
+            with self._lock:
+                for key in mine:
+                    self.waited[key] = self.waited.get(key, 1) - 1
+                    if self.waited[key] <= 0:
+                        del self.waited[key]
             bar.close()
 
     def _current(self, key: str, future: Future[str | None]) -> bool:
