@@ -19,13 +19,12 @@ Faults:
   half-way through a file while the driver decides) and propagates ``KeyboardInterrupt``
   (the command line's exit status 130).
 
-Order: a task some driver thread waits for (:meth:`ParallelExecutor.run`) goes before the
-tasks only handed over ahead of time (:meth:`~ParallelExecutor.submit`, the study's
-pre-submission): the ν search's rounds, the critical path, would otherwise queue behind every
-family known up front, and the run take the families' time plus the chain's instead of the
-longer of the two (what ``--plan`` assumes). A queued ahead-of-time task is moved behind
-each newly waited one; the pool's few already-dispatched calls cannot be, so a waited task
-starts within about one task of a free worker.
+Order: the executor hands a worker a task only when one is free (at most ``workers`` in the
+pool), and then the first task that some driver thread waits for (:meth:`ParallelExecutor.run`)
+before any handed over ahead of time (:meth:`~ParallelExecutor.submit`, the study's
+pre-submission). A ν search's next round, the critical path, so starts on the next free
+worker instead of queueing behind every family known up front (which made a run take the
+families' time plus the searches' instead of the longer of the two, what ``--plan`` assumes).
 
 Workers write their output (the ``ginv job: …`` lines, warnings) to ``OUT/workers/<pid>.log``.
 Floats are those of an in-process run with the same torch thread count, so ``table.csv`` is
@@ -160,6 +159,8 @@ class ParallelExecutor(Executor):
         self.live: dict[str, _Live] = {}
         self.attempts: dict[str, int] = {}
         self.waited: dict[str, int] = {}  # task key: how many run() calls wait for it
+        # handed over, not yet given to a worker (in the order they came), with their cache
+        self.pending: dict[str, tuple[RunCache, Task]] = {}
         self.started = 0
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.RLock()
@@ -183,29 +184,34 @@ class ParallelExecutor(Executor):
         return _pids(self._pool)
 
     def submit(self, cache: RunCache, tasks: Sequence[Task]) -> None:
+        """Queue what is neither done, queued nor running; start what free workers can take."""
         with self._lock:
             for task in tasks:
-                if task.key not in self.live and not task.done(cache):
-                    self._start(cache, task)
+                known = task.key in self.live or task.key in self.pending
+                if not known and not task.done(cache):
+                    self.pending[task.key] = (cache, task)
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Give each free worker the first queued task a :meth:`run` waits for, else the first
+        queued one."""
+        busy = sum(not live.future.done() for live in self.live.values())
+        while self.pending and busy < self.workers:
+            waited = [k for k in self.pending if k in self.waited]
+            cache, task = self.pending.pop(waited[0] if waited else next(iter(self.pending)))
+            self._start(cache, task)
+            busy += 1
 
     def _start(self, cache: RunCache, task: Task) -> None:
         attempt = self.attempts.get(task.key, 0) + 1
         self.attempts[task.key] = attempt
-        future = self.pool().submit(self.work, self._spec(cache), task)
+        try:
+            future = self.pool().submit(self.work, self._spec(cache), task)
+        except BrokenProcessPool:  # a worker died since this thread last looked
+            self._recover(cache)
+            future = self.pool().submit(self.work, self._spec(cache), task)
         self.live[task.key] = _Live(task, future, attempt)
         self.started += 1
-
-    def _waited_first(self, cache: RunCache) -> None:
-        """Move every queued task that no :meth:`run` waits for behind those that one does
-        (in the order they were handed over): cancelled in the pool's queue where it has not
-        yet dispatched them, and submitted again, neither attempt nor start counted."""
-        queued = [
-            k for k, live in self.live.items() if k not in self.waited and live.future.cancel()
-        ]
-        for key in queued:
-            live = self.live[key]
-            future = self.pool().submit(self.work, self._spec(cache), live.task)
-            self.live[key] = _Live(live.task, future, live.attempt)
 
     def run(self, cache: RunCache, tasks: Sequence[Task]) -> None:
         """Start what is not done nor running and wait until every task of ``tasks`` is done.
@@ -220,19 +226,25 @@ class ParallelExecutor(Executor):
                 for key in mine:
                     self.waited[key] = self.waited.get(key, 0) + 1
                 self.submit(cache, list(todo.values()))
-                self._waited_first(cache)
             while todo:
                 with self._lock:
                     self._check_aborted(generation)
-                    # a task another thread finished (and popped) is done; any other, started
-                    self.submit(cache, [t for k, t in todo.items() if k not in self.live])
+                    # a task another thread finished (and popped) is done; any other, queued
+                    self.submit(cache, [t for k, t in todo.items()
+                                        if k not in self.live and k not in self.pending])  # fmt: skip
+                    self._dispatch()
                     waiting = {self.live[k].future: k for k in todo if k in self.live}
-                for key in [k for k in todo if k not in waiting.values()]:
+                    queued = [k for k in todo if k in self.pending]
+                    # any task ending frees a worker for one of ours still queued
+                    others = [live.future for k, live in self.live.items()
+                              if k not in todo and not live.future.done()] if queued else []  # fmt: skip
+                for key in [k for k in todo if k not in waiting.values() and k not in queued]:
                     del todo[key]
                     bar.update(1)
                 running = sum(f.running() for f in waiting)
-                bar.set_postfix_str(f"running {running}, queued {len(waiting) - running}")
-                finished, _ = wait(list(waiting), timeout=1.0, return_when=FIRST_COMPLETED)
+                bar.set_postfix_str(f"running {running}, queued {len(todo) - running}")
+                finished, _ = wait([*waiting, *others], timeout=1.0, return_when=FIRST_COMPLETED)
+                finished = {f for f in finished if f in waiting}
                 if not finished:
                     continue
                 with self._lock:
@@ -319,9 +331,13 @@ class ParallelExecutor(Executor):
                     os.kill(pid, signal.SIGKILL)
             pool.shutdown(wait=True, cancel_futures=True)
             self.live.clear()
+            self.pending.clear()
 
     def close(self) -> None:
-        """Stop the workers once the queued tasks are done (none is queued at the end)."""
+        """Stop the workers once the running tasks are done; drop the queued ones (handed over
+        ahead, never waited for: nothing needs them)."""
+        with self._lock:
+            self.pending.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
