@@ -376,9 +376,33 @@ def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(
     with open(out / "frontier" / "frontier-drift.csv", newline="") as f:
         drift = list(csv.DictReader(f))
     assert len(drift) == len(smoke.groups) * len(expected) * len(smoke.drift_betas)
-    for name in ("frontier.png", "frontier-drift.png"):
+    for name in ("frontier.png", "frontier-drift.png", "frontier-evidence.png"):
         assert (out / "frontier" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "accuracy–SI frontier" in (out / "report.md").read_text()
+    # the evidence: every input-only method at its calibrated point, its curve the same run
+    inputs = [m.name for m in methods(smoke) if m.uses == "inputs"]
+    with open(out / "frontier" / "frontier-evidence.csv", newline="") as f:
+        evidence = list(csv.DictReader(f))
+    assert [(r["group"], r["method"]) for r in evidence] == [
+        (g, m) for g in smoke.groups for m in inputs
+    ]
+    with open(out / "frontier" / "frontier-curves.csv", newline="") as f:
+        curves = list(csv.DictReader(f))
+    for r in evidence:
+        assert float(r["sigma_max_j"]) > 0 and 0 <= float(r["selected_val_si"]) <= 1
+        mine = [c for c in curves if (c["group"], c["method"]) == (r["group"], r["method"])]
+        assert [int(c["epoch"]) for c in mine] == list(range(1, smoke.epochs + 1))
+        assert max(float(c["val_si"]) for c in mine) == float(r["peak_val_si"])
+        # retrained with SI tracked, the calibrated run itself: same validation accuracies
+        cal = calibrated[(r["group"], r["method"])]
+        record = json.loads((out / "runs" / cal["runs"][0] / "run.json").read_text())
+        assert [float(c["val_acc"]) for c in mine] == [h["val_acc"] for h in record["history"]]
+        assert int(r["selected_epoch"]) == record["selected_epoch"]
+    with open(out / "frontier" / "frontier-layers.csv", newline="") as f:
+        layers = list(csv.DictReader(f))
+    assert {(r["group"], r["method"]) for r in layers} == {(g, m) for g in smoke.groups
+                                                          for m in inputs}  # fmt: skip
+    assert all(r["layer"] != "logits" or float(r["invariance"]) > 0 for r in layers)
 
 
 def test_frontier_methods_say_what_they_know_of_the_group() -> None:
@@ -419,6 +443,15 @@ def test_plan_counts_the_frontier_methods_by_their_own_models() -> None:
     assert rows["orbit-average test + validation measures"].flops == pytest.approx(
         4 * rows["DA test + validation measures"].flops
     )
+    # the evidence's curve runs are decided by the results: counted, never submitted before
+    curves = rows["IR-logit training curves"]
+    assert (curves.runs, curves.upfront) == (1, False)
+    assert "orbit training curves" not in rows  # it knows the weights' action: no evidence
+    item = "IR-logit training curves: SI per epoch"
+    half = profile("smoke", ["groups=R4", "seeds=0,1", "frontier_orbit_rates=0.5,1",
+                             f"frontier_curve_samples={c.frontier_curve_samples // 2}"])  # fmt: skip
+    halved = {r.item: r for r in make_plan(["frontier"], half, probe=False).rows}[item]
+    assert rows[item].flops == 2 * halved.flops > 0  # SI on that many images, every epoch
 
 
 def test_every_input_only_method_has_a_twin_at_wt_s_capacity() -> None:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -61,6 +61,40 @@ def test_members_trained_together_equal_members_trained_alone(tmp_path: Path, mo
         range(3), key=lambda e: (run["history"][e]["val_acc"], -e)
     )
     assert isinstance(model_0, torch.nn.Module)
+
+
+def test_tracked_validation_si_is_the_measure_of_each_epoch_and_changes_no_weight(
+    tmp_path: Path,
+) -> None:
+    """``track_si`` adds each epoch's validation SI to the history: at the selected epoch it is
+    ``measure``'s SI of the saved model on the same images, and the weights are those of the
+    same run trained without it (the measure draws nothing from the members' generators)."""
+    from ginv.measures import measure
+
+    data = synthetic_dataset()
+    configs = [TrainConfig(reg="logit", nu=nu, seed=s, **TOY) for s, nu in ((0, 1.0), (1, 3.0))]
+    tracked = [replace(c, track_si=12) for c in configs]
+    plain = Trainer(configs, data, tmp_path / "plain", device="cpu", progress=False)
+    plain.fit()
+    trainer = Trainer(tracked, data, tmp_path / "tracked", device="cpu", progress=False)
+    runs = trainer.fit()
+    x, y = data.val.images[:12], data.val.labels[:12]
+    for i, run in enumerate(runs):
+        curve = [h["val_si"] for h in run["history"]]
+        assert len(curve) == TOY["epochs"] and all(0 <= v <= 1 for v in curve)
+        assert len(set(curve)) > 1  # the model changes, so does its SI
+        model, _ = load_run(trainer.member_dir(i))
+        expected = measure(model.double(), x.double(), y, get_group("R4"), metrics="si").si
+        assert curve[run["selected_epoch"] - 1] == pytest.approx(expected, abs=1e-4)
+        for k, v in plain.model.member_state(i).items():
+            assert torch.equal(trainer.model.member_state(i)[k], v), k
+    assert "val_si" not in plain.fit()[0]["history"][0]
+    assert tracked[0].key() != configs[0].key() and replace(tracked[0], track_si=0) == configs[0]
+
+
+def test_track_si_beyond_the_validation_split_is_refused() -> None:
+    with pytest.raises(GinvError, match="track_si must lie in"):
+        TrainConfig(track_si=65, **TOY).validate()
 
 
 @pytest.mark.parametrize("model", ["mlp", "wt", "cnn", "wt-cnn"])

@@ -98,6 +98,9 @@ class StudyConfig:
     # every input-only method also at WT's first-layer capacity (|G|·width units), its gap
     # read against DA-wide: equal parameters
     frontier_wide: bool = True
+    # the evidence at each input-only method's calibrated point: its first seed trained again
+    # with validation SI measured after every epoch, on this many validation images
+    frontier_curve_samples: int = 200
     # measures; 0 means the whole test split. SI is a mean over samples whose
     # per-sample spread is about 0.3 (DA) and 0.1 (IR): n samples give a standard error of
     # about 0.3/√n, 0.007 at 2,000 and 0.003 at 10,000; the report prints it beside SI
@@ -247,6 +250,7 @@ class StudyConfig:
             (self.nu_round >= 1 and self.nu_max_rounds >= 1, "nu_round and nu_max_rounds must be ≥ 1"),
             (0 <= self.nu_min_accuracy_share <= 1, "nu_min_accuracy_share must be in [0, 1]"),
             (self.calibration_val_samples >= 1, "calibration_val_samples must be ≥ 1"),
+            (self.frontier_curve_samples >= 1, "frontier_curve_samples must be ≥ 1"),
             (self.nu_seeds >= 1, f"nu_seeds must be ≥ 1, got {self.nu_seeds}"),
             (self.nu_noise_sd >= 0 and self.nu_noise_df >= 0,
              "nu_noise_sd and nu_noise_df must be ≥ 0"),
@@ -379,7 +383,7 @@ PROFILES: dict[str, StudyConfig] = {
         test_samples=200, si_samples=20, sensitivity_samples=50, saliency=SaliencyConfig(steps=16),
         saliency_grid_samples=2, tsne_samples=40, drift_samples=200, layers_samples=24,
         prop31_dim=16, prop31_samples=20, prop31_time=1.0, prop31_step=1e-3,
-        frontier_wide=False,
+        frontier_wide=False, frontier_curve_samples=10,
         frontier_nus_logit=(1.0,), frontier_nus_kl=(10.0,), frontier_nus_nlogit=(100.0,),
         frontier_nus_jsd=(30.0,), frontier_orbit_rates=(0.5, 1.0), frontier_saliency_nus=(1.0,),
         frontier_nus_distill=(10.0,), frontier_nus_warmup=(1.0,), frontier_nus_features=(3.0,),

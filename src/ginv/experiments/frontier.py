@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ginv.data import dataset_label
-from ginv.experiments import style
+from ginv.experiments import frontier_evidence, style
 from ginv.experiments.drift import accuracy_and_di, drift_mismatch, drift_splits
 from ginv.experiments.experiment import Experiment
 from ginv.experiments.kinds import Kind
-from ginv.experiments.methods import METHODS, Method, methods, reference
+from ginv.experiments.methods import METHODS, Method, look, methods, reference
 from ginv.experiments.results import Results, cells_over, error_bars, fmt, mean_std, over_seeds
 from ginv.experiments.spec import Measure, Request, Sizes, Train
 from ginv.experiments.table import family_metrics, test_settings
@@ -121,7 +121,8 @@ def _setting_label(row: dict[str, Any]) -> str:
 
 def work(c: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
     """Every method's runs over its settings and seeds, their test and validation measures,
-    and the drift measures of the calibrated points."""
+    the drift measures of the calibrated points, and the evidence of the input-only ones
+    (:mod:`ginv.experiments.frontier_evidence`)."""
     requests: list[Request] = []
     order = len(get_group(group))
     for m in methods(c):
@@ -138,7 +139,7 @@ def work(c: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
                     (c.drift_samples or sizes.test) * len(c.drift_betas), 0,
                     first_width=t.first_width, copies=copies),
         ]  # fmt: skip
-    return requests
+    return requests + frontier_evidence.work(c, group, sizes)
 
 
 def run(study: Study, folder: Path) -> Results:
@@ -177,6 +178,7 @@ def run(study: Study, folder: Path) -> Results:
         for g in c.groups for m in methods(c)
     }  # fmt: skip
     drift = _drift(study, best, trained)
+    evidence = frontier_evidence.collect(study, best, trained)
     printed, tidy = _calibrated_table(c.groups, best)
     results.add_table(
         folder, "frontier-table",
@@ -205,7 +207,9 @@ def run(study: Study, folder: Path) -> Results:
         "calibrated": [best[k] for k in best],
         "drift": {f"{g}/{m}": curve for (g, m), curve in drift.items()},
         "goal": _goal(c.groups, best),
+        "evidence": [e["row"] for e in evidence],
     }
+    frontier_evidence.add(results, folder, c, evidence)
     # the tables are written: nothing below may lose them
     results.finishing("the notes", lambda: results.notes.extend(_notes(c.groups, best, target)))
     results.finishing("the figures", lambda: _figures(results, folder, c, rows, drift, target))
@@ -330,27 +334,6 @@ def _drift(study: Study, best, trained) -> dict[tuple[str, str], list[tuple[Any,
             for b in c.drift_betas
         ]
     return curves
-
-
-LOOK = {
-    "DA": ("#D55E00", "o", "-"), "WT": ("#0072B2", "s", "-"),
-    "orbit-average": ("#D55E00", "D", "-"), "canonicalise": ("#000000", "P", "-"),
-    "IR-logit": ("#009E73", "^", "-"), "IR-kl": ("#CC79A7", "^", "-"),
-    "IR-nlogit": ("#E69F00", "^", "-"), "IR-jsd": ("#56B4E9", "^", "-"),
-    "IR-saliency": ("#8C7A00", "v", "-"), "orbit": ("#000000", "*", "-"),
-    "orbit-wide": ("#000000", "X", "--"), "IR-distill": ("#000000", "v", "-"),
-    "IR-warmup": ("#009E73", "^", "--"), "IR-features": ("#000000", "h", "-"),
-}  # fmt: skip
-"""Colour, marker and line of each method: DA's family in DA's colour, the IR losses in the
-study's loss colours, the new methods in black; a ``-wide`` twin as its method, dashed."""
-
-
-def look(name: str) -> tuple[str, str, str]:
-    """:data:`LOOK` of a method, its ``-wide`` twin's derived from it."""
-    if name in LOOK:
-        return LOOK[name]
-    colour, marker, _ = LOOK.get(name.removesuffix("-wide"), (style.NEUTRAL, "o", "-"))
-    return colour, marker, "--"
 
 
 @style.styled

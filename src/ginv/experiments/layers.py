@@ -411,7 +411,7 @@ def _plot(rows, groups, axes_by_arch, names):
     (columns), one colour per method, invariance solid and equivariance dashed."""
     import matplotlib.pyplot as plt
 
-    from ginv.experiments.frontier import LOOK
+    from ginv.experiments.methods import LOOK
 
     architectures = list(axes_by_arch)
     fig, axes = plt.subplots(len(architectures), len(groups), squeeze=False,

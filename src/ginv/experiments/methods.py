@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from ginv.experiments import style
 from ginv.experiments.kinds import Kind
 from ginv.groups import get_group
 from ginv.models import wrapped_name
@@ -169,3 +170,24 @@ def methods(c: StudySettings) -> list[Method]:
     if c.frontier_methods:
         return [m for m in METHODS.values() if m.name in c.frontier_methods]
     return [m for m in METHODS.values() if c.frontier_wide or not m.twin]
+
+
+LOOK = {
+    "DA": ("#D55E00", "o", "-"), "WT": ("#0072B2", "s", "-"),
+    "orbit-average": ("#D55E00", "D", "-"), "canonicalise": ("#000000", "P", "-"),
+    "IR-logit": ("#009E73", "^", "-"), "IR-kl": ("#CC79A7", "^", "-"),
+    "IR-nlogit": ("#E69F00", "^", "-"), "IR-jsd": ("#56B4E9", "^", "-"),
+    "IR-saliency": ("#8C7A00", "v", "-"), "orbit": ("#000000", "*", "-"),
+    "orbit-wide": ("#000000", "X", "--"), "IR-distill": ("#000000", "v", "-"),
+    "IR-warmup": ("#009E73", "^", "--"), "IR-features": ("#000000", "h", "-"),
+}  # fmt: skip
+"""Colour, marker and line of each method: DA's family in DA's colour, the IR losses in the
+study's loss colours, the new methods in black; a ``-wide`` twin as its method, dashed."""
+
+
+def look(name: str) -> tuple[str, str, str]:
+    """:data:`LOOK` of a method, its ``-wide`` twin's derived from it."""
+    if name in LOOK:
+        return LOOK[name]
+    colour, marker, _ = LOOK.get(name.removesuffix("-wide"), (style.NEUTRAL, "o", "-"))
+    return colour, marker, "--"

@@ -306,8 +306,12 @@ class _Counter:
                                  jobs if runs else 0, upfront, chain))  # fmt: skip
 
     def train(self, exp: str, group: str, request: Train) -> None:
-        """Runs known in advance."""
+        """Runs known in advance (or, not ``upfront``, runs that stand for those results
+        will decide: none of them can be found cached)."""
         configs = request.configs
+        if not request.upfront:
+            self.training(exp, group, request.item, configs[0], len(configs), request.note)
+            return
         todo = [t for t in configs if t.key() not in self.seen and not self.done(t)]
         self.seen.update(t.key() for t in configs)
         if configs:

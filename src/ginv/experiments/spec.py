@@ -45,11 +45,14 @@ class Sizes:
 
 @dataclass(frozen=True)
 class Train:
-    """Runs known before any result: trained, or found in the cache, as they are."""
+    """Runs known before any result: trained, or found in the cache, as they are. With
+    ``upfront=False``, runs that results decide (which setting, say): ``configs`` stand for
+    them in ``--plan``'s cost and are never submitted before."""
 
     item: str
     configs: tuple[TrainConfig, ...]
     note: str = ""
+    upfront: bool = True
 
 
 @dataclass(frozen=True)

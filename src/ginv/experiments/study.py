@@ -138,7 +138,7 @@ class Study:
         )  # fmt: skip
         configs: list[TrainConfig] = []
         for request in requests:
-            if isinstance(request, Train):
+            if isinstance(request, Train) and request.upfront:
                 configs += request.configs
             elif isinstance(request, CalibratedIR):
                 first = search_grid(self.search_spec(), c.nu_grid)

@@ -14,7 +14,7 @@ it would alone (``tests/test_factory_models.py`` trains both ways and compares).
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
@@ -72,6 +72,17 @@ class Ensemble(nn.Module):
 
         in_dims = (0, 0, None if shared_input else 0)
         return vmap(one, in_dims=in_dims)(self.weights(), self.stacked_buffers(), x)
+
+    def member(self, i: int) -> Callable[[Tensor], Tensor]:
+        """Member ``i`` as a function from image batches ``(B, ...)`` to logits ``(B, K)``,
+        on the ensemble's own weights (no copy: gradients flow to them), e.g. for
+        :func:`ginv.measure`: ``measure(ensemble.member(0), x, y, group, metrics="si")``."""
+        if not 0 <= i < self.size:
+            raise GinvError(f"member {i} of an ensemble of {self.size}")
+        template = self._template[0]
+        params = {k: v[i] for k, v in self.weights().items()}
+        buffers = {k: v[i] for k, v in self.stacked_buffers().items()}
+        return lambda x: functional_call(template, (params, buffers), (x,))
 
     def member_state(self, i: int) -> dict[str, Tensor]:
         """Member ``i``'s ``state_dict`` (weights and buffers)."""

@@ -37,6 +37,8 @@ HELP = {
     "depth": "hidden layers (MLP) or convolutions (CNN)",
     "width": "hidden units (MLP) or last convolution's channels (CNN)",
     "first_width": "the first layer's units or channels (0: as width gives)",
+    "track_si": "also measure validation SI after every epoch, on the first N validation images "
+    "(50-step integrated gradients), into run.json's history as val_si (0: not measured)",
     "reg": "regularizer: IR with an output loss, or orbit, saliency, distill, logit-warmup, "
     "features (docs: the frontier)",
     "nu": f"weight ν of the regularizer, comma list trains each (with --reg: default {DEFAULT_NU})",
@@ -77,6 +79,7 @@ class TrainConfig:
     n_val: int = 2_000
     split_seed: int = 0
     first_width: int = 0
+    track_si: int = 0
 
     def __post_init__(self) -> None:
         if self.model in MODEL_KINDS:  # an unknown model is validate's to name
@@ -131,6 +134,10 @@ class TrainConfig:
             (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
             (factory or (self.depth >= 1 and self.width >= 1), "depth and width must be ≥ 1"),
             (self.first_width >= 0, f"first_width must be ≥ 0, got {self.first_width}"),
+            (
+                0 <= self.track_si <= self.n_val,
+                f"track_si must lie in [0, n_val = {self.n_val}], got {self.track_si}",
+            ),
             (self.n_train >= 1 and self.n_val >= 1, "n_train and n_val must be ≥ 1"),
             # torch generators take seeds in [0, 2⁶³); a larger one is a traceback deep inside
             (0 <= self.seed < 2**63, f"seed must be in [0, 2⁶³), got {self.seed}"),

@@ -24,6 +24,7 @@ from ginv.data import Split, TransformingDataset, check_group_acts
 from ginv.errors import GinvError
 from ginv.groups import PermutationGroup, get_group
 from ginv.io import atomic_torch_save, atomic_write_json, load_torch_file, short_hash
+from ginv.measures import measure
 from ginv.models import Ensemble, build_model, is_factory_model, load_factory, model_parts
 from ginv.models.base import Pool
 from ginv.progress import tqdm
@@ -380,6 +381,17 @@ class Trainer:
         self.load_state(load_torch_file(self.checkpoint_path, self.device))
         return True
 
+    def member_si(self) -> list[float]:
+        """Each member's SI (:func:`ginv.measures.measure`, the default saliency map) on the
+        orbits of the first ``track_si`` validation images: the training curve of invariance.
+        It reads each value from the device, and draws nothing from the members' generators."""
+        n = self.base.track_si
+        x, y = self.val_split.images[:n], self.val_split.labels[:n]
+        return [
+            measure(self.model.member(i), x, y, self.group, metrics="si").si
+            for i in range(len(self.members))
+        ]
+
     # --- the loop --------------------------------------------------------
     def fit(self, resume: bool = True) -> list[dict[str, Any]]:
         """Train to ``epochs``, keep each member's best-validation epoch, write results."""
@@ -403,6 +415,7 @@ class Trainer:
             self.model.eval()
             val_acc = orbit_accuracy(forward, self.val_split, self.group)
             self._check_finite(losses["loss"], val_acc)
+            val_si = self.member_si() if self.base.track_si else None
             self.epoch += 1
             seconds = time.perf_counter() - start
             reg = self.regularizer  # a warm-up's epochs before full strength are not selected
@@ -420,6 +433,7 @@ class Trainer:
                         "inv": read[2][i],
                         "val_acc": acc,
                         "seconds": seconds,
+                        **({} if val_si is None else {"val_si": val_si[i]}),
                     }
                 )
                 if acc > m.best_val_acc and selectable:
