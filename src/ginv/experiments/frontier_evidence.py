@@ -162,7 +162,7 @@ def add(results: Results, folder: Path, c: StudyConfig, found: list[dict[str, An
         f"Each input-only method at its calibrated point, first seed. Left: validation "
         f"accuracy after every epoch; middle: validation SI after every epoch (on "
         f"{c.frontier_curve_samples} images; dashed: the target {c.si_target:g}), the "
-        "selected epoch marked; right: the invariance error of every layer, input to logits "
+        "selected epoch marked; right: the invariance error of every layer, first to logits "
         f"(log axis, values below {style.FLOOR:g} drawn at {style.FLOOR:g}).",
     ))  # fmt: skip
 
@@ -203,9 +203,7 @@ def _plot(found: list[dict[str, Any]], target: float):
             for ax, key in ((row[0], "val_acc"), (row[1], "val_si")):
                 scale = 100 if key == "val_acc" else 1
                 ax.plot(epochs, [scale * h[key] for h in history], color=color, ls=line, lw=0.9,
-                        label=name)  # fmt: skip
-                ax.plot([epochs[sel]], [scale * history[sel][key]], color=color, marker=mark,
-                        ms=4)  # fmt: skip
+                        marker=mark, markevery=[sel], ms=4, label=name)  # fmt: skip
             layers = [x for x in e["layers"] if x["layer"] != "input"]
             row[2].plot([x["layer"] for x in layers],
                         style.clip_floor([x["invariance"] for x in layers]), color=color,

@@ -178,11 +178,12 @@ LOOK = {
     "IR-logit": ("#009E73", "^", "-"), "IR-kl": ("#CC79A7", "^", "-"),
     "IR-nlogit": ("#E69F00", "^", "-"), "IR-jsd": ("#56B4E9", "^", "-"),
     "IR-saliency": ("#8C7A00", "v", "-"), "orbit": ("#000000", "*", "-"),
-    "orbit-wide": ("#000000", "X", "--"), "IR-distill": ("#000000", "v", "-"),
-    "IR-warmup": ("#009E73", "^", "--"), "IR-features": ("#000000", "h", "-"),
+    "orbit-wide": ("#000000", "X", "--"), "IR-distill": ("#882255", "v", "-"),
+    "IR-warmup": ("#332288", "<", "-"), "IR-features": ("#44AA99", "h", "-"),
 }  # fmt: skip
 """Colour, marker and line of each method: DA's family in DA's colour, the IR losses in the
-study's loss colours, the new methods in black; a ``-wide`` twin as its method, dashed."""
+study's loss colours, the orbit structure in black, the newer input-only methods in colours
+of their own; a ``-wide`` twin as its method, dashed."""
 
 
 def look(name: str) -> tuple[str, str, str]:
