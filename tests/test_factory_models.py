@@ -5,6 +5,7 @@ module named in a file is imported, ``ginv measure --model … --weights …``, 
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from dataclasses import asdict, replace
@@ -213,3 +214,27 @@ def test_reproduce_table_on_colour_digits(
     assert [p.name for p in (tmp_path / "calibration").glob("nu-*.json")] == [
         "nu-colour-digits-R4-logit.json"
     ]
+
+
+def test_the_frontier_on_a_factory_s_model_gives_its_evidence_without_layers(
+    colour: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """ginv cannot name a factory model's layers: the evidence keeps σmax(J) and the curves,
+    and leaves the layer columns empty rather than failing after the tables."""
+    argv = ["reproduce", "frontier", "--profile", "smoke", "--set", f"dataset={colour[0]}",
+            "--set", "groups=R4", "--set", "model=tests.plugins.bn_cnn:plain",
+            "--set", "frontier_methods=DA,IR-logit",
+            "--out", str(tmp_path), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    with open(tmp_path / "frontier" / "frontier-evidence.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == ["DA", "IR-logit"]
+    for r in rows:
+        assert float(r["sigma_max_j"]) > 0 and 0 <= float(r["peak_val_si"]) <= 1
+        assert r["first_layer_invariance"] == r["logits_invariance"] == ""
+    layers = (tmp_path / "frontier" / "frontier-layers.csv").read_text().splitlines()
+    assert len(layers) == 1  # the header
+    # no drift on a dataset without a drift target: every figure but the drift's
+    results = json.loads((tmp_path / "frontier" / "results.json").read_text())
+    assert [f["png"] for f in results["figures"]] == ["frontier.png", "frontier-evidence.png"]
+    assert not any("could not" in n for n in results["notes"])

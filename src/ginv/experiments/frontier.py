@@ -209,10 +209,10 @@ def run(study: Study, folder: Path) -> Results:
         "goal": _goal(c.groups, best),
         "evidence": [e["row"] for e in evidence],
     }
-    frontier_evidence.add(results, folder, c, evidence)
     # the tables are written: nothing below may lose them
     results.finishing("the notes", lambda: results.notes.extend(_notes(c.groups, best, target)))
     results.finishing("the figures", lambda: _figures(results, folder, c, rows, drift, target))
+    frontier_evidence.add(results, folder, c, evidence)
     return results
 
 
@@ -224,6 +224,8 @@ def _figures(results: Results, folder: Path, c: StudyConfig, rows, drift, target
         f"{over_seeds(c.seeds)}; {error_bars(len(c.seeds))}; the dashed line is SI = {target}. Hollow markers: the wrappers, which "
         "take more than one pass.",
     )  # fmt: skip
+    if not drift:  # no drift target for this dataset (the drift experiment's note says so)
+        return
     results.add_figure(
         folder, "frontier-drift", _plot_drift(c.groups, drift, [m.name for m in methods(c)]),
         f"DI under drift D(β) ({dataset_label(c.dataset)} → {dataset_label(c.drift_target)}, "

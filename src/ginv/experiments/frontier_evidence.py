@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ginv.errors import GinvError
 from ginv.experiments import style
 from ginv.experiments.methods import METHODS, Method, look, methods
 from ginv.experiments.results import Results, cells_over, fmt, mean_std
@@ -99,8 +100,12 @@ def collect(
         ]
         first = runs[(g, name)][0]
         images = study.data().test.images[: c.layers_samples].to(study.device)
-        layers = measure_layers(first.model(study.device), images, group, first.config.model,
-                                c.memory_budget_mb)  # fmt: skip
+        try:
+            layers = measure_layers(first.model(study.device), images, group,
+                                    first.config.model, c.memory_budget_mb)  # fmt: skip
+        except GinvError:  # a factory's model, whose layers ginv cannot name: no layer rows
+            layers = []
+        inv = {x["layer"]: x["invariance"] for x in layers if x["layer"] not in ("input", "canon")}
         sigma, sigma_std = mean_std(sigmas)
         history = curve_run.record["history"]
         selected = curve_run.record["selected_epoch"]
@@ -112,12 +117,16 @@ def collect(
             "selected_val_acc": history[selected - 1]["val_acc"],
             "selected_val_si": history[selected - 1]["val_si"],
             "peak_val_si": peak["val_si"], "peak_val_si_epoch": peak["epoch"],
-            "first_layer_invariance": next(x["invariance"] for x in layers if x["layer"] not in ("input", "canon")),
-            "logits_invariance": next(x["invariance"] for x in layers if x["layer"] == "logits"),
+            "first_layer_invariance": next(iter(inv.values()), None),
+            "logits_invariance": inv.get("logits"),
         }  # fmt: skip
         found.append({"row": row, "curve": history, "layers": layers,
                       "setting_name": r["setting_name"]})  # fmt: skip
     return found
+
+
+def _error(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}"
 
 
 def _label(e: dict[str, Any]) -> str:
@@ -142,7 +151,7 @@ def add(results: Results, folder: Path, c: StudyConfig, found: list[dict[str, An
           fmt(r["sigma_max_j"], r["sigma_max_j_std"], r["n_seeds"], single=""),
           str(r["selected_epoch"]), fmt(100 * r["selected_val_acc"]), fmt(r["selected_val_si"]),
           f"{fmt(r['peak_val_si'])} ({r['peak_val_si_epoch']})",
-          f"{r['first_layer_invariance']:.3g}", f"{r['logits_invariance']:.3g}"]
+          _error(r["first_layer_invariance"]), _error(r["logits_invariance"])]
          for e in found for r in [e["row"]]],
         tidy=(COLUMNS, [[e["row"][k] for k in COLUMNS] for e in found]),
     )  # fmt: skip
@@ -179,9 +188,12 @@ def notes(found: list[dict[str, Any]]) -> list[str]:
             f"{fmt(r['sigma_max_j'])}{ratio}; validation SI {fmt(e['curve'][0]['val_si'])} "
             f"after epoch 1, {fmt(r['selected_val_si'])} at the selected epoch "
             f"{r['selected_epoch']}, at most {fmt(r['peak_val_si'])} (epoch "
-            f"{r['peak_val_si_epoch']}); invariance error {r['first_layer_invariance']:.2g} "
-            f"after the first layer, {r['logits_invariance']:.2g} at the logits."
-        )
+            f"{r['peak_val_si_epoch']})"
+            + ("" if r["logits_invariance"] is None else
+               f"; invariance error {_error(r['first_layer_invariance'])} after the first "
+               f"layer, {_error(r['logits_invariance'])} at the logits")
+            + "."
+        )  # fmt: skip
     return out
 
 
