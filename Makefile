@@ -22,9 +22,10 @@ lint:
 	$(BIN)/mypy
 
 # Lint, the docs, the wheel in a fresh venv, then the whole test suite on 2 xdist workers
-# (the SLURM tests, which share one local cluster, together on one of them).
+# (the SLURM tests, which share one local cluster, together on one of them); the 25 slowest
+# tests are listed at the end, where the time goes.
 test: lint docs wheel-check
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=25
 
 format:
 	$(BIN)/ruff check --fix src tests bench docs
