@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -229,3 +230,25 @@ def test_an_in_process_main_restores_the_verbosity(tmp_path: Path) -> None:
     # --quiet set for the call, a bad setting refused before any work
     assert main(["train", "--quiet", "--epochs", "-1", "--out", str(tmp_path)]) == 2
     assert progress.verbosity() == progress.NORMAL
+
+
+def test_ginv_train_logs_the_tracked_si_to_tensorboard(tmp_path: Path, real_data_dir: Path) -> None:
+    """From the command line: ``--logger tensorboard --track-si 8`` writes each epoch's
+    validation SI as ``val/val_si``, the values of ``run.json``'s history."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ginv.cli import main
+
+    argv = ["train", "--epochs", "2", "--n-train", "256", "--n-val", "64", "--width", "16",
+            "--depth", "2", "--reg", "logit", "--nu", "1", "--track-si", "8",
+            "--logger", "tensorboard", "--quiet", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    folder = next(tmp_path.glob("*/run.json")).parent
+    history = json.loads((folder / "run.json").read_text())["history"]
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    si = events.Scalars("val/val_si")
+    assert [e.step for e in si] == [1, 2]
+    assert [e.value for e in si] == pytest.approx([h["val_si"] for h in history], rel=1e-6)
+    assert not (folder / "metrics.csv").exists()  # the logger asked for, not the default
