@@ -230,9 +230,9 @@ class ParallelExecutor(Executor):
                 with self._lock:
                     self._check_aborted(generation)
                     # a task another thread finished (and popped) is done; any other, queued
-                    # (submit also hands free workers their next task)
                     self.submit(cache, [t for k, t in todo.items()
                                         if k not in self.live and k not in self.pending])  # fmt: skip
+                    self._dispatch()
                     waiting = {self.live[k].future: k for k in todo if k in self.live}
                     queued = [k for k in todo if k in self.pending]
                     # any task ending frees a worker for one of ours still queued
@@ -323,7 +323,6 @@ class ParallelExecutor(Executor):
         next run."""
         with self._lock:
             self._generation += 1  # every run() still waiting raises
-            self.pending.clear()
             pool, self._pool = self._pool, None
             if pool is None:
                 return
@@ -332,6 +331,7 @@ class ParallelExecutor(Executor):
                     os.kill(pid, signal.SIGKILL)
             pool.shutdown(wait=True, cancel_futures=True)
             self.live.clear()
+            self.pending.clear()
 
     def close(self) -> None:
         """Stop the workers once the running tasks are done; drop the queued ones (handed over
