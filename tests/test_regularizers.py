@@ -359,6 +359,35 @@ def test_the_warmed_up_ir_ramps_by_hand_and_the_trainer_tells_it_the_epoch(
     assert [reg.selectable(e, 10) for e in range(10)] == [False, False] + [True] * 8
 
 
+def test_the_late_ir_is_da_for_half_the_epochs_then_ramps_by_hand(tmp_path: Path) -> None:
+    linear, x = _flip_batch()
+    group = get_group("FlipH")
+    reg = get_regularizer("logit-late", group)
+    assert isinstance(reg, WarmedUpInvariance) and reg.uses == "inputs"
+    w = linear[1].weight.detach()
+    full = 0.5 * ((x - x.flip(-1)).flatten(1) @ w.T).pow(2).sum(1).mean()
+    orbit = group.orbit(x).unsqueeze(0)
+    # 20 epochs: d = ⌈0.5·20⌉ = 10 epochs of DA, then k = ⌈0.1·20⌉ = 2: s = 0, ½, 1 from epoch 10
+    for epoch, scale in [(0, 0.0), (9, 0.0), (10, 0.0), (11, 0.5), (12, 1.0), (19, 1.0)]:
+        reg.start_epoch(epoch, 20)
+        _, penalty = reg(Ensemble([linear]), orbit, None)
+        assert torch.allclose(penalty, scale * full.view(1), rtol=1e-13)
+    assert [reg.selectable(e, 20) for e in range(20)] == [False] * 12 + [True] * 8
+    # 4 epochs: d = 2, k = 1: epochs 0-2 are DA (epoch 2 at s = 0), the last is at full ν and
+    # is the one selected
+    config = TrainConfig(
+        reg="logit-late", nu=5.0, group="R4", depth=2, width=16, epochs=4, batch_size=32,
+        n_train=64, n_val=16,
+    )  # fmt: skip
+    trainer = Trainer([config], synthetic_dataset(n_train=64, n_val=16), tmp_path, "cpu",
+                      progress=False)  # fmt: skip
+    (record,) = trainer.fit()
+    history = record["history"]
+    assert [h["inv"] == 0.0 for h in history] == [True, True, True, False]
+    assert all(h["loss"] == h["ce"] for h in history[:3]) and history[3]["loss"] > history[3]["ce"]
+    assert record["selected_epoch"] == 4
+
+
 def test_the_feature_ir_by_hand_is_scale_free_and_leaves_the_head_alone() -> None:
     """A depth-1 MLP, ``φ(x) = relu(W₁x + b₁)``: ``R = mean_b ‖φ(x_b) − φ(s·x_b)‖² /
     (½‖φ(x_b)‖² + ½‖φ(s·x_b)‖²)``."""

@@ -14,9 +14,10 @@ Methods, one row per group × method × setting (:func:`methods`):
   (:mod:`ginv.regularizers.orbit_structure`) at the ``lr·ν`` of ``frontier_orbit_rates``;
   ``orbit-wide`` gives the first layer ``|G|·width`` units, the capacity of WT's first layer.
 * ``IR-saliency``: the input-gradient penalty (:mod:`ginv.regularizers.saliency`).
-* ``IR-distill``, ``IR-warmup``, ``IR-features``: distillation towards the orbit-averaged
-  prediction, the logit IR with a ν warm-up, scale-free IR on the penultimate features
-  (:mod:`ginv.regularizers.distill`, ``.warmup``, ``.features``), at ``frontier_nus_<name>``.
+* ``IR-distill``, ``IR-warmup``, ``IR-features``, ``IR-late``: distillation towards the
+  orbit-averaged prediction, the logit IR with a ν warm-up, scale-free IR on the penultimate
+  features, the logit IR switched on halfway (:mod:`ginv.regularizers.distill`, ``.warmup``,
+  ``.features``), at ``frontier_nus_<name>``.
 
 Each method says what it knows of the group (``uses``, :data:`ginv.regularizers.Uses`):
 ``inputs`` (DA and every IR: only ``g·x``), ``weights`` (the orbit structure), ``wrapper``

@@ -148,6 +148,7 @@ for _method in (
     Method("IR-distill", _ir("distill"), "frontier_nus_distill", True),
     Method("IR-warmup", _ir("logit-warmup"), "frontier_nus_warmup", True),
     Method("IR-features", _ir("features"), "frontier_nus_features", True),
+    Method("IR-late", _ir("logit-late"), "frontier_nus_late", True),
 ):  # fmt: skip
     register_method(_method)
 # every method that knows the group only through g·x, also at orbit-wide's (and WT's) capacity
@@ -180,6 +181,7 @@ LOOK = {
     "IR-saliency": ("#8C7A00", "v", "-"), "orbit": ("#000000", "*", "-"),
     "orbit-wide": ("#000000", "X", "--"), "IR-distill": ("#882255", "v", "-"),
     "IR-warmup": ("#332288", "<", "-"), "IR-features": ("#44AA99", "h", "-"),
+    "IR-late": ("#AA4499", ">", "-"),
 }  # fmt: skip
 """Colour, marker and line of each method: DA's family in DA's colour, the IR losses in the
 study's loss colours, the orbit structure in black, the newer input-only methods in colours

@@ -19,7 +19,7 @@ from ginv.regularizers.features import FeatureInvariance
 from ginv.regularizers.orbit_structure import OrbitStructure
 from ginv.regularizers.output import OutputInvariance
 from ginv.regularizers.saliency import SaliencyInvariance
-from ginv.regularizers.warmup import WarmedUpInvariance
+from ginv.regularizers.warmup import LATE_RAMP, LATE_START, WarmedUpInvariance
 
 REGULARIZERS: dict[str, Callable[[PermutationGroup], Regularizer]] = {
     **{loss: partial(OutputInvariance, loss=loss) for loss in INVARIANCE_ERRORS},
@@ -27,6 +27,7 @@ REGULARIZERS: dict[str, Callable[[PermutationGroup], Regularizer]] = {
     "saliency": SaliencyInvariance,
     "distill": OrbitDistillation,
     "logit-warmup": WarmedUpInvariance,
+    "logit-late": partial(WarmedUpInvariance, start=LATE_START, ramp=LATE_RAMP),
     "features": FeatureInvariance,
 }
 """Name → constructor from the group: IR with each output loss, then the new methods."""

@@ -40,7 +40,7 @@ HELP = {
     "track_si": "also measure validation SI after every epoch, on the first N validation images "
     "(50-step integrated gradients), into run.json's history as val_si (0: not measured)",
     "reg": "regularizer: IR with an output loss, or orbit, saliency, distill, logit-warmup, "
-    "features (docs: the frontier)",
+    "logit-late, features (docs: the frontier)",
     "nu": f"weight ν of the regularizer, comma list trains each (with --reg: default {DEFAULT_NU})",
     "epochs": "training epochs",
     "batch_size": "batch size",
