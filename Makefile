@@ -8,7 +8,7 @@ ifneq ($(wildcard ../shared/data),)
 export GINV_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
-.PHONY: setup test lint format bench docs wheel-check clean
+.PHONY: setup test pytest lint format bench docs wheel-check clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,16 @@ lint:
 	$(BIN)/ruff format --check src tests bench docs
 	$(BIN)/mypy
 
-# Lint, the docs, the wheel in a fresh venv, then the whole test suite on 2 xdist workers
-# (the SLURM tests, which share one local cluster, together on one of them); the 25 slowest
+# Lint, the docs and the wheel in a fresh venv beside the whole test suite: each of them is
+# mostly one process, and the suite's 2 xdist workers leave room for them at their tails.
+# Each part's output is printed whole when it ends; any part failing fails `make test`.
+test:
+	$(MAKE) --no-print-directory -j 4 --output-sync=target lint docs wheel-check pytest
+
+# The test suite on 2 xdist workers, each on its own share of the cores (tests/conftest.py);
+# the SLURM tests, which share one local cluster, together on one of them; the 25 slowest
 # tests are listed at the end, where the time goes.
-test: lint docs wheel-check
+pytest:
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=25
 
 format:

@@ -2,13 +2,75 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import os
+import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, give each worker its own share of the cores (CPU affinity, which
+    the processes it starts inherit): two workers on two cores would otherwise each run a
+    ``reproduce`` on two local workers (``--workers`` defaults to the cores), four training
+    processes on two cores. With one core each, a test's ``reproduce`` runs its tasks
+    in-process, as on a one-core machine; tests that ask for ``--workers 2`` still get two."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= count:
+        os.sched_setaffinity(0, cores[int(worker[2:]) % count :: count])
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup`` a test marked ``xdist_group`` must carry its group in its id
+    (pytest-xdist's tag, which the scheduler reads); where a pytest release stops it from
+    taking, the tests that share one SLURM cluster or one fixture would be spread over
+    workers silently, so stop with one line instead."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    lost = [i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(
+            f"--dist loadgroup does not group on pytest {pytest.__version__} ({lost[0]} has no "
+            "@group in its id): install requirements.txt's pytest"
+        )
+
+
+def run_ginv(
+    args: Sequence[str], env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``ginv ARGS`` run in this process (``ginv.cli.main``), with its exit status and what it
+    printed, as ``subprocess.run(..., capture_output=True, text=True)`` returns them: the
+    same command without a new interpreter importing torch (about 3 s a call). For what needs
+    a process of its own (a signal, a kill, an interpreter's exit) the tests still start one.
+    ``env`` replaces the environment for the call."""
+    from ginv.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:  # argparse's usage errors
+                code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

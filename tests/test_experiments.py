@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import run_ginv
 
 from ginv.errors import GinvError
 from ginv.experiments import profile
@@ -83,8 +84,8 @@ def test_proposition_3_1_holds_numerically() -> None:
     assert unstable["largest_sigma_increase"] > 1.0
 
 
-def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*GINV, *args], capture_output=True, text=True, timeout=600, **kw)
+def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return run_ginv(args, env)
 
 
 def _is_float(text: str) -> bool:

@@ -48,21 +48,30 @@ def test_worker_settings_are_checked_and_default_to_cores_over_threads() -> None
     assert make_executor("parallel", out, workers=WorkerConfig(1)).workers == 1  # type: ignore[attr-defined]
 
 
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory: pytest.TempPathFactory, real_data_dir: Path) -> Path:
+    """The smoke table made by ``--workers 1``, the reference of both tests below (which share
+    a worker, ``xdist_group``, so that it is made once)."""
+    out = tmp_path_factory.mktemp("one-process")
+    done = _run([*SMOKE, "--workers", "1", "--out", str(out)])
+    assert done.returncode == 0, done.stderr
+    assert not (out / "workers").exists()  # --workers 1 runs in the driver
+    return out
+
+
 @pytest.mark.slow
+@pytest.mark.xdist_group("one-process-table")
 def test_two_workers_give_the_table_of_one_process_byte_for_byte(
-    tmp_path: Path, real_data_dir: Path
+    tmp_path: Path, one_process: Path
 ) -> None:
-    tables = {}
-    for workers in ("1", "2"):
-        out = tmp_path / f"w{workers}"
-        done = _run([*SMOKE, "--workers", workers, "--out", str(out)])
-        assert done.returncode == 0, done.stderr
-        tables[workers] = (out / "table" / "table.csv").read_bytes()
-    assert tables["1"] == tables["2"]
-    logs = list((tmp_path / "w2" / "workers").glob("*.log"))
+    out = tmp_path / "w2"
+    done = _run([*SMOKE, "--workers", "2", "--out", str(out)])
+    assert done.returncode == 0, done.stderr
+    table = (out / "table" / "table.csv").read_bytes()
+    assert table == (one_process / "table" / "table.csv").read_bytes()
+    logs = list((out / "workers").glob("*.log"))
     assert len(logs) == 2  # both workers took tasks
     assert all("done" in p.read_text() for p in logs)
-    assert not (tmp_path / "w1" / "workers").exists()  # --workers 1 runs in the driver
 
 
 def test_a_worker_s_ginv_error_is_one_line_in_the_driver(
@@ -218,8 +227,9 @@ def test_the_plan_estimates_one_worker_and_n_workers_along_the_chains() -> None:
     assert plan.estimate_with(100) == pytest.approx(longest)
 
 
+@pytest.mark.xdist_group("one-process-table")
 def test_the_groups_nu_searches_run_side_by_side_to_the_same_table(
-    tmp_path: Path, real_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, real_data_dir: Path, one_process: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With workers, R4's and T3's ν searches are in flight at once (each waits at a barrier
     for the other: one after the other, the first would time out there), and the table is
@@ -248,12 +258,8 @@ def test_the_groups_nu_searches_run_side_by_side_to_the_same_table(
     finally:
         executor.close()
     assert sorted(searched) == [("R4", True), ("T3", True)]  # each once, in its own thread
-    monkeypatch.setattr(Study, "_search", real)
-    alone = tmp_path / "one-process"
-    done = _run([*SMOKE, "--workers", "1", "--out", str(alone)])
-    assert done.returncode == 0, done.stderr
     assert (out / "table" / "table.csv").read_bytes() == (
-        alone / "table" / "table.csv"
+        one_process / "table" / "table.csv"
     ).read_bytes()
 
 

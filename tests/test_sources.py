@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_ginv
 
 from ginv.data import (
     SOURCES,
@@ -208,13 +209,16 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
-    for what, (path, message) in _bad_inputs(tmp_path).items():
+    for i, (what, (path, message)) in enumerate(_bad_inputs(tmp_path).items()):
         with pytest.raises(DataFileError, match=message) as info:
             load_transforming(str(path), cache_dir=tmp_path / "cache")
         assert "\n" not in str(info.value), what
-        result = subprocess.run(
-            [sys.executable, "-m", "ginv.cli", "data", "check", "--dataset", str(path)],
-            capture_output=True, text=True, cwd=tmp_path,
+        argv = ["data", "check", "--dataset", str(path)]
+        # the first case in a process of its own, as a user runs it; the others in this one
+        result = (
+            subprocess.run([sys.executable, "-m", "ginv.cli", *argv], capture_output=True,
+                           text=True, cwd=tmp_path)
+            if i == 0 else run_ginv(argv)
         )  # fmt: skip
         assert result.returncode != 0, what
         assert len(result.stderr.strip().splitlines()) == 1, (what, result.stderr)
@@ -235,10 +239,7 @@ def test_cli_data_check_and_train_on_colour_digits(
 ) -> None:
     npz, folder = colour
     for path in (npz, folder):
-        result = subprocess.run(
-            [sys.executable, "-m", "ginv.cli", "data", "check", "--dataset", str(path),
-             "--group", "T3"], capture_output=True, text=True, cwd=tmp_path,
-        )  # fmt: skip
+        result = run_ginv(["data", "check", "--dataset", str(path), "--group", "T3"])
         assert result.returncode == 0, result.stderr
         assert "3×28×28 images on a 3×36×36 canvas, 9 classes" in result.stdout
     result = subprocess.run(

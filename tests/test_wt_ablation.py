@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_ginv
 
 from ginv.errors import GinvError
 from ginv.experiments import profile
 
-GINV = [sys.executable, "-m", "ginv.cli"]
 SMOKE = ["--profile", "smoke", "--set", "groups=R4", "--workers", "1", "--quiet"]
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([*GINV, *args], capture_output=True, text=True, timeout=600)
+    return run_ginv(args)
 
 
 def test_wt_ablation_trains_each_variant_beside_the_tables_wt(

@@ -165,6 +165,10 @@ class ParallelExecutor(Executor):
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.RLock()
         self._generation = 0  # abort() counts up: a run() begun before an abort raises
+        self._bar: tqdm | None = None  # one line over every task handed over, all threads'
+        # guards the bar alone, and is never held while waiting: a future's done-callback (in
+        # the pool's own thread, which shutdown() waits for) takes it
+        self._bar_lock = threading.Lock()
 
     def _spec(self, cache: RunCache) -> CacheSpec:
         return CacheSpec.of(cache, self.config.threads)
@@ -186,11 +190,37 @@ class ParallelExecutor(Executor):
     def submit(self, cache: RunCache, tasks: Sequence[Task]) -> None:
         """Queue what is neither done, queued nor running; start what free workers can take."""
         with self._lock:
+            new = 0
             for task in tasks:
                 known = task.key in self.live or task.key in self.pending
                 if not known and not task.done(cache):
                     self.pending[task.key] = (cache, task)
+                    new += 1
             self._dispatch()
+            self._show(new=new)
+
+    def _show(self, new: int = 0, finished: int = 0) -> None:
+        """The jobs line: tasks finished of every task handed over (those of all the threads
+        waiting, and those handed over ahead), with how many run and wait for a worker."""
+        with self._bar_lock:
+            if self._bar is None:
+                self._bar = tqdm(total=0, desc=f"{self.workers} workers", unit="job",
+                                 disable=not self.progress)  # fmt: skip
+            running = sum(not live.future.done() for live in list(self.live.values()))
+            self._bar.set_postfix_str(f"running {running}, queued {len(self.pending)}",
+                                      refresh=False)  # fmt: skip
+            if new:
+                self._bar.total += new
+                self._bar.refresh()
+            if finished:
+                self._bar.update(finished)
+
+    def _counted(self, future: Future[str | None]) -> None:
+        """A task's future is done: one more job on the line, unless its worker died (it runs
+        again) or the workers were stopped."""
+        if future.cancelled() or isinstance(future.exception(), BrokenProcessPool):
+            return
+        self._show(finished=1)
 
     def _dispatch(self) -> None:
         """Give each free worker the first queued task a :meth:`run` waits for, else the first
@@ -212,6 +242,7 @@ class ParallelExecutor(Executor):
             future = self.pool().submit(self.work, self._spec(cache), task)
         self.live[task.key] = _Live(task, future, attempt)
         self.started += 1
+        future.add_done_callback(self._counted)
 
     def run(self, cache: RunCache, tasks: Sequence[Task]) -> None:
         """Start what is not done nor running and wait until every task of ``tasks`` is done.
@@ -219,8 +250,6 @@ class ParallelExecutor(Executor):
         generation = self._generation
         todo = {t.key: t for t in tasks if not t.done(cache)}
         mine = list(todo)
-        bar = tqdm(total=len(todo), desc=f"{self.workers} workers", unit="job",
-                   disable=not self.progress)  # fmt: skip
         try:
             with self._lock:
                 for key in mine:
@@ -239,10 +268,7 @@ class ParallelExecutor(Executor):
                     others = [live.future for k, live in self.live.items()
                               if k not in todo and not live.future.done()] if queued else []  # fmt: skip
                 for key in [k for k in todo if k not in waiting.values() and k not in queued]:
-                    del todo[key]
-                    bar.update(1)
-                running = sum(f.running() for f in waiting)
-                bar.set_postfix_str(f"running {running}, queued {len(todo) - running}")
+                    del todo[key]  # counted by the thread that finished it
                 finished, _ = wait([*waiting, *others], timeout=1.0, return_when=FIRST_COMPLETED)
                 finished = {f for f in finished if f in waiting}
                 if not finished:
@@ -263,7 +289,6 @@ class ParallelExecutor(Executor):
                         if live is not None:
                             self._finish(cache, self.live.pop(key))
                         del todo[key]  # finished here, or by another thread waiting for it
-                        bar.update(1)
         except BaseException:  # Ctrl-C, or one task's error: the others stop too
             self.abort()
             raise
@@ -273,7 +298,6 @@ class ParallelExecutor(Executor):
                     self.waited[key] = self.waited.get(key, 1) - 1
                     if self.waited[key] <= 0:
                         del self.waited[key]
-            bar.close()
 
     def _current(self, key: str, future: Future[str | None]) -> bool:
         live = self.live.get(key)
@@ -341,3 +365,7 @@ class ParallelExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        with self._bar_lock:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None

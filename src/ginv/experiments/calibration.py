@@ -29,12 +29,14 @@ def calibration_path(folder: Path, dataset: str, group: str, loss: str) -> Path:
     return folder / f"nu-{dataset_label(dataset)}-{group}-{loss}.json"
 
 
-def write_calibration(folder: Path, record: dict[str, Any]) -> None:
-    """Write the record and its figure; both are rewritten on every call, so a kill between
-    the two leaves nothing stale behind once the calibration is asked for again."""
+def write_calibration(folder: Path, record: dict[str, Any], figure: bool = True) -> None:
+    """Write the record and (with ``figure``) its figure; both are rewritten on every call, so
+    a kill between the two leaves nothing stale behind once the calibration is asked for
+    again."""
     path = calibration_path(folder, record["dataset"], record["group"], record["loss"])
     atomic_write_json(record, path)
-    save_figure(_plot(record), path.with_suffix(""))
+    if figure:
+        save_figure(_plot(record), path.with_suffix(""))
 
 
 @styled

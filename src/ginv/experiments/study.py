@@ -63,6 +63,8 @@ class Study:
         self.status = tqdm(disable=True)  # replaced by reproduce's overall bar
         # ν searches started by presubmit, side by side, on an executor that allows it
         self._ahead: dict[tuple[str, str], Future[SearchResult]] = {}
+        # each IR family once per study: the experiments of `reproduce all` share them
+        self._families: dict[tuple[str, str], tuple[list[Run], dict[str, Any]]] = {}
 
     def say(self, text: str) -> None:
         """Show what the study is doing on its progress bar."""
@@ -162,8 +164,10 @@ class Study:
         record with every member's validation SI added (``members``, each with whether that
         seed reached the target) and the family's verdict in the sense of
         :data:`~ginv.experiments.nu_search.READING` (``final_si``: the seed mean;
-        ``final_reached``)."""
-        cal = self.calibrate(group, loss)
+        ``final_reached``). Asked for again, the same objects."""
+        if (group, loss) in self._families:
+            return self._families[group, loss]
+        cal = self.calibrate(group, loss, figure=False)
         runs = self.family(group, Kind.IR, loss, cal["chosen_nu"])
         target = self.config.si_target
         members = []
@@ -176,11 +180,12 @@ class Study:
         values = [m["val_si"] for m in members]
         verdict = {"members": members, "final_si": sum(values) / len(values),
                    "final_reached": reached(values, target)}  # fmt: skip
-        if any(cal.get(k) != v for k, v in verdict.items()):
-            cal = {**cal, **verdict}
-            from ginv.experiments.calibration import write_calibration
+        cal = {**cal, **verdict}
+        from ginv.experiments.calibration import write_calibration
 
-            write_calibration(self.out / "calibration", cal)
+        # always: the figure was left to here, and a kill before it must not leave a stale one
+        write_calibration(self.out / "calibration", cal)
+        self._families[group, loss] = runs, cal
         return runs, cal
 
     # --- measures --------------------------------------------------------
@@ -272,10 +277,11 @@ class Study:
 
         return search(evaluate, self.search_spec(), c.nu_grid, presearch)
 
-    def calibrate(self, group: str, loss: str) -> dict[str, Any]:
+    def calibrate(self, group: str, loss: str, figure: bool = True) -> dict[str, Any]:
         """ν for IR with ``loss``: a short pre-search proposes, then runs trained exactly
         as the final models decide. Every run and measure comes from the caches when present,
-        so repeating it costs nothing; the record goes to ``calibration/nu-*.json``."""
+        so repeating it costs nothing; the record goes to ``calibration/nu-*.json``, with its
+        figure unless ``figure`` is false (:meth:`ir_family` draws it once, with the members)."""
         ahead = self._ahead.pop((group, loss), None)  # the search presubmit started, if any
         found = ahead.result() if ahead is not None else self._search(group, loss)
         c = self.config
@@ -309,5 +315,5 @@ class Study:
             for k in ("members", "final_si", "final_reached"):  # measured for these settings
                 if k in previous:
                     record[k] = previous[k]
-        write_calibration(self.out / "calibration", record)
+        write_calibration(self.out / "calibration", record, figure)
         return record
