@@ -44,6 +44,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ginv.cluster.executor import Executor
 from ginv.errors import GinvError
@@ -165,7 +166,7 @@ class ParallelExecutor(Executor):
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.RLock()
         self._generation = 0  # abort() counts up: a run() begun before an abort raises
-        self._bar: tqdm | None = None  # one line over every task handed over, all threads'
+        self._bar: Any = None  # one line over every task handed over, all threads'
         # guards the bar alone, and is never held while waiting: a future's done-callback (in
         # the pool's own thread, which shutdown() waits for) takes it
         self._bar_lock = threading.Lock()
