@@ -320,16 +320,34 @@ def test_the_orbit_distillation_by_hand_with_its_stop_gradient() -> None:
     assert torch.allclose(penalty.detach(), jsd.mean().view(1), rtol=1e-12)
 
 
-def test_the_warmed_up_ir_ramps_by_hand_and_the_trainer_tells_it_the_epoch(
-    tmp_path: Path,
-) -> None:
+def _scheduled(name: str) -> tuple[WarmedUpInvariance, nn.Module, Tensor, Tensor]:
+    """Regulariser ``name`` on the flip batch: it, the model, the orbit and the logit IR at
+    full strength by hand, ``½ mean_b ‖W(x_b − s·x_b)‖²``."""
     linear, x = _flip_batch()
     group = get_group("FlipH")
-    reg = get_regularizer("logit-warmup", group)
+    reg = get_regularizer(name, group)
     assert isinstance(reg, WarmedUpInvariance) and reg.uses == "inputs"
     w = linear[1].weight.detach()
     full = 0.5 * ((x - x.flip(-1)).flatten(1) @ w.T).pow(2).sum(1).mean()
-    orbit = group.orbit(x).unsqueeze(0)
+    return reg, linear, group.orbit(x).unsqueeze(0), full
+
+
+def _fit_scheduled(name: str, epochs: int, out: Path) -> dict:
+    """A small R4 MLP trained ``epochs`` epochs with regulariser ``name``: its run record."""
+    config = TrainConfig(
+        reg=name, nu=5.0, group="R4", depth=2, width=16, epochs=epochs, batch_size=32,
+        n_train=64, n_val=16,
+    )  # fmt: skip
+    trainer = Trainer([config], synthetic_dataset(n_train=64, n_val=16), out, "cpu",
+                      progress=False)  # fmt: skip
+    (record,) = trainer.fit()
+    return record
+
+
+def test_the_warmed_up_ir_ramps_by_hand_and_the_trainer_tells_it_the_epoch(
+    tmp_path: Path,
+) -> None:
+    reg, linear, orbit, full = _scheduled("logit-warmup")
     _, untouched = reg(Ensemble([linear]), orbit, None)  # never told the epoch: scale 1
     assert torch.allclose(untouched, full.view(1), rtol=1e-13)
     # 10 epochs: k = ⌈0.2·10⌉ = 2, s = 0, ½, 1, 1, ...
@@ -344,13 +362,7 @@ def test_the_warmed_up_ir_ramps_by_hand_and_the_trainer_tells_it_the_epoch(
     grad = ensemble.weights()["1.weight"].grad
     assert grad is not None and grad.abs().sum() > 0
     # in training: 2 epochs, k = 1, the first epoch is the cross-entropy alone
-    config = TrainConfig(
-        reg="logit-warmup", nu=5.0, group="R4", depth=2, width=16, epochs=2, batch_size=32,
-        n_train=64, n_val=16,
-    )  # fmt: skip
-    trainer = Trainer([config], synthetic_dataset(n_train=64, n_val=16), tmp_path, "cpu",
-                      progress=False)  # fmt: skip
-    (record,) = trainer.fit()
+    record = _fit_scheduled("logit-warmup", 2, tmp_path)
     first, second = record["history"]
     assert first["inv"] == 0.0 and first["loss"] == first["ce"]
     assert second["inv"] > 0 and second["loss"] > second["ce"]
@@ -360,13 +372,7 @@ def test_the_warmed_up_ir_ramps_by_hand_and_the_trainer_tells_it_the_epoch(
 
 
 def test_the_late_ir_is_da_for_half_the_epochs_then_ramps_by_hand(tmp_path: Path) -> None:
-    linear, x = _flip_batch()
-    group = get_group("FlipH")
-    reg = get_regularizer("logit-late", group)
-    assert isinstance(reg, WarmedUpInvariance) and reg.uses == "inputs"
-    w = linear[1].weight.detach()
-    full = 0.5 * ((x - x.flip(-1)).flatten(1) @ w.T).pow(2).sum(1).mean()
-    orbit = group.orbit(x).unsqueeze(0)
+    reg, linear, orbit, full = _scheduled("logit-late")
     # 20 epochs: d = ⌈0.5·20⌉ = 10 epochs of DA, then k = ⌈0.1·20⌉ = 2: s = 0, ½, 1 from epoch 10
     for epoch, scale in [(0, 0.0), (9, 0.0), (10, 0.0), (11, 0.5), (12, 1.0), (19, 1.0)]:
         reg.start_epoch(epoch, 20)
@@ -375,13 +381,7 @@ def test_the_late_ir_is_da_for_half_the_epochs_then_ramps_by_hand(tmp_path: Path
     assert [reg.selectable(e, 20) for e in range(20)] == [False] * 12 + [True] * 8
     # 4 epochs: d = 2, k = 1: epochs 0-2 are DA (epoch 2 at s = 0), the last is at full ν and
     # is the one selected
-    config = TrainConfig(
-        reg="logit-late", nu=5.0, group="R4", depth=2, width=16, epochs=4, batch_size=32,
-        n_train=64, n_val=16,
-    )  # fmt: skip
-    trainer = Trainer([config], synthetic_dataset(n_train=64, n_val=16), tmp_path, "cpu",
-                      progress=False)  # fmt: skip
-    (record,) = trainer.fit()
+    record = _fit_scheduled("logit-late", 4, tmp_path)
     history = record["history"]
     assert [h["inv"] == 0.0 for h in history] == [True, True, True, False]
     assert all(h["loss"] == h["ce"] for h in history[:3]) and history[3]["loss"] > history[3]["ce"]
