@@ -4,6 +4,7 @@ input-only methods, by their defining properties and by hand on small cases; and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,13 @@ from ginv.regularizers import (
     FeatureInvariance,
     OrbitDistillation,
     OrbitStructure,
+    OrbitTeacher,
     SaliencyInvariance,
     WarmedUpInvariance,
     get_regularizer,
     regularizer_class,
 )
+from ginv.regularizers.teacher import teacher_distillation
 from ginv.testing import assert_invariant
 from ginv.training import TrainConfig, Trainer, load_run
 from ginv.training.trainer import model_for
@@ -386,6 +389,81 @@ def test_the_late_ir_is_da_for_half_the_epochs_then_ramps_by_hand(tmp_path: Path
     assert [h["inv"] == 0.0 for h in history] == [True, True, True, False]
     assert all(h["loss"] == h["ce"] for h in history[:3]) and history[3]["loss"] > history[3]["ce"]
     assert record["selected_epoch"] == 4
+
+
+def test_the_teacher_distillation_by_hand_against_the_orbit_averaged_teacher() -> None:
+    """Orbit ``{x, s·x}``, student ``W``, teacher ``T``: ``p̄ = (softmax T x + softmax T s·x)/2``
+    and ``R = mean_{b,g} KL(p̄ ‖ q_g)``, ``q_g = softmax W g·x``, so ``∂R/∂z_{g,b} = (q_g − p̄)/(2B)``;
+    the teacher gets no gradient."""
+    student, x = _flip_batch()
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(2, 2)).double()
+    with torch.no_grad():
+        teacher[1].weight.copy_(torch.tensor([[2.0, 0.5], [-1.0, 1.0]]))
+        teacher[1].bias.copy_(torch.tensor([0.3, 0.0]))
+    group = get_group("FlipH")
+    reg = get_regularizer("teacher", group)
+    assert isinstance(reg, OrbitTeacher) and reg.uses == "inputs" and reg.needs_teacher
+    ensemble = Ensemble([student])
+    with pytest.raises(GinvError, match="needs a teacher"):
+        reg(ensemble, group.orbit(x).unsqueeze(0), None)
+    reg.teacher = Ensemble([teacher]).requires_grad_(False)
+    logits, penalty = reg(ensemble, group.orbit(x).unsqueeze(0), None)
+    images = [x.flatten(1), x.flip(-1).flatten(1)]
+    w, c = student[1].weight.detach(), student[1].bias.detach()
+    t, d = teacher[1].weight.detach(), teacher[1].bias.detach()
+    p = 0.5 * sum(torch.softmax(v @ t.T + d, 1) for v in images)
+    q = [torch.softmax(v @ w.T + c, 1) for v in images]
+    expected = 0.5 * sum((p * (p.log() - qg.log())).sum(1) for qg in q).mean()
+    assert expected > 0.1
+    assert torch.allclose(penalty, expected.view(1), rtol=1e-12)
+    assert torch.allclose(logits[0], images[0] @ w.T + c, rtol=1e-14)
+    penalty.sum().backward()
+    dz = [(qg - p) / (2 * 3) for qg in q]
+    grad_w = sum(g.T @ v for g, v in zip(dz, images, strict=True))
+    assert torch.allclose(ensemble.weights()["1.weight"].grad[0], grad_w, rtol=1e-10)
+    assert all(v.grad is None for v in reg.teacher.weights().values())
+    # a student equal to an invariant teacher (the orbit average of any model) scores 0
+    same = logits.detach()[:1].expand(2, 3, 2)  # one prediction on the whole orbit
+    assert float(teacher_distillation(same, same)) == pytest.approx(0, abs=1e-15)
+
+
+def test_a_run_distils_from_its_teacher_run_found_by_key(tmp_path: Path) -> None:
+    from ginv.training.trainer import teacher_key
+
+    data = synthetic_dataset(n_train=64, n_val=16)
+    small = {"group": "R4", "depth": 2, "width": 16, "epochs": 2, "batch_size": 32,
+             "n_train": 64, "n_val": 16}  # fmt: skip
+    teachers = Trainer([TrainConfig(**small, seed=s) for s in (0, 1)], data, tmp_path / "t",
+                       "cpu", progress=False)  # fmt: skip
+    teachers.fit()
+    folders = [teachers.member_dir(i) for i in range(2)]
+    keys = [teacher_key(f) for f in folders]
+    assert keys == [TrainConfig(**small, seed=s).key() for s in (0, 1)]
+    students = [TrainConfig(**small, reg="teacher", nu=3.0, seed=s, teacher=k)
+                for s, k in zip((0, 1), keys, strict=True)]  # fmt: skip
+    assert students[0].batchable_with(students[1])  # each member its own teacher
+    assert students[0].key() != replace(students[0], teacher=keys[1]).key()
+    with pytest.raises(GinvError, match="folder of each member's teacher"):
+        Trainer(students, data, tmp_path / "s", "cpu", progress=False)
+    with pytest.raises(GinvError, match=r"is not .*'s teacher"):
+        Trainer(students, data, tmp_path / "s", "cpu", progress=False,
+                teacher_dirs=folders[::-1])  # fmt: skip
+    trainer = Trainer(students, data, tmp_path / "s", "cpu", progress=False,
+                      teacher_dirs=folders)  # fmt: skip
+    records = trainer.fit()
+    assert all(r["history"][0]["inv"] > 0 for r in records)
+    # the teachers were read, not trained: their weights are as saved
+    for i, folder in enumerate(folders):
+        saved, _ = load_run(folder)
+        state = trainer.regularizer.teacher.member_state(i)
+        assert all(torch.equal(state[k], v) for k, v in saved.state_dict().items())
+    for bad, match in [
+        ({"reg": "teacher"}, "needs a teacher"),
+        ({"reg": "logit", "teacher": keys[0]}, "only by a regularizer that needs one"),
+        ({"reg": "teacher", "teacher": "../x"}, "16 hex digits"),
+    ]:  # fmt: skip
+        with pytest.raises(GinvError, match=match):
+            TrainConfig(**small, **bad).validate()
 
 
 def test_the_feature_ir_by_hand_is_scale_free_and_leaves_the_head_alone() -> None:

@@ -526,6 +526,27 @@ def test_cli_trains_an_exactly_invariant_wt_cnn(tmp_path: Path, real_data_dir: P
         assert float(model(x).abs().max()) > 1e-2  # not invariant by being constant
 
 
+def test_cli_distils_from_a_teacher_run_folder(
+    tmp_path: Path, real_data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ginv.training.trainer import teacher_key
+
+    small = ["--epochs", "1", "--n-train", "256", "--n-val", "64", "--depth", "1", "--width",
+             "16", "--quiet"]  # fmt: skip
+    assert main(["train", *small, "--out", str(tmp_path / "t")]) == 0
+    (teacher,) = [p.parent for p in (tmp_path / "t").glob("*/run.json")]
+    argv = ["train", *small, "--reg", "teacher", "--nu", "3", "--out", str(tmp_path / "s")]
+    assert main([*argv, "--teacher", str(teacher)]) == 0
+    _, run = load_run(next((tmp_path / "s").glob("*/run.json")).parent)
+    assert run["config"]["teacher"] == teacher_key(teacher)
+    assert run["history"][0]["inv"] > 0
+    capsys.readouterr()
+    # no teacher, or a folder that holds no run: one line each
+    assert main(argv) == 2 and "needs a teacher" in capsys.readouterr().err
+    assert main([*argv, "--teacher", str(tmp_path)]) == 2
+    assert "not a finished run" in capsys.readouterr().err
+
+
 def test_train_flags_are_the_config_fields_with_its_defaults() -> None:
     """`ginv train` restates no default: each flag is a TrainConfig field, left out → the field's."""
     from dataclasses import fields

@@ -151,6 +151,11 @@ def _train(args: argparse.Namespace) -> int:
             )
     if given["model"] is not None:
         _load_model_factory(given["model"])
+    teacher = given["teacher"]
+    if teacher:  # a run folder on the command line; its key in the settings
+        from ginv.training.trainer import teacher_key
+
+        given["teacher"] = teacher_key(teacher)
     base = TrainConfig(**{k: v for k, v in given.items() if v is not None})
     configs = base.members(seeds, nus)
     out = writable_dir(args.out)
@@ -159,7 +164,13 @@ def _train(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     trainer = Trainer(
-        configs, data, out, device=device, progress=not args.quiet, logger=args.logger
+        configs,
+        data,
+        out,
+        device=device,
+        progress=not args.quiet,
+        logger=args.logger,
+        teacher_dirs=[Path(teacher)] * len(configs) if teacher else None,
     )
     results = trainer.fit(resume=args.resume)
     for i, run in enumerate(results):

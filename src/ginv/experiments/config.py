@@ -96,6 +96,8 @@ class StudyConfig:
     frontier_nus_features: tuple[float, ...] = (3.0, 10.0, 30.0)
     # the logit IR switched on halfway through training (the logit IR's grid)
     frontier_nus_late: tuple[float, ...] = (3.0, 10.0, 30.0)
+    # distillation from the orbit-averaged DA run (a KL to confident soft labels)
+    frontier_nus_teacher: tuple[float, ...] = (3.0, 10.0, 30.0)
     frontier_methods: tuple[str, ...] = ()  # a subset of the frontier's methods (): all
     # every input-only method also at WT's first-layer capacity (|G|·width units), its gap
     # read against DA-wide: equal parameters
@@ -389,7 +391,7 @@ PROFILES: dict[str, StudyConfig] = {
         frontier_nus_logit=(1.0,), frontier_nus_kl=(10.0,), frontier_nus_nlogit=(100.0,),
         frontier_nus_jsd=(30.0,), frontier_orbit_rates=(0.5, 1.0), frontier_saliency_nus=(1.0,),
         frontier_nus_distill=(10.0,), frontier_nus_warmup=(1.0,), frontier_nus_features=(3.0,),
-        frontier_nus_late=(1.0,),
+        frontier_nus_late=(1.0,), frontier_nus_teacher=(10.0,),
     ),
     "quick": StudyConfig(),
     "paper": StudyConfig(

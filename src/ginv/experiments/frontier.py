@@ -14,10 +14,11 @@ Methods, one row per group × method × setting (:func:`methods`):
   (:mod:`ginv.regularizers.orbit_structure`) at the ``lr·ν`` of ``frontier_orbit_rates``;
   ``orbit-wide`` gives the first layer ``|G|·width`` units, the capacity of WT's first layer.
 * ``IR-saliency``: the input-gradient penalty (:mod:`ginv.regularizers.saliency`).
-* ``IR-distill``, ``IR-warmup``, ``IR-features``, ``IR-late``: distillation towards the
-  orbit-averaged prediction, the logit IR with a ν warm-up, scale-free IR on the penultimate
-  features, the logit IR switched on halfway (:mod:`ginv.regularizers.distill`, ``.warmup``,
-  ``.features``), at ``frontier_nus_<name>``.
+* ``IR-distill``, ``IR-warmup``, ``IR-features``, ``IR-late``, ``IR-teacher``: distillation
+  towards the orbit-averaged prediction, the logit IR with a ν warm-up, scale-free IR on the
+  penultimate features, the logit IR switched on halfway, distillation from the
+  orbit-averaged DA run of the same seed (:mod:`ginv.regularizers.distill`, ``.warmup``,
+  ``.features``, ``.teacher``), at ``frontier_nus_<name>``.
 
 Each method says what it knows of the group (``uses``, :data:`ginv.regularizers.Uses`):
 ``inputs`` (DA and every IR: only ``g·x``), ``weights`` (the orbit structure), ``wrapper``
@@ -129,7 +130,9 @@ def work(c: StudyConfig, group: str, sizes: Sizes) -> list[Request]:
     for m in methods(c):
         configs = tuple(t for ts in m.configs(c, group).values() for t in ts)
         settings = f"{len(m.values(c))} settings × " if m.settings else ""
-        requests.append(Train(m.name, configs, f"{settings}{len(c.seeds)} seeds"))
+        # a method that distils from other runs (IR-teacher) trains once they are finished
+        upfront = not any(t.teacher for t in configs)
+        requests.append(Train(m.name, configs, f"{settings}{len(c.seeds)} seeds", upfront))
         t = configs[0]
         copies = order if m.wrapper == "orbit-average" else 1
         requests += [
@@ -162,8 +165,11 @@ def run(study: Study, folder: Path) -> Results:
     for group in c.groups:
         plan = {m.name: m.configs(c, group) for m in methods(c)}
         study.say(f"frontier {group}: training")
-        # all at once, so that every method's settings and seeds train as one batched model
-        study.runs([cfg for per in plan.values() for cfgs in per.values() for cfg in cfgs])
+        # all at once, so that every method's settings and seeds train as one batched model;
+        # then the runs that distil from those (their teachers: DA's runs)
+        every = [cfg for per in plan.values() for cfgs in per.values() for cfg in cfgs]
+        study.runs([cfg for cfg in every if not cfg.teacher])
+        study.runs([cfg for cfg in every if cfg.teacher])
         for m in methods(c):  # with SLURM, every family's test measures as jobs at once
             for setting, configs in plan[m.name].items():
                 runs = study.runs(configs)  # finished above: read from the cache

@@ -11,6 +11,7 @@ search adapts to what it finds, so its rounds are an assumption, said in the pla
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -189,6 +190,9 @@ def _step_flops(
     """FLOPs per sample of one training step as the trainer takes it (an ensemble of one)."""
     ensemble = Ensemble([model])
     regularizer = None if reg == "none" else get_regularizer(reg, group)
+    if regularizer is not None and regularizer.needs_teacher:
+        # counted with a teacher of the student's architecture (the frontier's: DA's MLP)
+        regularizer.teacher = Ensemble([copy.deepcopy(model)]).requires_grad_(False)
     images = batch * (len(group) if regularizer is not None and regularizer.needs_orbit else 1)
     x = torch.zeros(1, images, *shape)
     y = torch.zeros(1, batch, dtype=torch.long)

@@ -19,6 +19,7 @@ from ginv.regularizers.features import FeatureInvariance
 from ginv.regularizers.orbit_structure import OrbitStructure
 from ginv.regularizers.output import OutputInvariance
 from ginv.regularizers.saliency import SaliencyInvariance
+from ginv.regularizers.teacher import OrbitTeacher
 from ginv.regularizers.warmup import LATE_RAMP, LATE_START, WarmedUpInvariance
 
 REGULARIZERS: dict[str, Callable[[PermutationGroup], Regularizer]] = {
@@ -29,6 +30,7 @@ REGULARIZERS: dict[str, Callable[[PermutationGroup], Regularizer]] = {
     "logit-warmup": WarmedUpInvariance,
     "logit-late": partial(WarmedUpInvariance, start=LATE_START, ramp=LATE_RAMP),
     "features": FeatureInvariance,
+    "teacher": OrbitTeacher,
 }
 """Name → constructor from the group: IR with each output loss, then the new methods."""
 
@@ -54,6 +56,7 @@ __all__ = [
     "FeatureInvariance",
     "OrbitDistillation",
     "OrbitStructure",
+    "OrbitTeacher",
     "OutputInvariance",
     "Regularizer",
     "SaliencyInvariance",

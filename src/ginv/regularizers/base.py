@@ -33,6 +33,9 @@ class Regularizer(ABC):
     """The architectures it applies to (None: every one)."""
     decoupled: ClassVar[bool] = False
     """Whether it acts through :meth:`after_step` rather than through the loss's gradient."""
+    needs_teacher: ClassVar[bool] = False
+    """Whether it reads a finished run, the teacher (``TrainConfig.teacher``), which the
+    trainer loads and sets as its ``teacher``."""
     uses: ClassVar[Uses]
     """What it knows of the group (:data:`Uses`): ``inputs`` where it sees only ``g·x``."""
 

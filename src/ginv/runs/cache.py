@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ginv.data import DataConfig, TransformingDataset, load_transforming
+from ginv.errors import GinvError
 from ginv.groups import Group, get_group
 from ginv.io import atomic_write_json, short_hash, stable_hash
 from ginv.locks import FileLock, locked, try_locked
@@ -170,8 +171,23 @@ class RunCache:
                     todo, self.data(todo[0].dataset), self.out / "runs" / f"_batch-{key}",
                     self.device, progress=self.progress,
                     member_dirs=[self.run_dir(c) for c in todo],
+                    teacher_dirs=self.teacher_dirs(todo),
                 )  # fmt: skip
                 trainer.fit(resume=True)
+
+    def teacher_dirs(self, configs: Sequence[TrainConfig]) -> list[Path] | None:
+        """The folders of the members' teachers, runs of this cache (``OUT/runs/<teacher>``),
+        each of which must be finished; None where no member has one."""
+        if not any(c.teacher for c in configs):
+            return None
+        folders = [self.out / "runs" / c.teacher for c in configs]
+        for c, folder in zip(configs, folders, strict=True):
+            if not (folder / "run.json").is_file():
+                raise GinvError(
+                    f"{c.name}: its teacher, run {c.teacher}, is not trained in "
+                    f"{self.out / 'runs'}: train it first"
+                )
+        return folders
 
     def clean_batches(self) -> None:
         """Remove each ``_batch-<key>`` folder whose members all have their ``run.json``,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -40,7 +41,9 @@ HELP = {
     "track_si": "also measure validation SI after every epoch, on the first N validation images "
     "(50-step integrated gradients), into run.json's history as val_si (0: not measured)",
     "reg": "regularizer: IR with an output loss, or orbit, saliency, distill, logit-warmup, "
-    "logit-late, features (docs: the frontier)",
+    "logit-late, features, teacher (docs: the frontier)",
+    "teacher": "with --reg teacher: the finished run to distil from, a run folder (in the "
+    "run's settings: that run's key)",
     "nu": f"weight ν of the regularizer, comma list trains each (with --reg: default {DEFAULT_NU})",
     "epochs": "training epochs",
     "batch_size": "batch size",
@@ -80,6 +83,7 @@ class TrainConfig:
     split_seed: int = 0
     first_width: int = 0
     track_si: int = 0
+    teacher: str = ""
 
     def __post_init__(self) -> None:
         if self.model in MODEL_KINDS:  # an unknown model is validate's to name
@@ -99,6 +103,7 @@ class TrainConfig:
 
         get_source(self.dataset)
         reg = regularizer_class(self.reg) if self.reg in _REGULARIZERS else None
+        wants_teacher = reg is not None and reg.needs_teacher
         allowed = reg.architectures if reg is not None else None
         factory = is_factory_model(self.model)
         if factory:
@@ -137,6 +142,16 @@ class TrainConfig:
             (
                 0 <= self.track_si <= self.n_val,
                 f"track_si must lie in [0, n_val = {self.n_val}], got {self.track_si}",
+            ),
+            (
+                wants_teacher == bool(self.teacher),
+                f"regularizer {self.reg!r} needs a teacher (a finished run)"
+                if wants_teacher
+                else f"a teacher is read only by a regularizer that needs one, not {self.reg!r}",
+            ),
+            (
+                not self.teacher or re.fullmatch(r"[0-9a-f]{16}", self.teacher) is not None,
+                f"teacher must be a run's key (16 hex digits), got {self.teacher!r}",
             ),
             (self.n_train >= 1 and self.n_val >= 1, "n_train and n_val must be ≥ 1"),
             # torch generators take seeds in [0, 2⁶³); a larger one is a traceback deep inside
@@ -220,5 +235,7 @@ class TrainConfig:
         return cls(**data)
 
     def batchable_with(self, other: TrainConfig) -> bool:
-        """Whether two runs can train as members of one batched model (same all but seed, ν)."""
-        return replace(self, seed=0, nu=0.0) == replace(other, seed=0, nu=0.0)
+        """Whether two runs can train as members of one batched model (same all but seed, ν
+        and teacher: each member may distil from its own)."""
+        return replace(self, seed=0, nu=0.0, teacher="") == replace(other, seed=0, nu=0.0,
+                                                                    teacher="")  # fmt: skip

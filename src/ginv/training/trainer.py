@@ -200,6 +200,7 @@ class Trainer:
         orbit_budget_bytes: int = 2 << 30,
         member_dirs: Sequence[Path] | None = None,
         logger: str | None = None,
+        teacher_dirs: Sequence[Path] | None = None,
     ) -> None:
         if not configs:
             raise GinvError("nothing to train: no configurations")
@@ -248,6 +249,32 @@ class Trainer:
         self.regularizer = (
             None if self.base.reg == "none" else get_regularizer(self.base.reg, self.group)
         )
+        if self.regularizer is not None and self.regularizer.needs_teacher:
+            self.regularizer.teacher = self._teachers(teacher_dirs)
+
+    def _teachers(self, folders: Sequence[Path] | None) -> Ensemble:
+        """Each member's teacher, the finished run in ``folders[i]`` whose key is the member's
+        ``teacher``, as one batched model that is never trained."""
+        if folders is None or len(folders) != len(self.configs):
+            raise GinvError(f"{self.base.reg}: give the folder of each member's teacher run")
+        models = []
+        for c, folder in zip(self.configs, folders, strict=True):
+            model, _ = load_run(folder, self.device)
+            if (key := teacher_key(folder)) != c.teacher:
+                raise GinvError(f"{folder}: run {key} is not {c.name}'s teacher {c.teacher}")
+            models.append(model)
+        try:
+            teachers = Ensemble(models).to(self.device).eval().requires_grad_(False)
+            probe = teachers(self.val_split.images[:1], shared_input=True)
+        except (RuntimeError, ValueError) as e:  # stacked or run on these images
+            raise GinvError(
+                f"the teachers of {self.base.family} do not fit it: one architecture for all, "
+                f"on {tuple(self.val_split.images.shape[1:])} images ({str(e).splitlines()[0]})"
+            ) from None
+        if probe.shape[-1] != self.model_args["num_classes"]:
+            raise GinvError(f"the teachers of {self.base.family} give {probe.shape[-1]} classes, "
+                            f"not {self.model_args['num_classes']}")  # fmt: skip
+        return teachers
 
     def _orbit_table(self, budget: int) -> Tensor | None:
         """The whole training orbit, rows ``g·N + i = g·x_i``, when it fits the budget: then every
@@ -544,6 +571,18 @@ def state_mismatch(expected: dict[str, Tensor], state: dict[str, Tensor]) -> str
         if k in state and state[k].shape != v.shape
     ]
     return ", ".join(mismatched[:4]) + (", ..." if len(mismatched) > 4 else "")
+
+
+def teacher_key(folder: Path | str) -> str:
+    """The key of the finished run in ``folder`` (its settings' hash, :meth:`TrainConfig.key`):
+    what a run that distils from it records as its ``teacher``."""
+    record = Path(folder) / "run.json"
+    if not record.is_file():
+        raise GinvError(f"{folder}: not a finished run (no run.json)")
+    try:
+        return TrainConfig.from_dict(read_record(record, RUN)["config"]).key()
+    except GinvError as e:
+        raise GinvError(f"{record}: {e}") from None
 
 
 def load_run(

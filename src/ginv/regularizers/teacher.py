@@ -1,0 +1,66 @@
+"""Distillation from an orbit-averaged teacher: every prediction on the orbit is pulled towards
+the prediction of a separately trained model averaged over the orbit, which is exactly
+invariant and fixed.
+
+For the augmented image ``x̃``, the teacher ``t`` (a finished run, DA's in the frontier) gives
+``p̄(x̃) = mean_h softmax t(h·x̃)``, the same for every point of the orbit, and the penalty is
+``R = mean_{b, g} KL(p̄(x̃_b) ‖ softmax f(g·x̃_b))``, the identity included: the cross-entropy
+of the student's orbit predictions against the teacher's soft labels, less the teacher's
+entropy, so that ``R = 0`` exactly when every ``softmax f(g·x̃)`` equals ``p̄(x̃)``.
+
+The rationale: IR's penalty, and the self-distillation of ``distill``, can be met by making
+every prediction on the orbit equally unsure, which a network does by flattening itself (the
+spectral decay that costs IR its accuracy). This target cannot be met that way. It is as
+confident as the orbit-averaged DA model, which is as accurate as DA and invariant by
+construction, and the student must match it on every point of the orbit: invariant *and*
+confident. It is knowledge distillation (Hinton et al. 2015) with the orbit average as the
+teacher, and it touches the group only through ``g·x``, the teacher's inputs included.
+The teacher is not trained: its forward pass over the orbit costs a third of the student's
+step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ginv.errors import GinvError
+from ginv.models import Ensemble
+from ginv.regularizers.base import Regularizer
+
+
+def teacher_distillation(orbit_logits: Tensor, teacher_orbit_logits: Tensor) -> Tensor:
+    """``mean_{g, b} KL(p̄_b ‖ softmax f(g·x_b))`` with ``p̄_b = mean_h softmax t(h·x_b)``, of
+    the student's and the teacher's orbit logits ``(..., |G|, B, K)``; returns ``(...)``.
+
+    Example: a student equal to an invariant teacher scores 0::
+
+        >>> z = torch.randn(1, 3, 5).expand(4, 3, 5)  # the same logits on the whole orbit
+        >>> float(teacher_distillation(z, z)) < 1e-6
+        True
+    """
+    n = teacher_orbit_logits.shape[-3]
+    log_teacher = torch.logsumexp(torch.log_softmax(teacher_orbit_logits, -1), -3) - math.log(n)
+    log_teacher = log_teacher.unsqueeze(-3).detach()  # (..., 1, B, K), the same for every g
+    log_q = torch.log_softmax(orbit_logits, -1)
+    return (log_teacher.exp() * (log_teacher - log_q)).sum(-1).clamp_min(0).mean((-2, -1))
+
+
+class OrbitTeacher(Regularizer):
+    """``R`` above, on the whole orbit of each augmented image; the teacher, one per member
+    (a batched model of finished runs), is given by the trainer (:attr:`teacher`)."""
+
+    needs_orbit = True
+    needs_teacher = True
+    uses = "inputs"
+    teacher: Ensemble | None = None
+
+    def __call__(self, model: Ensemble, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        if self.teacher is None:
+            raise GinvError("the teacher distillation needs a teacher (TrainConfig.teacher)")
+        orbit_logits = self.orbit_view(model(x))  # (M, |G|, B, K)
+        with torch.no_grad():
+            teacher_logits = self.orbit_view(self.teacher(x))
+        return orbit_logits[:, 0], teacher_distillation(orbit_logits, teacher_logits)
