@@ -35,7 +35,10 @@ class Regularizer(ABC):
     """Whether it acts through :meth:`after_step` rather than through the loss's gradient."""
     needs_teacher: ClassVar[bool] = False
     """Whether it reads a finished run, the teacher (``TrainConfig.teacher``), which the
-    trainer loads and sets as its ``teacher``."""
+    trainer loads and sets as :attr:`teacher`."""
+    teacher: Ensemble | None = None
+    """The members' teachers as one batched model, never trained (only where
+    :attr:`needs_teacher`)."""
     uses: ClassVar[Uses]
     """What it knows of the group (:data:`Uses`): ``inputs`` where it sees only ``g·x``."""
 

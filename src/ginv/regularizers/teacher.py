@@ -55,7 +55,6 @@ class OrbitTeacher(Regularizer):
     needs_orbit = True
     needs_teacher = True
     uses = "inputs"
-    teacher: Ensemble | None = None
 
     def __call__(self, model: Ensemble, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         if self.teacher is None:
