@@ -422,6 +422,13 @@ def test_the_teacher_distillation_by_hand_against_the_orbit_averaged_teacher() -
     grad_w = sum(g.T @ v for g, v in zip(dz, images, strict=True))
     assert torch.allclose(ensemble.weights()["1.weight"].grad[0], grad_w, rtol=1e-10)
     assert all(v.grad is None for v in reg.teacher.weights().values())
+    # on logits: ½ mean_{b,g} ‖W g·x_b − t̄_b‖², t̄ = (T x + T s·x)/2 the orbit-averaged teacher
+    on_logits = get_regularizer("teacher-logit", group)
+    on_logits.teacher = reg.teacher
+    _, penalty = on_logits(Ensemble([student]), group.orbit(x).unsqueeze(0), None)
+    target = 0.5 * sum(v @ t.T + d for v in images)
+    by_hand = 0.25 * sum((v @ w.T + c - target).pow(2).sum(1) for v in images).mean()
+    assert torch.allclose(penalty, by_hand.view(1), rtol=1e-12) and by_hand > 1
     # a student equal to an invariant teacher (the orbit average of any model) scores 0
     same = logits.detach()[:1].expand(2, 3, 2)  # one prediction on the whole orbit
     assert float(teacher_distillation(same, same)) == pytest.approx(0, abs=1e-15)

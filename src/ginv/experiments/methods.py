@@ -112,11 +112,15 @@ def wide_twin(method: Method) -> Method:
                    twin=True)  # fmt: skip
 
 
-def _teacher(c: StudySettings, group: str, seed: int, nu: float) -> TrainConfig:
-    """Distillation from the orbit-averaged DA run of the same seed (its key: the run that
-    must be trained first, in the same run cache)."""
-    da = c.run(group, Kind.DA, seed)
-    return replace(da, reg="teacher", nu=nu, teacher=da.key()).validate()
+def _teacher(reg: str) -> MakeConfig:
+    """Distillation (``reg``) from the orbit-averaged DA run of the same seed (its key: the
+    run that must be trained first, in the same run cache)."""
+
+    def make(c: StudySettings, group: str, seed: int, nu: float) -> TrainConfig:
+        da = c.run(group, Kind.DA, seed)
+        return replace(da, reg=reg, nu=nu, teacher=da.key()).validate()
+
+    return make
 
 
 def _orbit(wide: bool) -> MakeConfig:
@@ -156,7 +160,8 @@ for _method in (
     Method("IR-warmup", _ir("logit-warmup"), "frontier_nus_warmup", True),
     Method("IR-features", _ir("features"), "frontier_nus_features", True),
     Method("IR-late", _ir("logit-late"), "frontier_nus_late", True),
-    Method("IR-teacher", _teacher, "frontier_nus_teacher", True),
+    Method("IR-teacher", _teacher("teacher"), "frontier_nus_teacher", True),
+    Method("IR-teacher-logit", _teacher("teacher-logit"), "frontier_nus_teacher_logit", True),
 ):  # fmt: skip
     register_method(_method)
 # every method that knows the group only through g·x, also at orbit-wide's (and WT's) capacity
@@ -190,6 +195,7 @@ LOOK = {
     "orbit-wide": ("#000000", "X", "--"), "IR-distill": ("#882255", "v", "-"),
     "IR-warmup": ("#332288", "<", "-"), "IR-features": ("#44AA99", "h", "-"),
     "IR-late": ("#AA4499", ">", "-"), "IR-teacher": ("#661100", "d", "-"),
+    "IR-teacher-logit": ("#999933", "d", "-"),
 }  # fmt: skip
 """Colour, marker and line of each method: DA's family in DA's colour, the IR losses in the
 study's loss colours, the orbit structure in black, the newer input-only methods in colours

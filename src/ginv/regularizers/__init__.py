@@ -31,6 +31,7 @@ REGULARIZERS: dict[str, Callable[[PermutationGroup], Regularizer]] = {
     "logit-late": partial(WarmedUpInvariance, start=LATE_START, ramp=LATE_RAMP),
     "features": FeatureInvariance,
     "teacher": OrbitTeacher,
+    "teacher-logit": partial(OrbitTeacher, loss="logit"),
 }
 """Name → constructor from the group: IR with each output loss, then the new methods."""
 

@@ -17,18 +17,34 @@ confident. It is knowledge distillation (Hinton et al. 2015) with the orbit aver
 teacher, and it touches the group only through ``g·x``, the teacher's inputs included.
 The teacher is not trained: its forward pass over the orbit costs a third of the student's
 step.
+
+``teacher-logit`` matches logits instead, ``R = ½ mean_{b, g} ‖f(g·x̃_b) − t̄(x̃_b)‖²`` with
+``t̄(x̃) = mean_h t(h·x̃)`` the orbit-averaged teacher's logits (ginv's ``orbit-average``
+model): IR's logit error with a fixed, invariant target of DA's scale, which no shrinking of
+the student's logits can meet. Probabilities saturate where the teacher is confident, so the
+KL leaves the logits, whose input gradients SI compares, free there; the logit target does
+not.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from ginv.errors import GinvError
+from ginv.groups import PermutationGroup
 from ginv.models import Ensemble
 from ginv.regularizers.base import Regularizer
+
+
+def teacher_logit_distillation(orbit_logits: Tensor, teacher_orbit_logits: Tensor) -> Tensor:
+    """``½ mean_{g, b} ‖f(g·x_b) − mean_h t(h·x_b)‖²`` of the student's and the teacher's orbit
+    logits ``(..., |G|, B, K)``; returns ``(...)``."""
+    target = teacher_orbit_logits.mean(-3, keepdim=True).detach()
+    return 0.5 * (orbit_logits - target).pow(2).sum(-1).mean((-2, -1))
 
 
 def teacher_distillation(orbit_logits: Tensor, teacher_orbit_logits: Tensor) -> Tensor:
@@ -48,13 +64,27 @@ def teacher_distillation(orbit_logits: Tensor, teacher_orbit_logits: Tensor) -> 
     return (log_teacher.exp() * (log_teacher - log_q)).sum(-1).clamp_min(0).mean((-2, -1))
 
 
+TEACHER_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "kl": teacher_distillation,
+    "logit": teacher_logit_distillation,
+}
+"""The penalties of the student's and the teacher's orbit logits, by name."""
+
+
 class OrbitTeacher(Regularizer):
-    """``R`` above, on the whole orbit of each augmented image; the teacher, one per member
-    (a batched model of finished runs), is given by the trainer (:attr:`teacher`)."""
+    """``R`` above with ``loss`` (``kl``: on probabilities; ``logit``), on the whole orbit of
+    each augmented image; the teacher, one per member (a batched model of finished runs), is
+    given by the trainer (:attr:`teacher`)."""
 
     needs_orbit = True
     needs_teacher = True
     uses = "inputs"
+
+    def __init__(self, group: PermutationGroup, loss: str = "kl") -> None:
+        super().__init__(group)
+        if loss not in TEACHER_LOSSES:
+            raise GinvError(f"unknown teacher loss {loss!r} (known: {', '.join(TEACHER_LOSSES)})")
+        self.penalty = TEACHER_LOSSES[loss]
 
     def __call__(self, model: Ensemble, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         if self.teacher is None:
@@ -62,4 +92,4 @@ class OrbitTeacher(Regularizer):
         orbit_logits = self.orbit_view(model(x))  # (M, |G|, B, K)
         with torch.no_grad():
             teacher_logits = self.orbit_view(self.teacher(x))
-        return orbit_logits[:, 0], teacher_distillation(orbit_logits, teacher_logits)
+        return orbit_logits[:, 0], self.penalty(orbit_logits, teacher_logits)
