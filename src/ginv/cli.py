@@ -89,11 +89,13 @@ def out_path(text: str) -> Path:
 
 def writable_dir(path: Path) -> Path:
     """Create ``path`` if needed and check that files can be written there."""
+    import tempfile
+
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".ginv-write-test"
-        probe.write_text("")
-        probe.unlink()
+        # a probe of its own: two drivers on one folder must not delete each other's
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".ginv-write-test-"):
+            pass
     except OSError as e:
         raise GinvError(f"cannot write to {path}: {e.strerror or e}") from None
     return path
@@ -835,5 +837,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 141 if status == 0 and (out.lost or err.lost) else status
 
 
+def entry() -> None:
+    """The ``ginv`` command: :func:`main`, then exit with its status. After Ctrl-C (130) the
+    process ends at once: the workers are killed and every file was written atomically, so
+    nothing is left to finish, and the interpreter's exit would otherwise wait for the
+    threads of a worker pool whose processes are gone."""
+    status = main()
+    if status == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -354,7 +354,9 @@ class ParallelExecutor(Executor):
             for pid in _pids(pool):
                 with contextlib.suppress(ProcessLookupError):  # it died on its own
                     os.kill(pid, signal.SIGKILL)
-            pool.shutdown(wait=True, cancel_futures=True)
+            # not waited for: the pool's feeder thread can block for good on a pipe whose
+            # readers were just killed; the killed processes need nothing more
+            pool.shutdown(wait=False, cancel_futures=True)
             self.live.clear()
             self.pending.clear()
 
