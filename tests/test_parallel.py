@@ -180,17 +180,38 @@ def _alive(pid: int) -> bool:
     return not (stat.is_file() and stat.read_text().split(") ")[-1].startswith("Z"))
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_every_worker_and_exits_130(tmp_path: Path, real_data_dir: Path) -> None:
     argv = [*GINV, *SMOKE, "--workers", "2", "--out", str(tmp_path)]
     argv += [a for s in LONG for a in ("--set", s)]
+    # with SIGINT at its default, as a terminal's foreground command has it: a test run
+    # started in the background by a script (`.ci/run &`) inherits SIGINT ignored, and a
+    # Python started so keeps ignoring it, which Ctrl-C cannot reach either
     driver = subprocess.Popen(argv, env=_env(), text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)  # fmt: skip
+                              stderr=subprocess.PIPE, preexec_fn=_default_sigint)  # fmt: skip
     _training_worker(tmp_path, time.time() + 300)
     workers = [int(p.stem) for p in (tmp_path / "workers").glob("*.log")]
     assert len(workers) == 2
     driver.send_signal(signal.SIGINT)
-    _, stderr = driver.communicate(timeout=60)
+    try:
+        driver.wait(timeout=60)  # the process itself, apart from who else holds its pipes
+    except subprocess.TimeoutExpired:
+        driver.send_signal(signal.SIGUSR1)  # every thread's stack (faulthandler), for the report
+        time.sleep(3)
+        driver.kill()
+        _, stderr = driver.communicate(timeout=60)
+        pytest.fail(f"the driver had not exited 60 s after SIGINT; its threads:\n{stderr}")
+    try:
+        _, stderr = driver.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        held = subprocess.run(["ps", "-eo", "pid,ppid,stat,etime,args"], capture_output=True,
+                              text=True).stdout  # fmt: skip
+        pytest.fail(f"the driver exited {driver.returncode}, but its output pipes stayed open "
+                    f"60 s (a process it started holds them):\n{held}")  # fmt: skip
     assert driver.returncode == 130, stderr
     # (multiprocessing's resource tracker may add a warning about the killed workers' queues)
     assert "ginv: interrupted" in stderr.splitlines() and "Traceback" not in stderr, stderr

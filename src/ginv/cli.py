@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import copy
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -841,7 +842,13 @@ def entry() -> None:
     """The ``ginv`` command: :func:`main`, then exit with its status. After Ctrl-C (130) the
     process ends at once: the workers are killed and every file was written atomically, so
     nothing is left to finish, and the interpreter's exit would otherwise wait for the
-    threads of a worker pool whose processes are gone."""
+    threads of a worker pool whose processes are gone. ``kill -USR1 PID`` prints the stack of
+    every thread of a running ``ginv`` to standard error (:mod:`faulthandler`), for a run that
+    seems stuck."""
+    import faulthandler
+
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     status = main()
     if status == 130:
         sys.stdout.flush()
