@@ -259,8 +259,8 @@ class Trainer:
             raise GinvError(f"{self.base.reg}: give the folder of each member's teacher run")
         models = []
         for c, folder in zip(self.configs, folders, strict=True):
-            model, _ = load_run(folder, self.device)
-            if (key := teacher_key(folder)) != c.teacher:
+            model, run = load_run(folder, self.device)  # its record, read and checked once
+            if (key := TrainConfig.from_dict(run["config"]).key()) != c.teacher:
                 raise GinvError(f"{folder}: run {key} is not {c.name}'s teacher {c.teacher}")
             models.append(model)
         try:
