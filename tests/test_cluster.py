@@ -189,23 +189,6 @@ def _jobs(out: Path) -> tuple[list[dict], list[str]]:
 
 @pytest.mark.slurm
 @pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
-def test_slurm_table_is_byte_identical_to_the_local_one(
-    slurm: None, local_table: bytes, tmp_path: Path
-) -> None:
-    done = _run([*SMOKE_R4, "--out", str(tmp_path), *ON_SLURM])
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "table" / "table.csv").read_bytes() == local_table
-    records, folders = _jobs(tmp_path)
-    assert {r["kind"] for r in records} == {"train", "measure"}
-    assert sorted(r["job_id"] for r in records) == sorted(folders)  # one job per task
-    assert all(r["attempt"] == 1 for r in records)
-    for r in records:  # each job has its own log folder under OUT/slurm
-        assert Path(r["stderr"]).parent == tmp_path / "slurm" / r["job_id"]
-    assert "slurm" in json.loads((tmp_path / "environment.json").read_text())["executor"]
-
-
-@pytest.mark.slurm
-@pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
 def test_a_job_cancelled_mid_training_is_resubmitted_and_resumes(
     slurm: None, tmp_path: Path, real_data_dir: Path
 ) -> None:
@@ -277,9 +260,11 @@ print("submitted", executor.submitted)
 
 @pytest.mark.slurm
 @pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
-def test_two_slurm_drivers_at_once_share_the_jobs(
+def test_two_slurm_drivers_at_once_share_the_jobs_to_the_local_table(
     slurm: None, local_table: bytes, tmp_path: Path
 ) -> None:
+    """Two drivers on one OUT, at once: each task is one job (submitted once, by either),
+    every job logs under ``OUT/slurm/<job id>``, and the table is the local one byte for byte."""
     argv = [*GINV, *SMOKE_R4, "--out", str(tmp_path), *ON_SLURM]
     drivers = [subprocess.Popen(argv, env=_env(), text=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE) for _ in range(2)]  # fmt: skip
@@ -288,8 +273,12 @@ def test_two_slurm_drivers_at_once_share_the_jobs(
     assert finished[0][0].split("main table", 1)[1] == finished[1][0].split("main table", 1)[1]
     assert (tmp_path / "table" / "table.csv").read_bytes() == local_table
     records, folders = _jobs(tmp_path)
+    assert {r["kind"] for r in records} == {"train", "measure"}
     assert sorted(r["job_id"] for r in records) == sorted(folders)  # no task submitted twice
     assert all(r["attempt"] == 1 for r in records)
+    for r in records:  # each job has its own log folder under OUT/slurm
+        assert Path(r["stderr"]).parent == tmp_path / "slurm" / r["job_id"]
+    assert "slurm" in json.loads((tmp_path / "environment.json").read_text())["executor"]
 
 
 @pytest.mark.slurm

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import run_ginv
 
 from ginv.errors import GinvError
 
@@ -46,32 +47,6 @@ def test_worker_settings_are_checked_and_default_to_cores_over_threads() -> None
     two = make_executor("local", out, workers=WorkerConfig(2), progress=False)
     assert isinstance(two, ParallelExecutor) and two.workers == 2 and two.submits_jobs
     assert make_executor("parallel", out, workers=WorkerConfig(1)).workers == 1  # type: ignore[attr-defined]
-
-
-@pytest.fixture(scope="module")
-def one_process(tmp_path_factory: pytest.TempPathFactory, real_data_dir: Path) -> Path:
-    """The smoke table made by ``--workers 1``, the reference of both tests below (which share
-    a worker, ``xdist_group``, so that it is made once)."""
-    out = tmp_path_factory.mktemp("one-process")
-    done = _run([*SMOKE, "--workers", "1", "--out", str(out)])
-    assert done.returncode == 0, done.stderr
-    assert not (out / "workers").exists()  # --workers 1 runs in the driver
-    return out
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("one-process-table")
-def test_two_workers_give_the_table_of_one_process_byte_for_byte(
-    tmp_path: Path, one_process: Path
-) -> None:
-    out = tmp_path / "w2"
-    done = _run([*SMOKE, "--workers", "2", "--out", str(out)])
-    assert done.returncode == 0, done.stderr
-    table = (out / "table" / "table.csv").read_bytes()
-    assert table == (one_process / "table" / "table.csv").read_bytes()
-    logs = list((out / "workers").glob("*.log"))
-    assert len(logs) == 2  # both workers took tasks
-    assert all("done" in p.read_text() for p in logs)
 
 
 def test_a_worker_s_ginv_error_is_one_line_in_the_driver(
@@ -248,17 +223,19 @@ def test_the_plan_estimates_one_worker_and_n_workers_along_the_chains() -> None:
     assert plan.estimate_with(100) == pytest.approx(longest)
 
 
-@pytest.mark.xdist_group("one-process-table")
-def test_the_groups_nu_searches_run_side_by_side_to_the_same_table(
-    tmp_path: Path, real_data_dir: Path, one_process: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.slow
+def test_two_workers_run_the_nu_searches_side_by_side_to_the_one_process_table_byte_for_byte(
+    tmp_path: Path, real_data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With workers, R4's and T3's ν searches are in flight at once (each waits at a barrier
-    for the other: one after the other, the first would time out there), and the table is
-    the one-process table."""
-    from ginv.cluster import WorkerConfig, make_executor
-    from ginv.experiments import profile
-    from ginv.experiments.reproduce import reproduce
+    """``ginv reproduce table --workers 2``: R4's and T3's ν searches are in flight at once
+    (each waits at a barrier for the other: one after the other, the first would time out
+    there), both workers take tasks, and ``table.csv`` is ``--workers 1``'s byte for byte."""
     from ginv.experiments.study import Study
+
+    one = tmp_path / "one-process"
+    done = run_ginv([*SMOKE, "--workers", "1", "--out", str(one)], _env())
+    assert done.returncode == 0, done.stderr
+    assert not (one / "workers").exists()  # --workers 1 runs in the driver
 
     barrier = threading.Barrier(2, timeout=300)
     real = Study._search
@@ -270,18 +247,15 @@ def test_the_groups_nu_searches_run_side_by_side_to_the_same_table(
         return real(self, group, loss)
 
     monkeypatch.setattr(Study, "_search", search)
-    out = tmp_path / "side-by-side"
-    executor = make_executor(
-        "local", out, progress=False, workers=WorkerConfig(workers=2, threads=1)
-    )
-    try:
-        reproduce(["table"], profile("smoke"), out, real_data_dir, "cpu", False, executor)
-    finally:
-        executor.close()
+    two = tmp_path / "two-workers"
+    done = run_ginv([*SMOKE, "--workers", "2", "--out", str(two)], _env())
+    assert done.returncode == 0, done.stderr
     assert sorted(searched) == [("R4", True), ("T3", True)]  # each once, in its own thread
-    assert (out / "table" / "table.csv").read_bytes() == (
-        one_process / "table" / "table.csv"
-    ).read_bytes()
+    table = (two / "table" / "table.csv").read_bytes()
+    assert table == (one / "table" / "table.csv").read_bytes()
+    logs = list((two / "workers").glob("*.log"))
+    assert len(logs) == 2  # both workers took tasks
+    assert all("done" in p.read_text() for p in logs)
 
 
 @dataclass(frozen=True)

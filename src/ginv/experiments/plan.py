@@ -413,10 +413,14 @@ def format_plan(plan: Plan, workers: int = 1) -> str:
         f"total: {plan.flops / 1e12:.1f} TFLOP, {sum(r.member_epochs for r in plan.rows)} "
         f"member-epochs; floor {_seconds(plan.floor_seconds)} (FLOPs ÷ matmul rate), "
         f"estimate {_seconds(plan.estimate_seconds)}",
-        f"with --workers 1: {_seconds(plan.estimate_with(1))}; with --workers {workers}: "
-        f"{_seconds(plan.estimate_with(workers))} (tasks side by side; each ν search's rounds "
-        f"and family one after the other: the longest such chain takes "
-        f"{_seconds(max(map(sum, plan.chains()), default=0.0))})",
+        f"with --workers 1: {_seconds(plan.estimate_with(1))}"
+        + (
+            f"; with --workers {workers}: {_seconds(plan.estimate_with(workers))} (tasks side by "
+            "side; each ν search's rounds and family one after the other: the longest such chain "
+            f"takes {_seconds(max(map(sum, plan.chains()), default=0.0))})"
+            if workers > 1
+            else ""
+        ),
         f"with --executor slurm: {plan.jobs} jobs, one per batched family, ν search round and "
         f"family's test measures; {plan.upfront_jobs} of them (the WT and DA families and the ν "
         "pre-searches) are submitted at once, the rest as the ν searches decide",
