@@ -9,6 +9,13 @@ the matmul probe is interleaved with the jobs (probe, job, probe, job, …): eac
 is set against the mean of the probes either side of it, and rows report medians over
 rounds; ratios to the naive loop are taken within a round, whose jobs ran back to back.
 
+``mm share`` says where the rest goes: each job's epoch is run once under a dispatch mode
+that records every matrix product (forward and backward, after ``vmap``'s batching) with
+its operands' shapes and strides, the products are replayed alone on random operands laid
+out the same, and their time is set over the epoch's. ``% matmul`` over ``mm share`` is the
+rate of the job's own products against the 2048² probe, the job's ceiling were everything
+else free.
+
 With ``--compile``, each ginv job also runs with its batched loss (the forward pass and
 the regulariser; autograd's backward of it is compiled with it) under ``torch.compile``
 (inductor, the system C++ compiler; ``TORCHINDUCTOR_CACHE_DIR`` defaults to a folder in the
@@ -22,10 +29,12 @@ of the same members in the same round. Compilation happens in the warm-up epoch.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from common import add_threads_option, bench_data, median_time, use_threads
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader, Dataset
 
 from ginv.data import Split, TransformingDataset
@@ -147,6 +157,7 @@ class Job:
     speedup: list[float] = field(default_factory=list)  # naive s/member-epoch over ours
     eager: Job | None = None  # a compiled job's eager twin
     over_eager: list[float] = field(default_factory=list)  # the twin's seconds over ours
+    matmul_seconds: float = 0.0  # its epoch's products alone (matmul_replay)
 
 
 def probe(n: int = 2048, repeats: int = 3) -> float:
@@ -194,6 +205,7 @@ def run_rounds(jobs: list[Job], rounds: int, probes: list[float]) -> None:
     """A warm-up epoch each, then ``rounds`` × (probe, job, probe, job, …, probe)."""
     for job in jobs:
         job.epoch()
+        job.matmul_seconds = matmul_replay(job.epoch)
     for _ in range(rounds):
         before = probe()
         probes.append(before)
@@ -211,7 +223,52 @@ def run_rounds(jobs: list[Job], rounds: int, probes: list[float]) -> None:
                 job.over_eager.append(job.eager.seconds[-1] / job.seconds[-1])
 
 
-def rows(jobs: list[Job]) -> Iterator[tuple[str, int, float, float, float, float, str]]:
+_ATEN = torch.ops.aten
+MATMULS = {_ATEN.mm.default, _ATEN.bmm.default, _ATEN.addmm.default, _ATEN.baddbmm.default}
+
+
+class MatmulCalls(TorchDispatchMode):
+    """Counts every matrix product run under it (forward and backward, after ``vmap``'s
+    batching), by operator and its operands' shapes and strides."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[tuple[Any, tuple[Any, ...]]] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func in MATMULS:
+            layout = tuple((tuple(a.shape), a.stride()) if isinstance(a, Tensor) else a
+                           for a in args)  # fmt: skip
+            self.calls[(func, layout)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _operand(a: Any) -> Any:
+    """A random tensor laid out as a recorded operand ``(shape, stride)`` (a transposed or
+    broadcast view stays one: its layout sets the product's speed); anything else as is."""
+    if not (isinstance(a, tuple) and len(a) == 2 and isinstance(a[0], tuple)):
+        return a
+    shape, stride = a
+    size = 1 + sum((n - 1) * st for n, st in zip(shape, stride, strict=True))
+    return torch.randn(size).as_strided(shape, stride)
+
+
+def matmul_replay(epoch: Callable[[], object]) -> float:
+    """Seconds the matrix products of one ``epoch()`` take alone: every mm, bmm, addmm and
+    baddbmm it ran called again on random operands of the same shapes and strides, each
+    distinct call timed and counted as often as the epoch made it. The epoch's time beyond
+    this is what is not its own products at their own sizes (which run below the 2048²
+    probe's rate when small)."""
+    recorder = MatmulCalls()
+    with recorder:
+        epoch()
+    total = 0.0
+    for (op, layout), count in recorder.calls.items():
+        total += count * median_time(functools.partial(op, *map(_operand, layout)), 3)
+    return total
+
+
+def rows(jobs: list[Job]) -> Iterator[tuple[str, int, float, float, float, float, float, str]]:
     for job in jobs:
         seconds = statistics.median(job.seconds)
         yield (
@@ -220,6 +277,7 @@ def rows(jobs: list[Job]) -> Iterator[tuple[str, int, float, float, float, float
             seconds / job.members,
             job.flops / seconds / 1e9,
             100 * statistics.median(job.share),
+            100 * job.matmul_seconds / seconds,
             statistics.median(job.speedup),
             f"{statistics.median(job.over_eager):8.2f}×" if job.over_eager else "",
         )
@@ -247,7 +305,8 @@ def main() -> None:
         f"batch {BATCH}, {args.rounds} timed epochs per job (after one warm-up)"
     )
     header = f"{'family':7}{'group':6}{'impl':9}{'members':>8}{'s/member-ep':>12}"
-    header += f"{'GFLOP/s':>9}{'% matmul':>9}{'× naive':>9}" + (f"{'× eager':>9}" * args.compile)
+    header += f"{'GFLOP/s':>9}{'% matmul':>9}{'mm share':>9}{'× naive':>9}"
+    header += f"{'× eager':>9}" * args.compile
     print(header)
     probes: list[float] = []
     start = time.perf_counter()
@@ -256,10 +315,10 @@ def main() -> None:
             for group in args.groups.split(","):
                 jobs = family_jobs(family, group, data, n, tmp, args.compile)
                 run_rounds(jobs, args.rounds, probes)
-                for impl, members, sec, rate, share, speedup, over_eager in rows(jobs):
+                for impl, members, sec, rate, share, mm, speedup, over_eager in rows(jobs):
                     print(
                         f"{family:7}{group:6}{impl:9}{members:8d}{sec:12.3f}"
-                        f"{rate:9.1f}{share:8.0f}%{speedup:8.2f}×{over_eager}",
+                        f"{rate:9.1f}{share:8.0f}%{mm:8.0f}%{speedup:8.2f}×{over_eager}",
                         flush=True,
                     )
     print(
@@ -268,6 +327,7 @@ def main() -> None:
     )
     print(
         "% matmul: step FLOPs (ginv.flops) per second over the mean of the probes either side; "
+        "mm share: the epoch's matrix products replayed alone at their shapes and strides, over its time; "
         "× naive: naive s/member-epoch over the row's, same round"
         + ("; × eager: the eager ginv job's over the compiled one's, same round" * args.compile)
         + f". {time.perf_counter() - start:.0f} s"
