@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ginv.errors import GinvError
@@ -158,6 +159,33 @@ def test_ensemble_members_match_the_plain_models() -> None:
         restored = build_model("wt", group, (1, 12, 12), width=8, depth=2, num_classes=3)
         restored.load_state_dict(ensemble.member_state(i))
         assert torch.allclose(restored(x[i]), model(x[i]), atol=1e-6)
+
+
+def test_a_batched_mlp_has_the_plain_models_gradients_in_their_layout() -> None:
+    """The ensemble's batched linear layers compute (W xᵀ + b)ᵀ: the same logits and the same
+    gradients as each plain MLP, each weight's gradient laid out as the weight."""
+    group = get_group("R4")
+    models = []
+    for seed in range(2):
+        torch.manual_seed(seed)
+        models.append(build_model("mlp", group, (1, 6, 6), width=8, depth=3,
+                                  num_classes=3).double())  # fmt: skip
+    ensemble = Ensemble(models)
+    x, y = torch.randn(2, 5, 1, 6, 6, dtype=torch.double), torch.randint(3, (2, 5))
+    logits = ensemble(x)
+    F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").backward()
+    for i, model in enumerate(models):
+        F.cross_entropy(model(x[i]), y[i], reduction="sum").backward()
+        assert torch.allclose(logits[i], model(x[i]), atol=1e-12)
+        for name, stacked in ensemble.weights().items():
+            plain = dict(model.named_parameters())[name].grad
+            assert torch.allclose(stacked.grad[i], plain, atol=1e-12), name
+            assert stacked.grad.is_contiguous(), name
+    assert type(ensemble._template[0].first) is not nn.Linear  # the batched layer was tested
+    # a member alone, and a model that is not one of ginv's, keep PyTorch's own layer
+    assert type(ensemble._template[1].first) is nn.Linear
+    other = Ensemble([nn.Sequential(nn.Flatten(), nn.Linear(36, 3))])
+    assert type(other._template[0][1]) is nn.Linear
 
 
 def test_pairwise_invariance_errors_by_hand() -> None:

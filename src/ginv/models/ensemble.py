@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ginv.errors import GinvError
+from ginv.models.base import Network
 
 
 class _StackedLinear(nn.Linear):
@@ -48,13 +49,16 @@ class Ensemble(nn.Module):
             raise GinvError("an ensemble needs at least one member")
         params, buffers = stack_module_state(list(members))
         # Weightless templates (kept out of the module tree): the weights live in `stacked`.
-        # [0] runs every member under vmap, its linear layers as _StackedLinear; [1] is the
-        # member as built, for one member's calls (member()).
+        # [0] runs every member under vmap, [1] is the member as built, for one member's
+        # calls (member()). In ginv's own architectures [0]'s linear layers are
+        # _StackedLinear; another model's code may .view() a layer's output, which the
+        # transposed layout can refuse, so it keeps PyTorch's.
         plain = copy.deepcopy(members[0]).to("meta")
         batched = copy.deepcopy(plain)
-        for module in batched.modules():
-            if type(module) is nn.Linear:
-                module.__class__ = _StackedLinear
+        if isinstance(batched, Network):
+            for module in batched.modules():
+                if type(module) is nn.Linear:
+                    module.__class__ = _StackedLinear
         self._template = [batched, plain]
         self.names = list(params)
         self.stacked = nn.ParameterList(nn.Parameter(params[k].detach()) for k in self.names)
