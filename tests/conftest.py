@@ -35,7 +35,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under ``--dist loadgroup`` a test marked ``xdist_group`` must carry its group in its id
     (pytest-xdist's tag, which the scheduler reads); where a pytest release stops it from
     taking, the tests that share one SLURM cluster or one fixture would be spread over
-    workers silently, so stop with one line instead."""
+    workers silently, so stop with one line instead.
+
+    The end-to-end tests (``slow``) go first, the rest keep their order: xdist hands tests
+    out in this order, so the last ones a worker takes are short, and neither core idles
+    for long at the end waiting on the other's last long test (the SLURM group, the
+    largest unit, goes first anyway)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     if not getattr(config.option, "loadgroup", False):
         return
     lost = [i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
@@ -101,6 +107,34 @@ def real_data_dir() -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip("GINV_DATA_DIR is unset: tests on the real MNIST files are skipped")
     return Path(value)
+
+
+SMOKE_STUDY = "smoke-study"
+"""The ``xdist_group`` of the tests that read :func:`smoke_study`: on one worker, it is made once."""
+
+
+@pytest.fixture(scope="session")
+def smoke_study(
+    tmp_path_factory: pytest.TempPathFactory, real_data_dir: Path
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """``ginv reproduce all --profile smoke`` (one thread, in this process), its folder and
+    what it printed: the end-to-end run that several tests read, made once per session (one
+    local worker: everything in the driver, the reference of ``--workers 2``)."""
+    out = tmp_path_factory.mktemp("smoke-study") / "study"
+    argv = [
+        "reproduce",
+        "all",
+        "--profile",
+        "smoke",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    done = run_ginv(argv, {**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    return out, done
 
 
 @pytest.fixture(autouse=True)

@@ -123,6 +123,7 @@ def test_executor_errors_are_one_line(tmp_path: Path) -> None:
     assert done.stderr == "ginv: error: no SLURM cluster answers (sinfo: command not found)\n"
 
 
+@pytest.mark.slow
 def test_plan_says_how_many_jobs(tmp_path: Path) -> None:
     done = _run(["reproduce", "table", "--profile", "paper", "--plan", "--out", str(tmp_path)])
     assert done.returncode == 0, done.stderr
@@ -141,6 +142,7 @@ def test_another_machine_s_temporaries_are_left_alone(tmp_path: Path) -> None:
     assert theirs.is_file() and not list(tmp_path.glob(f".*{os.getpid()}*.tmp"))
 
 
+@pytest.mark.slow
 def test_two_local_drivers_on_one_out_both_finish_training_nothing_twice(
     tmp_path: Path, real_data_dir: Path
 ) -> None:

@@ -331,6 +331,7 @@ def test_real_transforming_mnist(real_data_dir: Path) -> None:
     assert abs(float(ds.train.images.std()) - 1) < 1e-4
 
 
+@pytest.mark.slow
 def test_cli_data_check_reports_a_corrupt_file(tmp_path: Path, real_data_dir: Path) -> None:
     copy = tmp_path / "data"
     for src in ("mnist", "fashion-mnist"):

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import run_ginv
+from conftest import SMOKE_STUDY, run_ginv
 
 from ginv.errors import GinvError
 from ginv.experiments import profile
@@ -129,10 +129,12 @@ def _check_outputs(out: Path) -> dict:
     return json.loads((out / "prop31" / "results.json").read_text())
 
 
-def test_reproduce_all_smoke_end_to_end(tmp_path: Path, real_data_dir: Path) -> None:
-    out = tmp_path / "study"
-    done = _run(["reproduce", "all", "--profile", "smoke", "--out", str(out), "--quiet"])
-    assert done.returncode == 0, done.stderr
+@pytest.mark.slow
+@pytest.mark.xdist_group(SMOKE_STUDY)  # on the worker that holds the smoke study
+def test_reproduce_all_smoke_end_to_end(
+    smoke_study: tuple[Path, subprocess.CompletedProcess],
+) -> None:
+    out, done = smoke_study
     assert "total" in done.stdout
     # the main table in the terminal: a header, then WT, DA, IR per group
     main = done.stdout.split("main table", 1)[1].splitlines()[1:8]
@@ -193,6 +195,7 @@ def test_reproduce_all_smoke_end_to_end(tmp_path: Path, real_data_dir: Path) -> 
     assert (out / "table" / "table.csv").read_text() == csv_before
 
 
+@pytest.mark.slow
 def test_killed_reproduce_resumes_to_the_same_results(tmp_path: Path, real_data_dir: Path) -> None:
     args = [
         "reproduce",
@@ -203,6 +206,8 @@ def test_killed_reproduce_resumes_to_the_same_results(tmp_path: Path, real_data_
         "groups=R4",
         "--set",
         "epochs=40",
+        "--set",
+        "nu_max_rounds=1",
         "--quiet",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -234,6 +239,7 @@ def test_bad_study_arguments_are_one_line_errors(tmp_path: Path) -> None:
     assert empty.returncode == 2 and "no experiment results" in empty.stderr
 
 
+@pytest.mark.slow
 def test_cli_calibrate_reports_the_chosen_nu(tmp_path: Path, real_data_dir: Path) -> None:
     args = [
         "calibrate",
@@ -322,6 +328,7 @@ def test_plan_counts_match_the_model_sizes() -> None:
     assert two["IR-logit ν search"].runs == 2 * rows["IR-logit ν search"].runs
 
 
+@pytest.mark.slow
 def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(
     tmp_path: Path, real_data_dir: Path
 ) -> None:

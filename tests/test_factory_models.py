@@ -193,6 +193,7 @@ def test_cli_trains_and_measures_a_factory_model(
         assert message in err and err.count("\n") == 1, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["npz", "folder"])
 def test_reproduce_table_on_colour_digits(
     colour: tuple[Path, Path], tmp_path: Path, layout: str

@@ -88,6 +88,7 @@ def test_each_wrapper_is_read_at_its_stages(group_name: str, arch: str) -> None:
     assert oa[-2]["invariance"] == pytest.approx(plain[-1]["invariance"], rel=0.5)
 
 
+@pytest.mark.slow
 def test_reproduce_layers_smoke(tmp_path: Path, real_data_dir: Path) -> None:
     out = tmp_path / "study"
     done = subprocess.run(

@@ -469,6 +469,7 @@ def test_measures_stay_within_their_memory_budget() -> None:
     assert growth_mib < 1024
 
 
+@pytest.mark.slow
 def test_cli_measure_on_a_trained_run(tmp_path: Path, real_data_dir: Path) -> None:
     base = [sys.executable, "-m", "ginv.cli"]
     train = [

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import run_ginv
+from conftest import SMOKE_STUDY, run_ginv
 
 from ginv.errors import GinvError
 
@@ -224,17 +224,19 @@ def test_the_plan_estimates_one_worker_and_n_workers_along_the_chains() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(SMOKE_STUDY)  # on the worker that holds the smoke study
 def test_two_workers_run_the_nu_searches_side_by_side_to_the_one_process_table_byte_for_byte(
-    tmp_path: Path, real_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    smoke_study: tuple[Path, subprocess.CompletedProcess],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``ginv reproduce table --workers 2``: R4's and T3's ν searches are in flight at once
     (each waits at a barrier for the other: one after the other, the first would time out
-    there), both workers take tasks, and ``table.csv`` is ``--workers 1``'s byte for byte."""
+    there), both workers take tasks, and ``table.csv`` is ``--workers 1``'s byte for byte
+    (the smoke study's, whose ``reproduce all`` ran with one worker, in the driver)."""
     from ginv.experiments.study import Study
 
-    one = tmp_path / "one-process"
-    done = run_ginv([*SMOKE, "--workers", "1", "--out", str(one)], _env())
-    assert done.returncode == 0, done.stderr
+    one = smoke_study[0]
     assert not (one / "workers").exists()  # --workers 1 runs in the driver
 
     barrier = threading.Barrier(2, timeout=300)

@@ -141,6 +141,7 @@ def _ginv(args: list[str], **kwargs) -> subprocess.CompletedProcess[bytes]:
     )
 
 
+@pytest.mark.slow
 def test_ginv_train_with_stderr_to_a_pipe_writes_a_short_log_without_redraws(
     tmp_path: Path, real_data_dir: Path
 ) -> None:

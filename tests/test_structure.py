@@ -134,6 +134,7 @@ TOY = ["--plugin", "tests.plugins.toy_experiment"]
 SMOKE = ["--profile", "smoke", "--set", "groups=R4"]
 
 
+@pytest.mark.slow
 def test_a_plugin_experiment_is_planned_reproduced_and_reported(
     tmp_path: Path, real_data_dir: Path
 ) -> None:

@@ -139,6 +139,7 @@ def _results(out: Path) -> tuple[list[dict], list[dict]]:
     return states, histories
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_gives_identical_results(tmp_path: Path) -> None:
     epochs = 60
     assert _run_toy(tmp_path / "whole", epochs).wait(timeout=300) == 0
