@@ -1,6 +1,8 @@
 # `make setup` then `make test` set up and check ginv on a fresh machine.
 VENV   := .venv
 BIN    := $(VENV)/bin
+# a prefix for the commands of the parts that `make test` runs beside the test suite
+SIDE   ?=
 PYTHON ?= python3
 
 # The canonical data files live beside the project; use them when present.
@@ -17,15 +19,17 @@ setup:
 	$(BIN)/pip install -q --no-deps -e .
 
 lint:
-	$(BIN)/ruff check src tests bench docs
-	$(BIN)/ruff format --check src tests bench docs
-	$(BIN)/mypy
+	$(SIDE) $(BIN)/ruff check src tests bench docs
+	$(SIDE) $(BIN)/ruff format --check src tests bench docs
+	$(SIDE) $(BIN)/mypy
 
 # Lint, the docs and the wheel in a fresh venv beside the whole test suite: each of them is
-# mostly one process, and the suite's 2 xdist workers leave room for them at their tails.
+# mostly one process, and the suite's 2 xdist workers leave room for them at their tails
+# and while the SLURM tests wait on the scheduler. The suite is the longest part, so the
+# others run at a lower priority (SIDE) and take the cores it leaves idle rather than its own.
 # Each part's output is printed whole when it ends; any part failing fails `make test`.
 test:
-	$(MAKE) --no-print-directory -j 4 --output-sync=target lint docs wheel-check pytest
+	$(MAKE) --no-print-directory -j 4 --output-sync=target SIDE="nice -n 10" lint docs wheel-check pytest
 
 # The test suite on 2 xdist workers, each on its own share of the cores (tests/conftest.py);
 # the SLURM tests, which share one local cluster, together on one of them; the 25 slowest
@@ -39,11 +43,11 @@ format:
 
 # The API documentation (docs/, mkdocs.yml) into build/site; any warning is an error.
 docs:
-	$(BIN)/mkdocs build --strict --site-dir build/site
+	$(SIDE) $(BIN)/mkdocs build --strict --site-dir build/site
 
 # Build the wheel and check it in a fresh venv: core install, then ginv[study].
 wheel-check:
-	scripts/check-wheel.sh $(PYTHON)
+	$(SIDE) scripts/check-wheel.sh $(PYTHON)
 
 bench:
 	$(BIN)/python bench/train_speed.py
