@@ -343,7 +343,8 @@ def test_reproduce_frontier_smoke_writes_every_method_and_exact_wrappers(
     plain = {m.name for m in methods(smoke) if not m.settings}
     assert set(expected) >= {"DA", "WT", "IR-logit", "IR-kl", "IR-nlogit", "IR-jsd",
                              "orbit-average", "canonicalise", "orbit", "orbit-wide",
-                             "IR-distill", "IR-warmup", "IR-features", "IR-late", "IR-teacher"}  # fmt: skip
+                             "IR-distill", "IR-warmup", "IR-features", "IR-late", "IR-teacher",
+                             "IR-vicinal"}  # fmt: skip
     with open(out / "frontier" / "frontier.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == TIDY_COLUMNS

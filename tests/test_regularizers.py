@@ -25,11 +25,13 @@ from ginv.regularizers import (
     OrbitStructure,
     OrbitTeacher,
     SaliencyInvariance,
+    VicinalInvariance,
     WarmedUpInvariance,
     get_regularizer,
     regularizer_class,
 )
 from ginv.regularizers.teacher import teacher_distillation
+from ginv.regularizers.vicinal import mix_orbits
 from ginv.testing import assert_invariant
 from ginv.training import TrainConfig, Trainer, load_run
 from ginv.training.trainer import model_for
@@ -506,6 +508,40 @@ def test_the_feature_ir_by_hand_is_scale_free_and_leaves_the_head_alone() -> Non
             ensemble.weights()[k].mul_(3.0)
     _, scaled = reg(ensemble, group.orbit(x).unsqueeze(0), None)
     assert torch.allclose(scaled, penalty, rtol=1e-12)
+
+
+def test_the_vicinal_ir_by_hand_on_mixed_images_and_their_orbits() -> None:
+    """A linear model on the flip batch ``x_1, x_2, x_3``: the mixed images are
+    ``z_b = λ_b x_b + (1 − λ_b) x_{b−1}``, ``λ = (1/6, 1/2, 5/6)``, ``x_0 = x_3``, and
+    ``R = ½·½ mean_b ‖W(x_b − s·x_b)‖² + ½·½ mean_b ‖W(z_b − s·z_b)‖²``; the logits are
+    the clean images'."""
+    linear, x = _flip_batch()
+    group = get_group("FlipH")
+    reg = get_regularizer("vicinal", group)
+    assert isinstance(reg, VicinalInvariance) and reg.uses == "inputs"
+    ensemble = Ensemble([linear])
+    logits, penalty = reg(ensemble, group.orbit(x).unsqueeze(0), None)
+    w, c = linear[1].weight.detach(), linear[1].bias.detach()
+    v = x.flatten(1)  # (3, 2)
+    lam = torch.tensor([1 / 6, 1 / 2, 5 / 6], dtype=torch.float64).unsqueeze(1)
+    z = lam * v + (1 - lam) * v[[2, 0, 1]]
+    assert torch.allclose(z[1], 0.5 * (v[1] + v[0]), rtol=1e-15)
+
+    def ir(u: Tensor) -> Tensor:
+        return 0.5 * ((u - u.flip(-1)) @ w.T).pow(2).sum(1).mean()
+
+    expected = 0.5 * ir(v) + 0.5 * ir(z)
+    assert ir(z) > 0.1 and not torch.allclose(ir(z), ir(v))
+    assert torch.allclose(penalty, expected.view(1), rtol=1e-13)
+    assert torch.allclose(logits[0], v @ w.T + c, rtol=1e-14)
+    # the orbit of a mixed image is the mix of the orbits: any pixel permutation is linear
+    r4 = get_group("R4")
+    images = torch.randn(5, 1, 6, 6, dtype=torch.float64)
+    orbit = r4.orbit(images).view(len(r4), 5, 1, 6, 6)
+    lam5 = ((torch.arange(5, dtype=torch.float64) + 0.5) / 5).view(5, 1, 1, 1)
+    mixed = lam5 * images + (1 - lam5) * images.roll(1, 0)
+    got = mix_orbits(orbit.unsqueeze(0))[0]
+    assert torch.allclose(got, r4.orbit(mixed).view(len(r4), 5, 1, 6, 6), rtol=0, atol=1e-14)
 
 
 def test_every_regularizer_says_what_it_knows_of_the_group() -> None:

@@ -14,11 +14,12 @@ Methods, one row per group × method × setting (:func:`methods`):
   (:mod:`ginv.regularizers.orbit_structure`) at the ``lr·ν`` of ``frontier_orbit_rates``;
   ``orbit-wide`` gives the first layer ``|G|·width`` units, the capacity of WT's first layer.
 * ``IR-saliency``: the input-gradient penalty (:mod:`ginv.regularizers.saliency`).
-* ``IR-distill``, ``IR-warmup``, ``IR-features``, ``IR-late``, ``IR-teacher``: distillation
-  towards the orbit-averaged prediction, the logit IR with a ν warm-up, scale-free IR on the
-  penultimate features, the logit IR switched on halfway, distillation from the
-  orbit-averaged DA run of the same seed (:mod:`ginv.regularizers.distill`, ``.warmup``,
-  ``.features``, ``.teacher``), at ``frontier_nus_<name>``.
+* ``IR-distill``, ``IR-warmup``, ``IR-features``, ``IR-late``, ``IR-teacher``,
+  ``IR-vicinal``: distillation towards the orbit-averaged prediction, the logit IR with a ν
+  warm-up, scale-free IR on the penultimate features, the logit IR switched on halfway,
+  distillation from the orbit-averaged DA run of the same seed, the logit IR also on mixed
+  images (:mod:`ginv.regularizers.distill`, ``.warmup``, ``.features``, ``.teacher``,
+  ``.vicinal``), at ``frontier_nus_<name>``.
 
 Each method says what it knows of the group (``uses``, :data:`ginv.regularizers.Uses`):
 ``inputs`` (DA and every IR: only ``g·x``), ``weights`` (the orbit structure), ``wrapper``

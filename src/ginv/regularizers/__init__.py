@@ -20,6 +20,7 @@ from ginv.regularizers.orbit_structure import OrbitStructure
 from ginv.regularizers.output import OutputInvariance
 from ginv.regularizers.saliency import SaliencyInvariance
 from ginv.regularizers.teacher import OrbitTeacher
+from ginv.regularizers.vicinal import VicinalInvariance
 from ginv.regularizers.warmup import LATE_RAMP, LATE_START, WarmedUpInvariance
 
 REGULARIZERS: dict[str, Callable[[PermutationGroup], Regularizer]] = {
@@ -32,6 +33,7 @@ REGULARIZERS: dict[str, Callable[[PermutationGroup], Regularizer]] = {
     "features": FeatureInvariance,
     "teacher": OrbitTeacher,
     "teacher-logit": partial(OrbitTeacher, loss="logit"),
+    "vicinal": VicinalInvariance,
 }
 """Name → constructor from the group: IR with each output loss, then the new methods."""
 
@@ -62,6 +64,7 @@ __all__ = [
     "Regularizer",
     "SaliencyInvariance",
     "Uses",
+    "VicinalInvariance",
     "WarmedUpInvariance",
     "get_regularizer",
     "regularizer_class",

@@ -40,8 +40,8 @@ HELP = {
     "first_width": "the first layer's units or channels (0: as width gives)",
     "track_si": "also measure validation SI after every epoch, on the first N validation images "
     "(50-step integrated gradients), into run.json's history as val_si (0: not measured)",
-    "reg": "regularizer: IR with an output loss, or orbit, saliency, distill, logit-warmup, "
-    "logit-late, features, teacher (docs: the frontier)",
+    "reg": "the regularizer, IR with an output loss or one of the frontier's methods (docs: "
+    "the frontier)",
     "teacher": "with --reg teacher: the finished run to distil from, a run folder (in the "
     "run's settings: that run's key)",
     "nu": f"weight ν of the regularizer, comma list trains each (with --reg: default {DEFAULT_NU})",
