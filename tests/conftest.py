@@ -137,6 +137,33 @@ def smoke_study(
     return out, done
 
 
+RESUME_SETTINGS = ["epochs=40", "n_train=2000"]
+"""The smoke profile's settings of the kill-and-resume tests: long enough to be killed midway."""
+
+
+@pytest.fixture(scope="session")
+def resume_reference(tmp_path_factory: pytest.TempPathFactory, real_data_dir: Path) -> list:
+    """R4's WT runs of seeds 0 and 1 under :data:`RESUME_SETTINGS`, trained without
+    interruption at one thread (as a worker or a SLURM job trains): what a killed local worker
+    and a cancelled SLURM job must resume to, to the byte. Made once per test run: the xdist
+    workers share one run cache, whose run locks let the first worker train it while the
+    other waits and then reads it (as two drivers on one ``--out`` do)."""
+    from ginv.experiments import profile
+    from ginv.experiments.study import Study
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # …/pytest-N/popen-gwK: pytest-N is this run's
+        root = root.parent
+    config = profile("smoke", RESUME_SETTINGS)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        study = Study(config, root / "resume-reference", device="cpu", progress=False)
+        return study.runs([config.run("R4", "WT", seed) for seed in (0, 1)])
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import RESUME_SETTINGS
 
 from ginv.cluster import SlurmConfig
 from ginv.errors import GinvError
@@ -192,24 +193,16 @@ def _jobs(out: Path) -> tuple[list[dict], list[str]]:
 @pytest.mark.slurm
 @pytest.mark.xdist_group("slurm")  # one local cluster: its tests on one xdist worker
 def test_a_job_cancelled_mid_training_is_resubmitted_and_resumes(
-    slurm: None, tmp_path: Path, real_data_dir: Path
+    slurm: None, tmp_path: Path, resume_reference: list
 ) -> None:
-    import torch
-
     from ginv.cluster.slurm import job_states
     from ginv.experiments import profile
     from ginv.experiments.study import Study
     from ginv.io import load_torch_file
 
-    config = profile("smoke", ["epochs=40", "n_train=2000"])
-    configs = [config.run("R4", "WT", seed) for seed in (0, 1)]
-    # uninterrupted, in this process (one thread, as the job)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        whole = Study(config, tmp_path / "whole", device="cpu", progress=False).runs(configs)
-    finally:
-        torch.set_num_threads(threads)
+    config = profile("smoke", RESUME_SETTINGS)
+    whole = resume_reference  # uninterrupted, at one thread as the job
+    configs = [run.config for run in whole]
     out = tmp_path / "slurm"
     driver = subprocess.Popen(
         [sys.executable, "-c", _DRIVER, str(out)], env=_env(), text=True,
@@ -252,12 +245,12 @@ from ginv.experiments import profile
 from ginv.experiments.study import Study
 
 out = Path(sys.argv[1])
-config = profile("smoke", ["epochs=40", "n_train=2000"])
+config = profile("smoke", {settings})
 executor = SlurmExecutor(SlurmConfig(poll_s=0.5), out, progress=False)
 study = Study(config, out, device="cpu", progress=False, executor=executor)
 study.runs([config.run("R4", "WT", seed) for seed in (0, 1)])
 print("submitted", executor.submitted)
-"""
+""".replace("{settings}", repr(RESUME_SETTINGS))
 
 
 @pytest.mark.slurm

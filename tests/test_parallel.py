@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import SMOKE_STUDY, run_ginv
+from conftest import RESUME_SETTINGS, SMOKE_STUDY, run_ginv
 
 from ginv.errors import GinvError
 
 GINV = [sys.executable, "-m", "ginv.cli"]
 SMOKE = ["reproduce", "table", "--profile", "smoke", "--quiet", "--threads-per-job", "1"]
 # one batched WT training long enough to be killed half-way (as tests/test_cluster.py's)
-LONG = ["epochs=40", "n_train=2000"]
+LONG = RESUME_SETTINGS
 
 
 def _env() -> dict[str, str]:
@@ -106,23 +106,13 @@ def _training_worker(out: Path, deadline: float) -> int:
 
 @pytest.mark.slow
 def test_a_killed_worker_s_task_resumes_from_its_checkpoint_to_the_same_run(
-    tmp_path: Path, real_data_dir: Path
+    tmp_path: Path, resume_reference: list
 ) -> None:
-    import torch
-
-    from ginv.experiments import profile
-    from ginv.experiments.study import Study
     from ginv.io import load_torch_file
     from ginv.runs import RunCache
 
-    config = profile("smoke", LONG)
-    configs = [config.run("R4", "WT", seed) for seed in (0, 1)]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each worker
-    try:
-        whole = Study(config, tmp_path / "whole", device="cpu", progress=False).runs(configs)
-    finally:
-        torch.set_num_threads(threads)
+    whole = resume_reference  # uninterrupted, at one thread as each worker
+    configs = [run.config for run in whole]
     out = tmp_path / "killed"
     driver = subprocess.Popen([sys.executable, "-c", _DRIVER, str(out)], env=_env(), text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
