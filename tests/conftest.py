@@ -69,10 +69,7 @@ def run_ginv(
         os.environ.update(env)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as e:  # argparse's usage errors
-                code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+            code = main(list(args))
     finally:
         os.environ.clear()
         os.environ.update(saved)

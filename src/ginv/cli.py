@@ -800,8 +800,15 @@ class _OutputStream:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command. Exit status: 0 done, 2 error (one line), 130 interrupted, and 141
-    (as a process killed by SIGPIPE) for work that completed but whose output was lost."""
+    """Run one command and return its exit status, never raising ``SystemExit``: 0 done
+    (``--help`` and ``--version`` included), 2 error (one line; argparse's usage errors too),
+    130 interrupted, and 141 (as a process killed by SIGPIPE) for work that completed but
+    whose output was lost. Called in-process it is what the ``ginv`` command would exit with:
+
+    >>> main(["--version"])  # doctest: +ELLIPSIS
+    ginv ...
+    0
+    """
     from ginv import progress
     from ginv.plugins import load_plugins, plugin_names
 
@@ -812,7 +819,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ginv: error: {e}", file=sys.stderr)
         return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse printed the help, the version or a usage error
+        return e.code if isinstance(e.code, int) else 0 if e.code is None else 1
     verbosity = progress.verbosity()  # restored at the end: main() is also called in-process
     _set_verbosity(args)
     saved = sys.stdout, sys.stderr
