@@ -431,6 +431,17 @@ def test_the_teacher_distillation_by_hand_against_the_orbit_averaged_teacher() -
     target = 0.5 * sum(v @ t.T + d for v in images)
     by_hand = 0.25 * sum((v @ w.T + c - target).pow(2).sum(1) for v in images).mean()
     assert torch.allclose(penalty, by_hand.view(1), rtol=1e-12) and by_hand > 1
+    # vicinal: the same on the mixed images z_b = λ_b x_b + (1 − λ_b) x_{b−1} too, halves each
+    vicinal = get_regularizer("teacher-vicinal", group)
+    vicinal.teacher = reg.teacher
+    logits_v, penalty_v = vicinal(Ensemble([student]), group.orbit(x).unsqueeze(0), None)
+    lam = torch.tensor([1 / 6, 1 / 2, 5 / 6], dtype=torch.float64).unsqueeze(1)
+    z = lam * images[0] + (1 - lam) * images[0][[2, 0, 1]]
+    mixed = [z, z.flip(-1)]
+    target_z = 0.5 * sum(v @ t.T + d for v in mixed)
+    on_z = 0.25 * sum((v @ w.T + c - target_z).pow(2).sum(1) for v in mixed).mean()
+    assert torch.allclose(penalty_v, (0.5 * by_hand + 0.5 * on_z).view(1), rtol=1e-12)
+    assert torch.allclose(logits_v, logits, rtol=1e-14) and on_z > 0.1
     # a student equal to an invariant teacher (the orbit average of any model) scores 0
     same = logits.detach()[:1].expand(2, 3, 2)  # one prediction on the whole orbit
     assert float(teacher_distillation(same, same)) == pytest.approx(0, abs=1e-15)

@@ -103,6 +103,9 @@ class StudyConfig:
     frontier_nus_teacher_logit: tuple[float, ...] = (1.0, 3.0, 10.0)
     # the logit IR on the orbits and on mixed images between them (the logit IR's grid)
     frontier_nus_vicinal: tuple[float, ...] = (3.0, 10.0, 30.0)
+    # teacher-logit on the orbits and on mixed images (teacher-logit's SI did not move with ν
+    # from 1 to 10: a wider grid)
+    frontier_nus_teacher_vicinal: tuple[float, ...] = (3.0, 30.0, 300.0)
     frontier_methods: tuple[str, ...] = ()  # a subset of the frontier's methods (): all
     # every input-only method also at WT's first-layer capacity (|G|·width units), its gap
     # read against DA-wide: equal parameters
@@ -398,6 +401,7 @@ PROFILES: dict[str, StudyConfig] = {
         frontier_nus_distill=(10.0,), frontier_nus_warmup=(1.0,), frontier_nus_features=(3.0,),
         frontier_nus_late=(1.0,), frontier_nus_teacher=(10.0,),
         frontier_nus_teacher_logit=(1.0,), frontier_nus_vicinal=(1.0,),
+        frontier_nus_teacher_vicinal=(1.0,),
     ),
     "quick": StudyConfig(),
     "paper": StudyConfig(

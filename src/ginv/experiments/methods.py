@@ -163,6 +163,8 @@ for _method in (
     Method("IR-teacher", _teacher("teacher"), "frontier_nus_teacher", True),
     Method("IR-teacher-logit", _teacher("teacher-logit"), "frontier_nus_teacher_logit", True),
     Method("IR-vicinal", _ir("vicinal"), "frontier_nus_vicinal", True),
+    Method("IR-teacher-vicinal", _teacher("teacher-vicinal"), "frontier_nus_teacher_vicinal",
+           True),
 ):  # fmt: skip
     register_method(_method)
 # every method that knows the group only through g·x, also at orbit-wide's (and WT's) capacity
@@ -197,6 +199,7 @@ LOOK = {
     "IR-warmup": ("#332288", "<", "-"), "IR-features": ("#44AA99", "h", "-"),
     "IR-late": ("#AA4499", ">", "-"), "IR-teacher": ("#661100", "d", "-"),
     "IR-teacher-logit": ("#999933", "d", "-"), "IR-vicinal": ("#117733", "p", "-"),
+    "IR-teacher-vicinal": ("#999933", "p", "-"),
 }  # fmt: skip
 """Colour, marker and line of each method: DA's family in DA's colour, the IR losses in the
 study's loss colours, the orbit structure in black, the newer input-only methods in colours

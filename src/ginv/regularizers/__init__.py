@@ -34,6 +34,7 @@ REGULARIZERS: dict[str, Callable[[PermutationGroup], Regularizer]] = {
     "teacher": OrbitTeacher,
     "teacher-logit": partial(OrbitTeacher, loss="logit"),
     "vicinal": VicinalInvariance,
+    "teacher-vicinal": partial(OrbitTeacher, loss="logit", vicinal=True),
 }
 """Name → constructor from the group: IR with each output loss, then the new methods."""
 

@@ -24,6 +24,14 @@ model): IR's logit error with a fixed, invariant target of DA's scale, which no 
 the student's logits can meet. Probabilities saturate where the teacher is confident, so the
 KL leaves the logits, whose input gradients SI compares, free there; the logit target does
 not.
+
+``teacher-vicinal`` is ``teacher-logit`` on the orbits of the batch and of its mixed images
+``z_b`` (:mod:`ginv.regularizers.vicinal`), ``R = ½ R_logit(x̃) + ½ R_logit(z)``. Matched at
+the training orbits only, the student agrees with the teacher's values there and not with
+its input gradients, which SI compares; the teacher is invariant everywhere, so a student
+that matches it along the segments between training images also matches its directional
+derivatives along them, a zeroth-order form of matching the teacher's gradients (Sobolev
+training, Czarnecki et al., NeurIPS 2017). Twice ``teacher-logit``'s forward passes.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from ginv.errors import GinvError
 from ginv.groups import PermutationGroup
 from ginv.models import Ensemble
 from ginv.regularizers.base import Regularizer
+from ginv.regularizers.vicinal import mix_orbits
 
 
 def teacher_logit_distillation(orbit_logits: Tensor, teacher_orbit_logits: Tensor) -> Tensor:
@@ -73,23 +82,30 @@ TEACHER_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 
 class OrbitTeacher(Regularizer):
     """``R`` above with ``loss`` (``kl``: on probabilities; ``logit``), on the whole orbit of
-    each augmented image; the teacher, one per member (a batched model of finished runs), is
-    given by the trainer (:attr:`teacher`)."""
+    each augmented image, and with ``vicinal`` also on the orbits of the mixed images; the
+    teacher, one per member (a batched model of finished runs), is given by the trainer
+    (:attr:`teacher`)."""
 
     needs_orbit = True
     needs_teacher = True
     uses = "inputs"
 
-    def __init__(self, group: PermutationGroup, loss: str = "kl") -> None:
+    def __init__(self, group: PermutationGroup, loss: str = "kl", vicinal: bool = False) -> None:
         super().__init__(group)
         if loss not in TEACHER_LOSSES:
             raise GinvError(f"unknown teacher loss {loss!r} (known: {', '.join(TEACHER_LOSSES)})")
         self.penalty = TEACHER_LOSSES[loss]
+        self.vicinal = vicinal
 
     def __call__(self, model: Ensemble, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         if self.teacher is None:
             raise GinvError("the teacher distillation needs a teacher (TrainConfig.teacher)")
-        orbit_logits = self.orbit_view(model(x))  # (M, |G|, B, K)
+        b = x.shape[1] // len(self.group)
+        if self.vicinal:  # the mixed images' orbits beside the batch's: (M, |G|·2B, ...)
+            orbit = self.orbit_view(x)
+            x = torch.cat([orbit, mix_orbits(orbit)], dim=2).flatten(1, 2)
+        orbit_logits = self.orbit_view(model(x))  # (M, |G|, B or 2B, K)
         with torch.no_grad():
             teacher_logits = self.orbit_view(self.teacher(x))
-        return orbit_logits[:, 0], self.penalty(orbit_logits, teacher_logits)
+        # the mean over 2B images is ½(batch) + ½(mixed)
+        return orbit_logits[:, 0, :b], self.penalty(orbit_logits, teacher_logits)
