@@ -199,7 +199,7 @@ LOOK = {
     "IR-warmup": ("#332288", "<", "-"), "IR-features": ("#44AA99", "h", "-"),
     "IR-late": ("#AA4499", ">", "-"), "IR-teacher": ("#661100", "d", "-"),
     "IR-teacher-logit": ("#999933", "d", "-"), "IR-vicinal": ("#117733", "p", "-"),
-    "IR-teacher-vicinal": ("#999933", "p", "-"),
+    "IR-teacher-vicinal": ("#6699CC", "p", "-"),
 }  # fmt: skip
 """Colour, marker and line of each method: DA's family in DA's colour, the IR losses in the
 study's loss colours, the orbit structure in black, the newer input-only methods in colours
