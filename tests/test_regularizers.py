@@ -296,16 +296,29 @@ def _flip_batch() -> tuple[nn.Module, Tensor]:
     return linear, x.view(3, *FLIP)
 
 
+def _on_flip_batch(name: str, cls: type) -> tuple[Tensor, Tensor, Tensor, Ensemble]:
+    """Regulariser ``name`` (a ``cls``, an ``inputs`` method) of the flip batch's linear model
+    as a one-member ensemble: its logits and penalty, the images and the ensemble."""
+    linear, x = _flip_batch()
+    group = get_group("FlipH")
+    reg = get_regularizer(name, group)
+    assert isinstance(reg, cls) and reg.uses == "inputs"
+    ensemble = Ensemble([linear])
+    logits, penalty = reg(ensemble, group.orbit(x).unsqueeze(0), None)
+    return logits, penalty, x, ensemble
+
+
+def _linear_weights(ensemble: Ensemble) -> tuple[Tensor, Tensor]:
+    """``W`` and ``c`` of the flip batch's linear model, detached."""
+    weights = ensemble.weights()
+    return weights["1.weight"][0].detach(), weights["1.bias"][0].detach()
+
+
 def test_the_orbit_distillation_by_hand_with_its_stop_gradient() -> None:
     """Orbit ``{x, s·x}``: ``R = mean_{b,g} KL(q_g ‖ p̄)``, ``p̄ = (q_e + q_s)/2`` held fixed, so
     ``∂R/∂z_{g,b} = q(log q − log p̄ − KL)/(2B)`` and ``∂R/∂W = Σ ∂R/∂z ⊗ (g·x_b)``."""
-    linear, x = _flip_batch()
-    group = get_group("FlipH")
-    reg = get_regularizer("distill", group)
-    assert isinstance(reg, OrbitDistillation) and reg.uses == "inputs"
-    ensemble = Ensemble([linear])
-    logits, penalty = reg(ensemble, group.orbit(x).unsqueeze(0), None)
-    w, c = linear[1].weight.detach(), linear[1].bias.detach()
+    logits, penalty, x, ensemble = _on_flip_batch("distill", OrbitDistillation)
+    w, c = _linear_weights(ensemble)
     images = [x.flatten(1), x.flip(-1).flatten(1)]  # e·x, s·x: (B, 2)
     q = [torch.exp(v @ w.T + c) / torch.exp(v @ w.T + c).sum(1, keepdim=True) for v in images]
     p = 0.5 * (q[0] + q[1])
@@ -526,13 +539,8 @@ def test_the_vicinal_ir_by_hand_on_mixed_images_and_their_orbits() -> None:
     ``z_b = λ_b x_b + (1 − λ_b) x_{b−1}``, ``λ = (1/6, 1/2, 5/6)``, ``x_0 = x_3``, and
     ``R = ½·½ mean_b ‖W(x_b − s·x_b)‖² + ½·½ mean_b ‖W(z_b − s·z_b)‖²``; the logits are
     the clean images'."""
-    linear, x = _flip_batch()
-    group = get_group("FlipH")
-    reg = get_regularizer("vicinal", group)
-    assert isinstance(reg, VicinalInvariance) and reg.uses == "inputs"
-    ensemble = Ensemble([linear])
-    logits, penalty = reg(ensemble, group.orbit(x).unsqueeze(0), None)
-    w, c = linear[1].weight.detach(), linear[1].bias.detach()
+    logits, penalty, x, ensemble = _on_flip_batch("vicinal", VicinalInvariance)
+    w, c = _linear_weights(ensemble)
     v = x.flatten(1)  # (3, 2)
     lam = torch.tensor([1 / 6, 1 / 2, 5 / 6], dtype=torch.float64).unsqueeze(1)
     z = lam * v + (1 - lam) * v[[2, 0, 1]]
