@@ -17,7 +17,8 @@ Methods, one row per group × method × setting (:func:`methods`):
 * ``IR-distill``, ``IR-warmup``, ``IR-features``, ``IR-late``, ``IR-teacher``,
   ``IR-vicinal``: distillation towards the orbit-averaged prediction, the logit IR with a ν
   warm-up, scale-free IR on the penultimate features, the logit IR switched on halfway,
-  distillation from the orbit-averaged DA run of the same seed, the logit IR also on mixed
+  distillation from the orbit-averaged DA run of the same seed (on logits, and on the mixed
+  images too: ``IR-teacher-logit``, ``IR-teacher-vicinal``), the logit IR also on mixed
   images (:mod:`ginv.regularizers.distill`, ``.warmup``, ``.features``, ``.teacher``,
   ``.vicinal``), at ``frontier_nus_<name>``.
 

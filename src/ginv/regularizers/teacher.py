@@ -46,7 +46,7 @@ from ginv.errors import GinvError
 from ginv.groups import PermutationGroup
 from ginv.models import Ensemble
 from ginv.regularizers.base import Regularizer
-from ginv.regularizers.vicinal import mix_orbits
+from ginv.regularizers.vicinal import with_mixed_orbits
 
 
 def teacher_logit_distillation(orbit_logits: Tensor, teacher_orbit_logits: Tensor) -> Tensor:
@@ -102,8 +102,7 @@ class OrbitTeacher(Regularizer):
             raise GinvError("the teacher distillation needs a teacher (TrainConfig.teacher)")
         b = x.shape[1] // len(self.group)
         if self.vicinal:  # the mixed images' orbits beside the batch's: (M, |G|·2B, ...)
-            orbit = self.orbit_view(x)
-            x = torch.cat([orbit, mix_orbits(orbit)], dim=2).flatten(1, 2)
+            x = with_mixed_orbits(x, len(self.group))
         orbit_logits = self.orbit_view(model(x))  # (M, |G|, B or 2B, K)
         with torch.no_grad():
             teacher_logits = self.orbit_view(self.teacher(x))

@@ -43,6 +43,14 @@ def mix_orbits(orbit: Tensor) -> Tensor:
     return lam * orbit + (1 - lam) * orbit.roll(1, dims=2)
 
 
+def with_mixed_orbits(x: Tensor, order: int) -> Tensor:
+    """The orbits ``(M, |G|·B, ...)`` (element-major) of the batch with those of its mixed
+    images after them in each element: ``(M, |G|·2B, ...)``, whose logits viewed as
+    ``(M, |G|, 2B, K)`` hold the batch's first ``B`` and the mixed images' last ``B``."""
+    orbit = x.view(x.shape[0], order, -1, *x.shape[2:])
+    return torch.cat([orbit, mix_orbits(orbit)], dim=2).flatten(1, 2)
+
+
 class VicinalInvariance(Regularizer):
     """``R`` above: the logit IR on the orbit of the batch and of its mixed images."""
 
@@ -50,10 +58,8 @@ class VicinalInvariance(Regularizer):
     uses = "inputs"
 
     def __call__(self, model: Ensemble, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        orbit = self.orbit_view(x)  # (M, |G|, B, C, H, W)
-        both = torch.cat([orbit, mix_orbits(orbit)], dim=2)  # one forward for both
-        logits = self.orbit_view(model(both.flatten(1, 2)))  # (M, |G|, 2B, K)
-        b = orbit.shape[2]
+        b = x.shape[1] // len(self.group)
+        logits = self.orbit_view(model(with_mixed_orbits(x, len(self.group))))  # (M, |G|, 2B, K)
         clean, mixed = logits[:, :, :b], logits[:, :, b:]
         penalty = 0.5 * (invariance_penalty("logit", clean) + invariance_penalty("logit", mixed))
         return clean[:, 0], penalty
